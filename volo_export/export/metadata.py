@@ -1,0 +1,108 @@
+"""The `volo_export.*` metadata every artifact carries, so it can be run,
+validated or benchmarked alone (preprocessing, classes, provenance)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from volo_export.errors import InputDataError
+from volo_export.models.variants import Preprocessing, VoloConfig
+
+PREFIX = "volo_export."
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """What an exported model is: the contract stored in ONNX metadata_props and engine sidecars."""
+
+    model: str
+    preprocessing: Preprocessing
+    num_classes: int
+    labels: str
+    precision: str = "fp32"
+    target: str = "any"
+    opset: int | None = None
+    checkpoint_sha256: str | None = None
+    random_weights: bool = False
+    versions: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def for_model(cls, config: VoloConfig, checkpoint_sha256: str | None, opset: int) -> "ArtifactInfo":
+        return cls(model=config.name, preprocessing=config.preprocessing, num_classes=config.num_classes,
+                   labels=config.labels, opset=opset, checkpoint_sha256=checkpoint_sha256,
+                   random_weights=checkpoint_sha256 is None, versions=library_versions())
+
+    def to_props(self) -> dict[str, str]:
+        """Flat string map for ONNX metadata_props (values JSON-encoded where not plain strings)."""
+        p = self.preprocessing
+        props = {
+            "model": self.model, "image_size": str(p.size), "crop_pct": repr(p.crop_pct),
+            "interpolation": p.interpolation, "mean": json.dumps(list(p.mean)), "std": json.dumps(list(p.std)),
+            "num_classes": str(self.num_classes), "labels": self.labels, "precision": self.precision,
+            "target": self.target, "opset": str(self.opset), "checkpoint_sha256": self.checkpoint_sha256 or "",
+            "random_weights": json.dumps(self.random_weights), "versions": json.dumps(self.versions, sort_keys=True),
+        }
+        props.update(self.extra)
+        return {PREFIX + k: v for k, v in props.items()}
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], source: str = "model") -> "ArtifactInfo":
+        own = {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX)}
+        if "model" not in own:
+            raise InputDataError(f"{source} carries no volo-export metadata (was it exported by volo-export?)")
+        prep = Preprocessing(size=int(own.pop("image_size")), crop_pct=float(own.pop("crop_pct")),
+                             interpolation=own.pop("interpolation"),
+                             mean=tuple(json.loads(own.pop("mean"))), std=tuple(json.loads(own.pop("std"))))
+        opset = own.pop("opset")
+        return cls(model=own.pop("model"), preprocessing=prep, num_classes=int(own.pop("num_classes")),
+                   labels=own.pop("labels"), precision=own.pop("precision"), target=own.pop("target"),
+                   opset=int(opset) if opset not in ("", "None") else None,
+                   checkpoint_sha256=own.pop("checkpoint_sha256") or None,
+                   random_weights=json.loads(own.pop("random_weights")),
+                   versions=json.loads(own.pop("versions")), extra=own)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shaped an artifact."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("volo-export", "torch", "onnx", "onnxruntime", "onnxscript"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def write_info(model_proto, info: ArtifactInfo) -> None:
+    """Replace the model's volo_export.* metadata_props with `info`."""
+    keep = [(p.key, p.value) for p in model_proto.metadata_props if not p.key.startswith(PREFIX)]
+    del model_proto.metadata_props[:]
+    for key, value in keep + sorted(info.to_props().items()):
+        entry = model_proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def read_info(model: "Path | object") -> ArtifactInfo:
+    """ArtifactInfo of an ONNX file or ModelProto (weights are not loaded for a path)."""
+    import onnx
+
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if not path.is_file():
+            raise InputDataError(f"model not found: {path}")
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception as e:  # onnx raises DecodeError / various protobuf errors
+            raise InputDataError(f"{path} is not an ONNX model: {type(e).__name__}") from None
+        source = str(path)
+    else:
+        source = "model"
+    return ArtifactInfo.from_props({p.key: p.value for p in model.metadata_props}, source)

@@ -1,0 +1,137 @@
+"""Load official (sail-sg `.pth.tar`), timm (`.pth`, `.bin`, `.safetensors`) and plain
+state dicts into a VOLO, strictly, without executing pickled code.
+
+One filter (`normalize_state_dict`) unwraps containers, strips `module.`,
+adapts `pos_embed` to the model's resolution and tells what it changed.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from volo_export.errors import CheckpointError
+from volo_export.io import sha256_file
+from volo_export.models.variants import VoloConfig, get_config
+from volo_export.models.volo import VOLO, create_model
+
+_CONTAINER_KEYS = ("state_dict_ema", "state_dict", "model", "module")
+_SENTINEL = "patch_embed.proj.weight"
+
+
+@dataclass
+class LoadedModel:
+    """An eval-mode model, the config it was built from, and what loading had to adapt."""
+
+    model: VOLO
+    config: VoloConfig
+    checkpoint_sha256: str | None
+    notices: list[str] = field(default_factory=list)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read tensors from a checkpoint file. Never unpickles arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"cannot read safetensors checkpoint {path}: {_first_line(e)}") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+        if "Unsupported global" in str(e):
+            raise CheckpointError(f"refusing to load {path}: it holds pickled objects other than tensors "
+                                  "(volo-export never executes pickled code)") from None
+        raise CheckpointError(f"cannot read checkpoint {path} (corrupt, truncated or not a PyTorch file): "
+                              f"{_first_line(e)}") from None
+    return _unwrap(obj, path)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, dict) and _SENTINEL not in _strip_prefix(obj):
+        for key in _CONTAINER_KEYS:
+            if isinstance(obj.get(key), dict) and obj[key]:
+                return _unwrap(obj[key], path)
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path} holds no state dict (looked for keys {', '.join(_CONTAINER_KEYS)})")
+    return dict(obj)
+
+
+def _strip_prefix(sd: dict) -> dict:
+    if sd and all(isinstance(k, str) and k.startswith("module.") for k in sd):
+        return {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def resize_pos_embed(pos_embed: torch.Tensor, grid: int) -> torch.Tensor:
+    """(1, g, g, C) -> (1, grid, grid, C) by bicubic interpolation, as the official utils do."""
+    x = pos_embed.permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(grid, grid), mode="bicubic", align_corners=False)
+    return x.permute(0, 2, 3, 1).to(pos_embed.dtype)
+
+
+def normalize_state_dict(sd: dict[str, torch.Tensor], config: VoloConfig) -> tuple[dict[str, torch.Tensor], VoloConfig, list[str]]:
+    """Fit a foreign state dict to `config`: strip prefixes, resize pos_embed, follow the head's class count."""
+    sd = _strip_prefix(sd)
+    notices: list[str] = []
+    if _SENTINEL not in sd:
+        raise CheckpointError(f"not a VOLO checkpoint: no {_SENTINEL!r} among {len(sd)} keys")
+    pos = sd.get("pos_embed")
+    if pos is not None and pos.ndim == 4 and pos.shape[1] != config.stage2_grid:
+        notices.append(f"pos_embed resized from {pos.shape[1]}x{pos.shape[2]} to "
+                       f"{config.stage2_grid}x{config.stage2_grid} (bicubic): checkpoint is for another resolution")
+        sd["pos_embed"] = resize_pos_embed(pos, config.stage2_grid)
+    if not any(k.startswith("aux_head.") for k in sd) and config.use_aux_head:
+        notices.append("checkpoint has no aux_head (timm use_aux_head=False): logits are head(cls) only")
+        config = replace(config, use_aux_head=False)
+    head = sd.get("head.weight")
+    if head is not None and head.ndim == 2 and head.shape[0] != config.num_classes:
+        notices.append(f"classifier has {head.shape[0]} classes (fine-tuned head), not {config.num_classes}")
+        config = config.with_num_classes(int(head.shape[0]), labels=f"indices-{head.shape[0]}")
+    return sd, config, notices
+
+
+def load_state_dict_strict(model: VOLO, sd: dict[str, torch.Tensor]) -> None:
+    """load_state_dict(strict=True) with an error that names every offending key."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(sd))
+    unexpected = sorted(set(sd) - set(expected))
+    misshaped = sorted(f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}"
+                       for k in set(sd) & set(expected) if sd[k].shape != expected[k].shape)
+    if missing or unexpected or misshaped:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+            if keys:
+                shown = ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
+                parts.append(f"{label}: {shown}")
+        raise CheckpointError(f"checkpoint does not fit {model.config.name}: " + "; ".join(parts))
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in sd.items()}, strict=True)
+
+
+def load_model(name: str | VoloConfig, checkpoint: Path | None = None) -> LoadedModel:
+    """Build the named variant in eval mode and load `checkpoint` into it (random weights when None)."""
+    config = get_config(name) if isinstance(name, str) else name
+    if checkpoint is None:
+        return LoadedModel(create_model(config), config, None,
+                           ["no checkpoint: random weights, outputs are meaningless"])
+    checkpoint = Path(checkpoint)
+    sd, config, notices = normalize_state_dict(read_state_dict(checkpoint), config)
+    model = create_model(config)
+    load_state_dict_strict(model, sd)
+    return LoadedModel(model.eval(), config, sha256_file(checkpoint), notices)

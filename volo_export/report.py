@@ -1,0 +1,68 @@
+"""The one report type for every comparison (eager vs ONNX, FP16, INT8, engine),
+rendered as a rich table or JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Comparison:
+    """Reference vs artifact on one batch of inputs. Errors are on logits."""
+
+    inputs: str
+    batch_size: int
+    max_abs: float
+    mean_abs: float
+    min_cosine: float
+    top1_agreement: float
+    top5_agreement: float
+    reference_scale: float
+    accuracy: float | None = None
+    reference_accuracy: float | None = None
+
+
+@dataclass
+class Report:
+    """Outcome of gating one artifact against eager PyTorch."""
+
+    artifact: str
+    model: str
+    precision: str
+    tolerance: str
+    comparisons: list[Comparison] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+    def write_json(self, path: Path) -> None:
+        from volo_export.io import atomic_output
+
+        with atomic_output(Path(path)) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def table(self):
+        """A rich Table: one row per compared batch."""
+        from rich.table import Table
+
+        status = "[green]PASS[/]" if self.passed else "[red]FAIL[/]"
+        table = Table(title=f"{self.artifact} vs eager PyTorch ({self.precision}, {self.tolerance} gate): {status}")
+        with_acc = any(c.accuracy is not None for c in self.comparisons)
+        columns = ["inputs", "batch", "max abs", "mean abs", "min cos", "top-1", "top-5"] + ["acc (ref)"] * with_acc
+        for col in columns:
+            table.add_column(col, justify="left" if col == "inputs" else "right", no_wrap=True)
+        for c in self.comparisons:
+            row = [c.inputs, str(c.batch_size), f"{c.max_abs:.1e}", f"{c.mean_abs:.1e}",
+                   f"{c.min_cosine:.6f}", f"{c.top1_agreement:.0%}", f"{c.top5_agreement:.0%}"]
+            if with_acc:
+                row.append("" if c.accuracy is None else f"{c.accuracy:.1%} ({c.reference_accuracy:.1%})")
+            table.add_row(*row)
+        return table
