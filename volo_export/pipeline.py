@@ -84,7 +84,7 @@ def gate_onnx(path: Path, loaded, request: OnnxRequest, on_stage: StageCallback)
     inputs, notes = validation_inputs(loaded.config.preprocessing, request.plan, request.validate_images)
     if request.export.batch:
         inputs = _rebatch(inputs, request.export.batch)
-    runner = OnnxRuntimeRunner(path, info=None)
+    runner = OnnxRuntimeRunner(path)
     return run_gate(eager_predictor(loaded.model), runner, inputs, FP32, artifact=request.output.name,
                     model=loaded.config.name, precision="fp32", notes=notes)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from volo_export.errors import InputDataError
-from volo_export.export.metadata import ArtifactInfo, read_info
+from volo_export.export.metadata import ArtifactInfo
 
 _PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -41,7 +41,7 @@ def available_providers(requested: tuple[str, ...] | None = None) -> list[str]:
 class OnnxRuntimeRunner:
     """Runs an ONNX model: `runner(x: float32 (N, 3, S, S)) -> logits (N, classes)`."""
 
-    def __init__(self, model: Path | bytes, settings: SessionSettings = SessionSettings(), info: ArtifactInfo | None = None):
+    def __init__(self, model: Path | bytes, settings: SessionSettings = SessionSettings()):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -59,10 +59,14 @@ class OnnxRuntimeRunner:
             self.session = ort.InferenceSession(source, opts, providers=available_providers(settings.providers))
         except Exception as e:  # ORT raises its own Fail/InvalidGraph types, not importable portably
             raise InputDataError(f"ONNX Runtime cannot load {self.name}: {str(e).splitlines()[0]}") from None
-        self.info = info or (read_info(model) if isinstance(model, Path) else None)
         self.input_name = self.session.get_inputs()[0].name
         self.input_type = self.session.get_inputs()[0].type
         self.providers = self.session.get_providers()
+
+    @property
+    def info(self) -> ArtifactInfo:
+        """The artifact's volo_export metadata (raises InputDataError when it has none)."""
+        return ArtifactInfo.from_props(self.session.get_modelmeta().custom_metadata_map, self.name)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         dtype = np.float16 if self.input_type == "tensor(float16)" else np.float32
