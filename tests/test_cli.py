@@ -50,6 +50,19 @@ def test_onnx_writes_validated_model(tiny_export):
     assert sorted(p.name for p in out.iterdir()) == ["r.json", "tiny.onnx"]  # no temp leftovers
 
 
+def test_checkpoint_is_loaded_and_recorded(tmp_path, tiny_state_dict):
+    from volo_export.export.metadata import read_info
+    from volo_export.io import sha256_file
+
+    ckpt = tmp_path / "tiny.pth.tar"
+    torch.save({"state_dict_ema": tiny_state_dict, "epoch": 1}, ckpt)
+    result = _run("onnx", "-m", "volo_tiny_digits", "-c", ckpt, "-o", tmp_path / "x.onnx")
+    assert result.exit_code == 0, result.output
+    info = read_info(tmp_path / "x.onnx")
+    assert info.checkpoint_sha256 == sha256_file(ckpt) and not info.random_weights
+    assert "RANDOM weights" not in result.output
+
+
 def test_unknown_model_lists_choices(tmp_path):
     result = _run("onnx", "--model", "volo_d9_224", "--output", tmp_path / "x.onnx")
     _assert_one_line_error(result, 2, "unknown model 'volo_d9_224'", "volo_d1_224", "volo_d5_512")

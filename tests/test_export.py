@@ -32,8 +32,13 @@ def _export(config, **options):
 
 @pytest.mark.parametrize("name", model_names())
 def test_every_variant_exports_without_col2im(name):
-    """Each variant at its real resolution and widths, one block per stage (op types do not depend on depth)."""
-    _, proto = _export(small_config(name))
+    """Each variant at its real resolution and widths, one block per stage (op types do not depend on
+    depth), exported and run in ONNX Runtime against eager."""
+    model, proto = _export(small_config(name))
+    x = torch.randn(1, 3, model.config.img_size, model.config.img_size)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert np.abs(OnnxRuntimeRunner(proto.SerializeToString())(x.numpy()) - ref).max() < 1e-4
     ops = op_histogram(proto)
     assert "Col2Im" not in ops
     assert set(ops) <= TENSORRT_SAFE_OPS, set(ops) - TENSORRT_SAFE_OPS
@@ -112,3 +117,14 @@ def test_opset_18_exports(tiny_model):
     with torch.no_grad():
         ref = tiny_model(x).numpy()
     assert np.abs(OnnxRuntimeRunner(proto.SerializeToString())(x.numpy()) - ref).max() < 1e-4
+
+
+def test_read_info_rejects_non_onnx_and_foreign_onnx(tmp_path, tiny_model):
+    from volo_export.errors import InputDataError
+
+    (tmp_path / "junk.onnx").write_bytes(b"\xff\xfe not protobuf" * 8)
+    with pytest.raises(InputDataError, match="is not an ONNX model"):
+        read_info(tmp_path / "junk.onnx")
+    save_onnx(torch_to_onnx(tiny_model, ExportOptions()), tmp_path / "plain.onnx")  # no volo_export metadata
+    with pytest.raises(InputDataError, match="carries no volo-export metadata"):
+        read_info(tmp_path / "plain.onnx")

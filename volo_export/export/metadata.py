@@ -93,6 +93,7 @@ def write_info(model_proto, info: ArtifactInfo) -> None:
 def read_info(model: "Path | object") -> ArtifactInfo:
     """ArtifactInfo of an ONNX file or ModelProto (weights are not loaded for a path)."""
     import onnx
+    from google.protobuf.message import DecodeError
 
     if isinstance(model, (str, Path)):
         path = Path(model)
@@ -100,7 +101,7 @@ def read_info(model: "Path | object") -> ArtifactInfo:
             raise InputDataError(f"model not found: {path}")
         try:
             model = onnx.load(str(path), load_external_data=False)
-        except Exception as e:  # onnx raises DecodeError / various protobuf errors
+        except (DecodeError, OSError) as e:
             raise InputDataError(f"{path} is not an ONNX model: {type(e).__name__}") from None
         source = str(path)
     else:
