@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,3 +114,18 @@ def test_cli_still_warns_for_random_weights(tmp_path, monkeypatch, tiny_config):
                                       "--no-validate"])
     assert result.exit_code == 0, result.output
     assert "no --checkpoint: exported RANDOM weights" in result.output
+
+
+@pytest.mark.slow
+def test_training_script_is_deterministic(tmp_path):
+    """Two runs of the training script (one epoch each, to stay fast) write bit-identical files.
+    The full 40-epoch run's sha256 on the reference machine is in the script (EXPECTED_SHA256)."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_tiny_digits.py"
+    digests = []
+    for run in ("a", "b"):
+        out = tmp_path / f"{run}.safetensors"
+        subprocess.run([sys.executable, str(script), "--epochs", "1", "--output", str(out)], check=True,
+                       capture_output=True, env={**os.environ, "PYTHONPATH": str(script.parents[1])})
+        digests.append(sha256_file(out))
+    assert digests[0] == digests[1]
+    assert digests[0] != sha256_file(bundled_checkpoint(variants.get_config("volo_tiny_digits")))
