@@ -157,8 +157,7 @@ def load_model(name: str | VoloConfig, checkpoint: Path | None = None) -> Loaded
     if checkpoint is None:
         checkpoint = bundled_checkpoint(config)
         if checkpoint is None:
-            return LoadedModel(create_model(config), config, None,
-                               ["no checkpoint: random weights, outputs are meaningless"])
+            return LoadedModel(create_model(config), config, None)
         notices.append(f"using bundled weights {checkpoint.name}")
     checkpoint = Path(checkpoint)
     sd, config, adapted = normalize_state_dict(read_state_dict(checkpoint), config)
