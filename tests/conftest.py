@@ -56,3 +56,18 @@ def tiny_state_dict(tiny_model) -> dict[str, torch.Tensor]:
 
 def tiny_preprocessing() -> Preprocessing:
     return get_config("volo_tiny_digits").preprocessing
+
+
+def engine_sidecar(info, **overrides) -> dict:
+    """An `X.engine.json` as the C++ app reads it (keys listed in examples/cpp/README.md),
+    for an engine of `info` (an ArtifactInfo) built with TensorRT 10.13 on an L4."""
+    size = info.preprocessing.size
+    sidecar = {
+        "tensorrt_version": "10.13.0.35", "compute_capability": "8.9", "gpu_name": "NVIDIA L4",
+        "input_name": "input", "output_name": "logits", "num_classes": info.num_classes,
+        "profile": {"min": [1, 3, size, size], "opt": [4, 3, size, size], "max": [8, 3, size, size]},
+        "version_compatible": False, "hardware_compatibility_level": "none",
+        "artifact": info.to_dict(),
+    }
+    sidecar.update(overrides)
+    return sidecar
