@@ -58,16 +58,26 @@ def tiny_preprocessing() -> Preprocessing:
     return get_config("volo_tiny_digits").preprocessing
 
 
-def engine_sidecar(info, **overrides) -> dict:
-    """An `X.engine.json` as the C++ app reads it (keys listed in examples/cpp/README.md),
-    for an engine of `info` (an ArtifactInfo) built with TensorRT 10.13 on an L4."""
+def engine_sidecar(info, environment: dict | None = None, build: dict | None = None, **overrides) -> dict:
+    """An `X.engine.json` shaped like volo_export.trt.provenance.EngineProvenance.to_dict(), for an
+    engine of `info` (an ArtifactInfo) built with TensorRT 10.13 on an L4 (keys: examples/cpp/README.md)."""
     size = info.preprocessing.size
     sidecar = {
-        "tensorrt_version": "10.13.0.35", "compute_capability": "8.9", "gpu_name": "NVIDIA L4",
-        "input_name": "input", "output_name": "logits", "num_classes": info.num_classes,
-        "profile": {"min": [1, 3, size, size], "opt": [4, 3, size, size], "max": [8, 3, size, size]},
-        "version_compatible": False, "hardware_compatibility_level": "none",
-        "artifact": info.to_dict(),
+        "format": "volo-export.engine/1",
+        "engine": {"file": "m.engine", "sha256": "0" * 64, "bytes": 4096},
+        "onnx": {"file": "m.onnx", "sha256": "1" * 64},
+        "environment": {"tensorrt": "10.13.0.35", "cuda_runtime": "12.8", "driver": "570.86",
+                        "gpu_name": "NVIDIA L4", "compute_capability": "8.9", **(environment or {})},
+        "build": {"min_batch": 1, "opt_batch": 4, "max_batch": 8, "hardware_compat": "none",
+                  "version_compatible": False, "plugins": [], **(build or {})},
+        "profile": {"input": "input", "min": [1, 3, size, size], "opt": [4, 3, size, size],
+                    "max": [8, 3, size, size]},
+        "io": {"input": "input", "output": "logits"},
+        "trtexec": "trtexec --onnx=m.onnx --saveEngine=m.engine",
+        "calibration": {},
+        "metadata": dict(sorted(info.to_props().items())),
+        "volo_export_version": "0.1.0",
+        "created_utc": "2025-01-01T00:00:00+00:00",
     }
     sidecar.update(overrides)
     return sidecar

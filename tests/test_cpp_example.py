@@ -103,39 +103,58 @@ def test_cpp_top5_matches_numpy(build, tmp_path):
 
 def write_sidecar(path: Path, **overrides) -> tuple[Path, dict]:
     info = ArtifactInfo.for_model(get_config("volo_tiny_digits"), checkpoint_sha256=None, opset=20)
-    sidecar = engine_sidecar(info, **overrides)
-    path.write_text(json.dumps(sidecar, indent=2))
+    path.write_text(json.dumps(engine_sidecar(info, **overrides), indent=2))
     return path, json.loads(path.read_text())
 
 
 def test_cpp_reads_the_python_sidecar(build, tmp_path):
-    path, sidecar = write_sidecar(tmp_path / "m.engine.json")
+    path, sidecar = write_sidecar(tmp_path / "m.engine.json", build={"plugins": ["libvolo_plugins.so"]})
     seen = inspect_json(build, "sidecar", path)
-    for key in ("tensorrt_version", "compute_capability", "gpu_name", "input_name", "output_name", "num_classes",
-                "version_compatible", "hardware_compatibility_level"):
-        assert seen[key] == sidecar[key], key
-    assert seen["profile"] == sidecar["profile"]
-    art = sidecar["artifact"]
-    assert (seen["model"], seen["precision"], seen["labels"]) == (art["model"], art["precision"], art["labels"])
-    assert seen["preprocessing"] == art["preprocessing"]
+    env, meta = sidecar["environment"], sidecar["metadata"]
+    assert (seen["engine_file"], seen["engine_bytes"]) == (sidecar["engine"]["file"], sidecar["engine"]["bytes"])
+    assert (seen["tensorrt"], seen["cuda_runtime"], seen["gpu_name"], seen["compute_capability"]) == (
+        env["tensorrt"], env["cuda_runtime"], env["gpu_name"], env["compute_capability"])
+    assert (seen["input"], seen["output"]) == (sidecar["io"]["input"], sidecar["io"]["output"])
+    assert seen["profile"] == {k: sidecar["profile"][k] for k in ("min", "opt", "max")}
+    assert (seen["version_compatible"], seen["hardware_compat"], seen["plugins"]) == (
+        False, "none", ["libvolo_plugins.so"])
+    prep = get_config("volo_tiny_digits").preprocessing
+    assert seen["has_metadata"] and seen["num_classes"] == int(meta["volo_export.num_classes"]) == 10
+    assert (seen["model"], seen["precision"], seen["labels"]) == ("volo_tiny_digits", "fp32", "digits")
+    assert seen["preprocessing"] == {"size": prep.size, "crop_pct": prep.crop_pct, "interpolation": prep.interpolation,
+                                     "mean": list(prep.mean), "std": list(prep.std)}
     assert seen["errors"] == [] and seen["warnings"] == []
 
 
 def test_cpp_explains_a_sidecar_from_another_tensorrt_or_gpu(build, tmp_path):
     path, _ = write_sidecar(tmp_path / "m.engine.json")
     ok = inspect_json(build, "sidecar", path, "--tensorrt", "10.13.0", "--compute-capability", "8.9")
-    assert ok["errors"] == []
+    assert ok["errors"] == [] and ok["warnings"] == []
     other_trt = inspect(build, "sidecar", path, "--tensorrt", "11.1.0", "--compute-capability", "8.9", expect_rc=1)
     assert other_trt.stderr.strip().splitlines() == [
-        "error: engine was built with TensorRT 10.13.0.35 but this program runs TensorRT 11.1.0; an engine only "
-        "loads in the TensorRT release that built it: rebuild it here (volo-export engine MODEL.onnx ...) or build "
-        "with --version-compatible"]
+        "error: m.engine was built with TensorRT 10.13.0.35 but this program runs TensorRT 11.1.0: a plan loads only "
+        "on the TensorRT version that built it; rebuild here (volo-export engine) or build with --version-compatible"]
     other_gpu = inspect(build, "sidecar", path, "--tensorrt", "10.13.0", "--compute-capability", "9.0",
                         "--gpu-name", "NVIDIA H100", expect_rc=1)
-    assert "built on NVIDIA L4 (compute capability 8.9) but NVIDIA H100 has compute capability 9.0" in other_gpu.stderr
-    portable, _ = write_sidecar(tmp_path / "p.engine.json", version_compatible=True,
-                                hardware_compatibility_level="AMPERE_PLUS")
+    assert ("m.engine was built on NVIDIA L4 (compute capability 8.9) but this is NVIDIA H100 (compute capability "
+            "9.0)") in other_gpu.stderr
+    portable, _ = write_sidecar(tmp_path / "p.engine.json",
+                                build={"version_compatible": True, "hardware_compat": "ampere-plus"})
     assert inspect_json(build, "sidecar", portable, "--tensorrt", "10.16.0", "--compute-capability", "9.0")["errors"] == []
+    assert "within TensorRT 10.x" in inspect(build, "sidecar", portable, "--tensorrt", "11.1.0",
+                                             "--compute-capability", "9.0", expect_rc=1).stderr
+
+
+def test_cpp_rejects_a_plan_that_is_not_the_sidecars(build, tmp_path):
+    path, _ = write_sidecar(tmp_path / "m.engine.json")
+    (tmp_path / "m.engine").write_bytes(b"\0" * 4096)
+    assert inspect_json(build, "sidecar", path, "--engine", tmp_path / "m.engine")["errors"] == []
+    (tmp_path / "m.engine").write_bytes(b"\0" * 5000)
+    assert "does not match its sidecar (5000 bytes, sidecar says 4096)" in inspect(
+        build, "sidecar", path, "--engine", tmp_path / "m.engine", expect_rc=1).stderr
+    (tmp_path / "tiny.engine").write_bytes(b"not a plan")
+    assert "10 bytes: too small to be a TensorRT plan" in inspect(
+        build, "sidecar", path, "--engine", tmp_path / "tiny.engine", expect_rc=1).stderr
 
 
 def test_cpp_rejects_a_batch_outside_the_profile(build, tmp_path):
@@ -163,11 +182,16 @@ def test_cpp_rejects_bad_tensor_files_in_one_line(build, tmp_path, content, need
 
 
 def test_cpp_rejects_a_malformed_sidecar_in_one_line(build, tmp_path):
-    path, _ = write_sidecar(tmp_path / "m.engine.json", profile={"min": [1, 3, 64, 64], "opt": [9, 3, 64, 64],
-                                                                  "max": [8, 3, 64, 64]})
+    size = get_config("volo_tiny_digits").preprocessing.size
+    path, _ = write_sidecar(tmp_path / "m.engine.json", profile={
+        "input": "input", "min": [1, 3, size, size], "opt": [9, 3, size, size], "max": [8, 3, size, size]})
     assert "min <= opt <= max" in inspect(build, "sidecar", path, expect_rc=1).stderr
-    path, _ = write_sidecar(tmp_path / "n.engine.json", compute_capability=8.9)
-    assert "'compute_capability' must be a string, got a number" in inspect(build, "sidecar", path, expect_rc=1).stderr
-    (tmp_path / "broken.json").write_text('{"tensorrt_version": "10.13.0",\n "compute_capability": "8.9",}')
+    path, _ = write_sidecar(tmp_path / "n.engine.json", environment={"compute_capability": 8.9})
+    assert "environment.compute_capability must be a string, got a number" in inspect(
+        build, "sidecar", path, expect_rc=1).stderr
+    path, _ = write_sidecar(tmp_path / "f.engine.json", format="volo-export.engine/2")
+    assert "format 'volo-export.engine/2', expected 'volo-export.engine/1'" in inspect(
+        build, "sidecar", path, expect_rc=1).stderr
+    (tmp_path / "broken.json").write_text('{"format": "volo-export.engine/1",\n "compute_capability": "8.9",}')
     result = inspect(build, "sidecar", tmp_path / "broken.json", expect_rc=1)
     assert result.stderr == f"error: {tmp_path / 'broken.json'} is not valid JSON: expected a string key at line 2 column 30\n"

@@ -91,17 +91,21 @@ def test_engine_sidecar_decides_the_preprocessing(tmp_path, as_sidecar):
     np.testing.assert_array_equal(read_tensor(out), expected(images, ODD_PREP))
 
 
-def test_artifact_info_dict_round_trip(tmp_path):
-    info = odd_info()
-    assert ArtifactInfo.from_dict(json.loads(json.dumps(info.to_dict()))) == info
-    with pytest.raises(InputDataError, match="malformed volo-export metadata"):
-        ArtifactInfo.from_dict({"model": "x"}, "s.json")
-    (tmp_path / "a.engine.json").write_text(json.dumps({"tensorrt_version": "10.13.0"}))
-    with pytest.raises(InputDataError, match="no 'artifact' object"):
-        read_artifact_info(tmp_path / "a.engine.json")
-    (tmp_path / "b.engine.json").write_text("{not json")
-    with pytest.raises(InputDataError, match="is not JSON"):
-        read_artifact_info(tmp_path / "b.engine.json")
+def test_sidecar_metadata_round_trips_and_bad_sidecars_are_one_line(tmp_path):
+    path = tmp_path / "m.engine.json"
+    path.write_text(json.dumps(engine_sidecar(odd_info())))
+    assert read_artifact_info(path) == odd_info()
+    for name, content, needle in [
+        ("a", json.dumps({"format": "volo-export.engine/1"}), "not a volo-export engine sidecar with metadata"),
+        ("b", json.dumps({**engine_sidecar(odd_info()), "format": "other/9"}), "format 'other/9'"),
+        ("c", json.dumps(engine_sidecar(odd_info(), metadata={"volo_export.model": "x"})), "incomplete"),
+        ("d", "{not json", "is not JSON"),
+        ("e", "[1, 2]", "format 'list'"),
+    ]:
+        (tmp_path / f"{name}.engine.json").write_text(content)
+        with pytest.raises(InputDataError, match=needle) as info:
+            read_artifact_info(tmp_path / f"{name}.engine.json")
+        assert "\n" not in str(info.value)
 
 
 def _one_line_error(result, exit_code: int, needle: str) -> None:

@@ -175,11 +175,20 @@ size_t elementSize(nvinfer1::DataType type, const std::string& tensor) {
     }
 }
 
+//! The input's shapes in optimization profile 0; an engine built with a static shape
+//! (no profile) accepts exactly its tensor shape.
 volo::Profile engineProfile(const nvinfer1::ICudaEngine& engine, const char* input) {
     using nvinfer1::OptProfileSelector;
-    return volo::Profile{toVector(engine.getProfileShape(input, 0, OptProfileSelector::kMIN)),
-                         toVector(engine.getProfileShape(input, 0, OptProfileSelector::kOPT)),
-                         toVector(engine.getProfileShape(input, 0, OptProfileSelector::kMAX))};
+    volo::Profile profile{toVector(engine.getProfileShape(input, 0, OptProfileSelector::kMIN)),
+                          toVector(engine.getProfileShape(input, 0, OptProfileSelector::kOPT)),
+                          toVector(engine.getProfileShape(input, 0, OptProfileSelector::kMAX))};
+    if (profile.min.empty()) {
+        const std::vector<int64_t> fixed = toVector(engine.getTensorShape(input));
+        profile = volo::Profile{fixed, fixed, fixed};
+    }
+    if (profile.min.empty())
+        throw volo::Error(std::string("the engine reports no shape for its input '") + input + "'");
+    return profile;
 }
 
 // ---------------------------------------------------------------- the app
@@ -217,6 +226,9 @@ public:
         env_.tensorrt = volo::versionFromTensorRtInt(getInferLibVersion());
         env_.computeCapability = volo::ComputeCapability{prop.major, prop.minor};
         env_.gpuName = prop.name;
+        int cudaRuntime = 0;
+        CUDA_CHECK(cudaRuntimeGetVersion(&cudaRuntime));
+        env_.cudaRuntime = volo::versionFromCudaInt(cudaRuntime).text;
         if (getInferLibVersion() != NV_TENSORRT_VERSION)
             warn("compiled against TensorRT headers " + std::to_string(NV_TENSORRT_MAJOR) + "." +
                  std::to_string(NV_TENSORRT_MINOR) + "." + std::to_string(NV_TENSORRT_PATCH) +
@@ -227,7 +239,7 @@ public:
         if (!std::ifstream(sidecarPath)) {
             if (!options_.sidecarPath.empty()) throw volo::Error("sidecar not found: " + sidecarPath);
             warn("no sidecar " + sidecarPath + ": cannot check the engine against TensorRT " + env_.tensorrt.text +
-                 " and " + env_.gpuName + " before loading it");
+                 " on " + env_.gpuName + " before loading it");
             return;
         }
         sidecar_ = std::make_unique<volo::EngineSidecar>(volo::readSidecar(sidecarPath));
@@ -237,12 +249,18 @@ public:
             if (!options_.skipChecks) throw volo::Error(e + " (--skip-checks tries anyway)");
             warn(e);
         }
+        if (!sidecar_->plugins.empty() && options_.plugins.empty())
+            warn("the engine was built with plugin libraries (" + sidecar_->plugins.front() +
+                 (sidecar_->plugins.size() > 1 ? ", ..." : "") + "); pass them with --plugins");
     }
 
     //! Load plugin libraries, deserialize the engine and create its execution context.
     void load() {
         for (const auto& path : options_.plugins) plugins_.load(path, logger_);
         const std::string plan = volo::readFile(options_.enginePath);
+        const std::string badSize = volo::checkPlanSize(sidecar_ ? *sidecar_ : volo::EngineSidecar{},
+                                                        static_cast<int64_t>(plan.size()), options_.enginePath);
+        if (!badSize.empty()) throw volo::Error(badSize);
         runtime_.reset(nvinfer1::createInferRuntime(logger_));
         if (!runtime_) throw volo::Error("cannot create the TensorRT runtime: " + logger_.lastError("unknown error"));
         engine_.reset(runtime_->deserializeCudaEngine(plan.data(), plan.size()));
@@ -297,7 +315,7 @@ public:
         if (logits.dims.size() != 2 || logits.dims[0] != input.dims[0])
             throw volo::Error("output '" + outputName_ + "' has shape " + volo::shapeString(logits.dims) +
                               "; expected (" + std::to_string(input.dims[0]) + ", classes)");
-        if (sidecar_ && logits.dims[1] != sidecar_->numClasses)
+        if (sidecar_ && sidecar_->numClasses > 0 && logits.dims[1] != sidecar_->numClasses)
             warn("engine gives " + std::to_string(logits.dims[1]) + " classes, sidecar says " +
                  std::to_string(sidecar_->numClasses));
         return logits;

@@ -4,8 +4,10 @@
 //   volo_inspect copy IN OUT                 read a tensor file and write it back
 //   volo_inspect top LOGITS [--k 5] [--labels FILE]
 //                                            top-k classes of every row of an (N, classes) tensor
-//   volo_inspect sidecar X.engine.json [--tensorrt 10.13.0 --compute-capability 8.9 [--gpu-name NAME]]
-//                [--input input.bin]         parse a sidecar; check it against a TensorRT/GPU and an input
+//   volo_inspect sidecar X.engine.json [--tensorrt 10.13.0 --compute-capability 8.9 [--gpu-name NAME] [--cuda 12.8]]
+//                [--engine X.engine] [--input input.bin]
+//                                            parse a sidecar; check it against a TensorRT/GPU, the plan file
+//                                            and an input, as volo_infer does before loading
 //
 // Output is JSON on stdout; errors are one line on stderr with exit code 1 (2 for usage).
 // Lets a deployment script check an engine/input pair on a machine without a GPU,
@@ -140,19 +142,24 @@ int topCommand(const Args& args) {
 
 int sidecarCommand(const Args& args) {
     if (args.positional.size() != 1)
-        throw UsageError("usage: volo_inspect sidecar X.engine.json [--tensorrt V --compute-capability M.m] [--input F]");
+        throw UsageError("usage: volo_inspect sidecar X.engine.json [--tensorrt V --compute-capability M.m] "
+                         "[--gpu-name NAME] [--cuda V] [--engine X.engine] [--input F]");
     const volo::EngineSidecar s = volo::readSidecar(args.positional[0]);
     const volo::Preprocessing& p = s.preprocessing;
-    std::cout << "{\"tensorrt_version\": " << volo::jsonQuote(s.tensorrtVersion.text)
-              << ", \"compute_capability\": " << volo::jsonQuote(volo::toString(s.computeCapability))
-              << ", \"gpu_name\": " << volo::jsonQuote(s.gpuName) << ", \"input_name\": " << volo::jsonQuote(s.inputName)
-              << ", \"output_name\": " << volo::jsonQuote(s.outputName) << ", \"num_classes\": " << s.numClasses
-              << ", \"profile\": {\"min\": " << intArray(s.profile.min) << ", \"opt\": " << intArray(s.profile.opt)
-              << ", \"max\": " << intArray(s.profile.max) << "}"
-              << ", \"version_compatible\": " << (s.versionCompatible ? "true" : "false")
-              << ", \"hardware_compatibility_level\": " << volo::jsonQuote(s.hardwareCompatibilityLevel)
-              << ", \"model\": " << volo::jsonQuote(s.model) << ", \"precision\": " << volo::jsonQuote(s.precision)
-              << ", \"labels\": " << volo::jsonQuote(s.labels) << ", \"preprocessing\": {\"size\": " << p.size
+    auto optionalText = [](bool has, const std::string& text) { return has ? volo::jsonQuote(text) : "null"; };
+    std::cout << "{\"engine_file\": " << volo::jsonQuote(s.engineFile) << ", \"engine_bytes\": " << s.engineBytes
+              << ", \"tensorrt\": " << optionalText(s.hasTensorrtVersion, s.tensorrtVersion.text)
+              << ", \"cuda_runtime\": " << volo::jsonQuote(s.cudaRuntime)
+              << ", \"compute_capability\": "
+              << optionalText(s.hasComputeCapability, volo::toString(s.computeCapability))
+              << ", \"gpu_name\": " << volo::jsonQuote(s.gpuName) << ", \"input\": " << volo::jsonQuote(s.inputName)
+              << ", \"output\": " << volo::jsonQuote(s.outputName) << ", \"profile\": {\"min\": "
+              << intArray(s.profile.min) << ", \"opt\": " << intArray(s.profile.opt) << ", \"max\": "
+              << intArray(s.profile.max) << "}, \"version_compatible\": " << (s.versionCompatible ? "true" : "false")
+              << ", \"hardware_compat\": " << volo::jsonQuote(s.hardwareCompat) << ", \"plugins\": " << stringArray(s.plugins)
+              << ", \"has_metadata\": " << (s.hasMetadata ? "true" : "false") << ", \"model\": " << volo::jsonQuote(s.model)
+              << ", \"precision\": " << volo::jsonQuote(s.precision) << ", \"labels\": " << volo::jsonQuote(s.labels)
+              << ", \"num_classes\": " << s.numClasses << ", \"preprocessing\": {\"size\": " << p.size
               << ", \"crop_pct\": " << fmt(p.cropPct) << ", \"interpolation\": " << volo::jsonQuote(p.interpolation)
               << ", \"mean\": [";
     for (size_t i = 0; i < p.mean.size(); ++i) std::cout << (i ? ", " : "") << fmt(p.mean[i]);
@@ -170,9 +177,15 @@ int sidecarCommand(const Args& args) {
         env.tensorrt = volo::parseVersion(trt->second, "--tensorrt");
         env.computeCapability = volo::parseComputeCapability(cc->second);
         if (auto it = args.options.find("--gpu-name"); it != args.options.end()) env.gpuName = it->second;
+        if (auto it = args.options.find("--cuda"); it != args.options.end()) env.cudaRuntime = it->second;
         const volo::Compatibility c = volo::checkCompatibility(s, env);
         errors = c.errors;
         warnings = c.warnings;
+    }
+    if (auto it = args.options.find("--engine"); it != args.options.end()) {
+        const std::string why =
+            volo::checkPlanSize(s, static_cast<int64_t>(volo::readFile(it->second).size()), it->second);
+        if (!why.empty()) errors.push_back(why);
     }
     if (auto it = args.options.find("--input"); it != args.options.end()) {
         const std::string why = volo::checkInputShape(s.profile, volo::readTensorFile(it->second).dims, s.inputName);
@@ -198,7 +211,7 @@ int main(int argc, char** argv) {
         if (command == "copy") return copyCommand(parseArgs(argc, argv, {}));
         if (command == "top") return topCommand(parseArgs(argc, argv, {"--k", "--labels"}));
         if (command == "sidecar")
-            return sidecarCommand(parseArgs(argc, argv, {"--tensorrt", "--compute-capability", "--gpu-name", "--input"}));
+            return sidecarCommand(parseArgs(argc, argv, {"--tensorrt", "--compute-capability", "--gpu-name", "--cuda", "--engine", "--input"}));
         throw UsageError("unknown command '" + command + "'; " + usage);
     } catch (const UsageError& e) {
         std::cerr << "error: " << e.what() << "\n";

@@ -271,17 +271,16 @@ const char* typeName(Json::Type type) {
 
 // ---------------------------------------------------------------- sidecar helpers
 
-const Json& require(const Json& object, const std::string& key, const std::string& source) {
+//! Member `key` of `object`, or nullptr when absent or null.
+const Json* member(const Json& object, const std::string& key) {
     const Json* value = object.find(key);
-    if (value == nullptr || value->isNull()) throw Error(source + " has no '" + key + "'");
-    return *value;
+    return value == nullptr || value->isNull() ? nullptr : value;
 }
 
-//! An optional build setting: top level first, then inside a "build" object.
-const Json* findBuildSetting(const Json& root, const std::string& key) {
-    if (const Json* v = root.find(key)) return v;
-    if (const Json* build = root.find("build")) return build->find(key);
-    return nullptr;
+const Json& require(const Json& object, const std::string& key, const std::string& what) {
+    const Json* value = member(object, key);
+    if (value == nullptr) throw Error(what + " has no '" + key + "'");
+    return *value;
 }
 
 std::vector<int64_t> intList(const Json& value, const std::string& what) {
@@ -296,29 +295,19 @@ std::vector<double> doubleList(const Json& value, const std::string& what) {
     return out;
 }
 
-//! "AMPERE_PLUS", "HardwareCompatibilityLevel.AMPERE_PLUS", "ampere-plus" -> "ampere_plus"
-std::string normalizeLevel(std::string level) {
+//! "ampere-plus", "AMPERE_PLUS", "HardwareCompatibilityLevel.AMPERE_PLUS" -> "ampere-plus"
+std::string normalizeHardwareCompat(std::string level) {
     const size_t dot = level.rfind('.');
     if (dot != std::string::npos) level = level.substr(dot + 1);
-    for (char& c : level) c = (c == '-') ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : level) c = (c == '_') ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return level;
 }
 
-//! min/opt/max as full shapes [N, C, H, W], or as batch sizes with "input_shape" [C, H, W].
-Profile parseProfile(const Json& value, const std::string& source) {
-    const std::string what = source + " 'profile'";
+//! profile.{min,opt,max}: full input shapes [N, C, H, W].
+Profile parseProfile(const Json& value, const std::string& what) {
     value.asObject(what);
-    const Json* perSample = value.find("input_shape");
-    auto shape = [&](const char* key) {
-        const Json& entry = require(value, key, what);
-        if (entry.type() == Json::Type::Array) return intList(entry, what + "." + key);
-        if (perSample == nullptr) throw Error(what + "." + key + " is a batch size but 'input_shape' is missing");
-        std::vector<int64_t> full{entry.asInt(what + "." + key)};
-        const std::vector<int64_t> rest = intList(*perSample, what + ".input_shape");
-        full.insert(full.end(), rest.begin(), rest.end());
-        return full;
-    };
-    Profile profile{shape("min"), shape("opt"), shape("max")};
+    Profile profile{intList(require(value, "min", what), what + ".min"), intList(require(value, "opt", what), what + ".opt"),
+                    intList(require(value, "max", what), what + ".max")};
     if (profile.min.empty() || profile.min.size() != profile.opt.size() || profile.min.size() != profile.max.size())
         throw Error(what + " shapes must have the same, non-zero rank");
     for (size_t i = 0; i < profile.min.size(); ++i) {
@@ -329,14 +318,29 @@ Profile parseProfile(const Json& value, const std::string& source) {
     return profile;
 }
 
-bool cmpGreaterOrEqual(const Version& a, const Version& b) {
-    if (a.major != b.major) return a.major > b.major;
-    if (a.minor != b.minor) return a.minor > b.minor;
-    return a.patch >= b.patch;
-}
-
-bool sameRelease(const Version& a, const Version& b) {
-    return a.major == b.major && a.minor == b.minor && a.patch == b.patch;
+//! The sidecar's `metadata`: the ONNX's flat `volo_export.*` string props (ArtifactInfo.to_props),
+//! whose non-string values are JSON-encoded (num_classes "1000", mean "[0.485, 0.456, 0.406]").
+void parseMetadata(const Json& metadata, const std::string& what, EngineSidecar& s) {
+    metadata.asObject(what);
+    auto text = [&](const char* key) -> std::string {
+        const std::string full = std::string("volo_export.") + key;
+        const Json* v = member(metadata, full);
+        return v == nullptr ? std::string() : v->asString(what + "." + full);
+    };
+    auto encoded = [&](const char* key) -> Json {
+        const std::string value = text(key);
+        return value.empty() ? Json() : parseJson(value, what + ".volo_export." + key);
+    };
+    s.hasMetadata = true;
+    s.model = text("model");
+    s.precision = text("precision");
+    s.labels = text("labels");
+    s.preprocessing.interpolation = text("interpolation");
+    if (const Json n = encoded("num_classes"); !n.isNull()) s.numClasses = n.asInt(what + ".volo_export.num_classes");
+    if (const Json n = encoded("image_size"); !n.isNull()) s.preprocessing.size = n.asInt(what + ".volo_export.image_size");
+    if (const Json c = encoded("crop_pct"); !c.isNull()) s.preprocessing.cropPct = c.asDouble(what + ".volo_export.crop_pct");
+    if (const Json m = encoded("mean"); !m.isNull()) s.preprocessing.mean = doubleList(m, what + ".volo_export.mean");
+    if (const Json d = encoded("std"); !d.isNull()) s.preprocessing.std = doubleList(d, what + ".volo_export.std");
 }
 
 std::string shortVersion(const Version& v) {
@@ -573,6 +577,14 @@ Version versionFromTensorRtInt(int32_t value) {
     return v;
 }
 
+Version versionFromCudaInt(int32_t value) {
+    Version v;
+    v.major = value / 1000;
+    v.minor = (value % 1000) / 10;
+    v.text = std::to_string(v.major) + "." + std::to_string(v.minor);
+    return v;
+}
+
 ComputeCapability parseComputeCapability(const std::string& text) {
     const Version v = parseVersion(text, "compute capability");
     if (std::count(text.begin(), text.end(), '.') != 1)
@@ -587,41 +599,42 @@ std::string toString(const ComputeCapability& cc) { return std::to_string(cc.maj
 EngineSidecar parseSidecar(const std::string& jsonText, const std::string& source) {
     const Json root = parseJson(jsonText, source);
     root.asObject(source);
+    const Json* format = member(root, "format");
+    const std::string found = format == nullptr ? "none" : format->asString(source + " 'format'");
+    if (found != kSidecarFormat)
+        throw Error(source + " is not a volo-export engine sidecar (format '" + found + "', expected '" +
+                    kSidecarFormat + "')");
     EngineSidecar s;
-    s.tensorrtVersion =
-        parseVersion(require(root, "tensorrt_version", source).asString(source + " 'tensorrt_version'"),
-                     source + " 'tensorrt_version'");
-    s.computeCapability =
-        parseComputeCapability(require(root, "compute_capability", source).asString(source + " 'compute_capability'"));
-    if (const Json* gpu = root.find("gpu_name")) s.gpuName = gpu->asString(source + " 'gpu_name'");
-    if (const Json* name = root.find("input_name")) s.inputName = name->asString(source + " 'input_name'");
-    if (const Json* name = root.find("output_name")) s.outputName = name->asString(source + " 'output_name'");
-    s.profile = parseProfile(require(root, "profile", source), source);
-    if (const Json* vc = findBuildSetting(root, "version_compatible"))
-        s.versionCompatible = vc->asBool(source + " 'version_compatible'");
-    if (const Json* level = findBuildSetting(root, "hardware_compatibility_level"); level && !level->isNull())
-        s.hardwareCompatibilityLevel = normalizeLevel(level->asString(source + " 'hardware_compatibility_level'"));
-
-    const Json* artifact = root.find("artifact");
-    if (artifact != nullptr && !artifact->isNull()) {
-        const std::string what = source + " 'artifact'";
-        artifact->asObject(what);
-        s.hasArtifact = true;
-        if (const Json* v = artifact->find("model")) s.model = v->asString(what + ".model");
-        if (const Json* v = artifact->find("precision")) s.precision = v->asString(what + ".precision");
-        if (const Json* v = artifact->find("labels")) s.labels = v->asString(what + ".labels");
-        if (const Json* v = artifact->find("num_classes")) s.numClasses = v->asInt(what + ".num_classes");
-        if (const Json* prep = artifact->find("preprocessing")) {
-            const std::string p = what + ".preprocessing";
-            s.preprocessing.size = require(*prep, "size", p).asInt(p + ".size");
-            s.preprocessing.cropPct = require(*prep, "crop_pct", p).asDouble(p + ".crop_pct");
-            s.preprocessing.interpolation = require(*prep, "interpolation", p).asString(p + ".interpolation");
-            s.preprocessing.mean = doubleList(require(*prep, "mean", p), p + ".mean");
-            s.preprocessing.std = doubleList(require(*prep, "std", p), p + ".std");
-        }
+    if (const Json* engine = member(root, "engine")) {
+        if (const Json* v = member(*engine, "file")) s.engineFile = v->asString(source + " engine.file");
+        if (const Json* v = member(*engine, "bytes")) s.engineBytes = v->asInt(source + " engine.bytes");
     }
-    if (const Json* n = root.find("num_classes")) s.numClasses = n->asInt(source + " 'num_classes'");
-    if (s.numClasses <= 0) throw Error(source + " has no positive 'num_classes' (top level or in 'artifact')");
+    const Json& env = require(root, "environment", source);
+    if (const Json* v = member(env, "tensorrt")) {
+        s.tensorrtVersion = parseVersion(v->asString(source + " environment.tensorrt"), source + " environment.tensorrt");
+        s.hasTensorrtVersion = true;
+    }
+    if (const Json* v = member(env, "compute_capability")) {
+        s.computeCapability = parseComputeCapability(v->asString(source + " environment.compute_capability"));
+        s.hasComputeCapability = true;
+    }
+    if (const Json* v = member(env, "cuda_runtime")) s.cudaRuntime = v->asString(source + " environment.cuda_runtime");
+    if (const Json* v = member(env, "gpu_name")) s.gpuName = v->asString(source + " environment.gpu_name");
+    if (const Json* io = member(root, "io")) {
+        if (const Json* v = member(*io, "input")) s.inputName = v->asString(source + " io.input");
+        if (const Json* v = member(*io, "output")) s.outputName = v->asString(source + " io.output");
+    }
+    s.profile = parseProfile(require(root, "profile", source), source + " profile");
+    if (const Json* build = member(root, "build")) {
+        if (const Json* v = member(*build, "version_compatible"))
+            s.versionCompatible = v->asBool(source + " build.version_compatible");
+        if (const Json* v = member(*build, "hardware_compat"))
+            s.hardwareCompat = normalizeHardwareCompat(v->asString(source + " build.hardware_compat"));
+        if (const Json* v = member(*build, "plugins"))
+            for (const Json& item : v->asArray(source + " build.plugins"))
+                s.plugins.push_back(item.asString(source + " build.plugins item"));
+    }
+    if (const Json* metadata = member(root, "metadata")) parseMetadata(*metadata, source + " metadata", s);
     return s;
 }
 
@@ -633,44 +646,70 @@ std::string sidecarPathFor(const std::string& enginePath) { return enginePath + 
 
 Compatibility checkCompatibility(const EngineSidecar& sidecar, const RuntimeEnvironment& env) {
     Compatibility out;
+    const std::string name = sidecar.engineFile.empty() ? std::string("the engine") : sidecar.engineFile;
+
     const Version& built = sidecar.tensorrtVersion;
     const Version& running = env.tensorrt;
-    if (sidecar.versionCompatible) {
-        if (running.major != built.major || !cmpGreaterOrEqual(running, built))
-            out.errors.push_back("engine was built version-compatible with TensorRT " + built.text +
-                                 ", which runs on TensorRT " + std::to_string(built.major) + ".x >= " +
-                                 shortVersion(built) + ", but this program runs TensorRT " + running.text +
-                                 "; rebuild the engine here (volo-export engine MODEL.onnx ...)");
-    } else if (!sameRelease(running, built)) {
-        out.errors.push_back("engine was built with TensorRT " + built.text + " but this program runs TensorRT " +
-                             running.text + "; an engine only loads in the TensorRT release that built it: rebuild it "
-                             "here (volo-export engine MODEL.onnx ...) or build with --version-compatible");
+    const bool sameMinor = running.major == built.major && running.minor == built.minor;
+    if (!sidecar.hasTensorrtVersion) {
+        out.warnings.push_back("the sidecar of " + name + " does not say which TensorRT built it");
+    } else if (sidecar.versionCompatible) {
+        if (running.major != built.major || running.minor < built.minor)
+            out.errors.push_back(name + " is version-compatible from TensorRT " + built.text + " on, within TensorRT " +
+                                 std::to_string(built.major) + ".x; this program runs TensorRT " + running.text +
+                                 ": rebuild here");
+    } else if (!sameMinor) {
+        out.errors.push_back(name + " was built with TensorRT " + built.text + " but this program runs TensorRT " +
+                             running.text + ": a plan loads only on the TensorRT version that built it; rebuild here "
+                             "(volo-export engine) or build with --version-compatible");
+    } else if (running.patch != built.patch) {
+        out.warnings.push_back(name + " was built with TensorRT " + built.text + ", this program runs " + running.text +
+                               " (same minor): usually loads; rebuild if it does not");
     }
 
     const ComputeCapability& cc = sidecar.computeCapability;
     const ComputeCapability& here = env.computeCapability;
-    const std::string gpuBuilt = sidecar.gpuName.empty() ? "a GPU" : sidecar.gpuName;
-    const std::string gpuHere = env.gpuName.empty() ? "this GPU" : env.gpuName;
-    const std::string level = sidecar.hardwareCompatibilityLevel;
-    if (level == "ampere_plus") {
+    const std::string where = (sidecar.gpuName.empty() ? std::string("a GPU") : sidecar.gpuName) +
+                              " (compute capability " + toString(cc) + ")";
+    const std::string gpuHere = (env.gpuName.empty() ? std::string("this GPU") : env.gpuName) +
+                                " (compute capability " + toString(here) + ")";
+    const std::string& level = sidecar.hardwareCompat;
+    if (level != "none" && level != "ampere-plus" && level != "same-compute-capability")
+        out.warnings.push_back("unknown build.hardware_compat '" + level + "'; checking the exact compute capability");
+    if (!sidecar.hasComputeCapability) {
+        out.warnings.push_back("the sidecar of " + name + " does not say which GPU built it");
+    } else if (level == "ampere-plus") {
         if (here.major < 8)
-            out.errors.push_back("engine was built for Ampere or newer GPUs (compute capability >= 8.0) but " +
-                                 gpuHere + " has compute capability " + toString(here));
-    } else {
-        if (level != "none" && level != "same_compute_capability" && !level.empty())
-            out.warnings.push_back("unknown hardware_compatibility_level '" + level +
-                                   "' in the sidecar; checking for the exact compute capability");
-        if (cc.major != here.major || cc.minor != here.minor)
-            out.errors.push_back("engine was built on " + gpuBuilt + " (compute capability " + toString(cc) + ") but " +
-                                 gpuHere + " has compute capability " + toString(here) +
-                                 "; rebuild the engine on this GPU or build with --hardware-compat");
-        else if (level != "same_compute_capability" && !sidecar.gpuName.empty() && !env.gpuName.empty() &&
-                 sidecar.gpuName != env.gpuName)
-            out.warnings.push_back("engine was built on " + sidecar.gpuName + ", running on " + env.gpuName +
-                                   " (same compute capability " + toString(here) +
-                                   "): it loads, but its kernels were tuned for the other GPU");
+            out.errors.push_back(name + " is hardware-compatible with Ampere and newer (compute capability >= 8.0) "
+                                 "but this GPU is " + gpuHere);
+    } else if (cc.major != here.major || cc.minor != here.minor) {
+        out.errors.push_back(name + " was built on " + where + " but this is " + gpuHere +
+                             ": plans are specific to the GPU architecture; rebuild here" +
+                             (level == "same-compute-capability" ? "" : " or build with --hardware-compat ampere-plus"));
+    } else if (!sidecar.gpuName.empty() && !env.gpuName.empty() && sidecar.gpuName != env.gpuName) {
+        out.warnings.push_back(name + " was built on " + sidecar.gpuName + ", running on " + env.gpuName +
+                               " (same compute capability): it loads, but kernels were timed on the other GPU");
+    }
+
+    if (!sidecar.cudaRuntime.empty() && !env.cudaRuntime.empty()) {
+        const Version b = parseVersion(sidecar.cudaRuntime, "environment.cuda_runtime");
+        const Version r = parseVersion(env.cudaRuntime, "CUDA runtime");
+        if (b.major != r.major)
+            out.warnings.push_back(name + " was built against CUDA " + sidecar.cudaRuntime + ", this program runs CUDA " +
+                                   env.cudaRuntime + ": TensorRT builds for different CUDA majors are different "
+                                   "libraries; rebuild if loading fails");
     }
     return out;
+}
+
+std::string checkPlanSize(const EngineSidecar& sidecar, int64_t bytes, const std::string& enginePath) {
+    if (bytes < kMinPlanBytes)
+        return enginePath + " is " + std::to_string(bytes) + " bytes: too small to be a TensorRT plan";
+    if (sidecar.engineBytes >= 0 && bytes != sidecar.engineBytes)
+        return enginePath + " does not match its sidecar (" + std::to_string(bytes) + " bytes, sidecar says " +
+               std::to_string(sidecar.engineBytes) + "): the file was replaced or damaged; rebuild it with "
+               "volo-export engine";
+    return {};
 }
 
 std::string checkInputShape(const Profile& profile, const std::vector<int64_t>& dims, const std::string& inputName) {

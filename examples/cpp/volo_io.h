@@ -106,6 +106,9 @@ Version parseVersion(const std::string& text, const std::string& what = "version
 //! The integer getInferLibVersion() returns in TensorRT >= 10: major*10000 + minor*100 + patch.
 Version versionFromTensorRtInt(int32_t value);
 
+//! The integer cudaRuntimeGetVersion() returns: major*1000 + minor*10 (12080 -> "12.8").
+Version versionFromCudaInt(int32_t value);
+
 struct ComputeCapability {
     int major = 0, minor = 0;
 };
@@ -126,19 +129,31 @@ struct Preprocessing {
     std::vector<double> mean, std;
 };
 
+//! The sidecar format this code reads (volo_export/trt/provenance.py SIDECAR_FORMAT).
+constexpr const char* kSidecarFormat = "volo-export.engine/1";
+//! No TensorRT plan is smaller than this (provenance.py MIN_PLAN_BYTES).
+constexpr int64_t kMinPlanBytes = 1024;
+
 //! The fields of `X.engine.json` that the C++ app uses (README.md lists the keys).
+//! Optional fields that the sidecar leaves out or sets to null stay empty.
 struct EngineSidecar {
-    Version tensorrtVersion;
-    ComputeCapability computeCapability;
-    std::string gpuName;
-    std::string inputName = "input";
-    std::string outputName = "logits";
-    int64_t numClasses = 0;
-    Profile profile;
-    bool versionCompatible = false;
-    std::string hardwareCompatibilityLevel = "none";  // none | ampere_plus | same_compute_capability
-    bool hasArtifact = false;
+    std::string engineFile;                   // engine.file
+    int64_t engineBytes = -1;                 // engine.bytes (-1: unknown)
+    bool hasTensorrtVersion = false;
+    Version tensorrtVersion;                  // environment.tensorrt
+    std::string cudaRuntime;                  // environment.cuda_runtime, e.g. "12.8"
+    bool hasComputeCapability = false;
+    ComputeCapability computeCapability;      // environment.compute_capability
+    std::string gpuName;                      // environment.gpu_name
+    std::string inputName = "input";          // io.input
+    std::string outputName = "logits";        // io.output
+    Profile profile;                          // profile.{min,opt,max}
+    bool versionCompatible = false;           // build.version_compatible
+    std::string hardwareCompat = "none";      // build.hardware_compat: none | ampere-plus | same-compute-capability
+    std::vector<std::string> plugins;         // build.plugins
+    bool hasMetadata = false;                 // metadata: the ONNX's volo_export.* props
     std::string model, precision, labels;
+    int64_t numClasses = 0;
     Preprocessing preprocessing;
 };
 
@@ -150,9 +165,10 @@ std::string sidecarPathFor(const std::string& enginePath);
 
 // ---------------------------------------------------------------- compatibility
 
-//! What the running process has: TensorRT library version and the selected GPU.
+//! What the running process has: TensorRT library version, CUDA runtime and the selected GPU.
 struct RuntimeEnvironment {
     Version tensorrt;
+    std::string cudaRuntime;  // empty: unknown
     ComputeCapability computeCapability;
     std::string gpuName;
 };
@@ -165,7 +181,13 @@ struct Compatibility {
     bool ok() const { return errors.empty(); }
 };
 
+//! The same policy as volo_export.trt.provenance.compatibility: TensorRT major.minor must match
+//! (patch: warning), or for version-compatible engines be the same major and not older; the compute
+//! capability must match (ampere-plus: >= 8.0); another GPU model or CUDA major: warning.
 Compatibility checkCompatibility(const EngineSidecar& sidecar, const RuntimeEnvironment& env);
+
+//! Empty when a plan file of `bytes` bytes can be the engine the sidecar describes, else the reason.
+std::string checkPlanSize(const EngineSidecar& sidecar, int64_t bytes, const std::string& enginePath);
 
 //! Empty when `dims` (the input tensor's shape) fits the profile, else the one-line reason.
 //! Rank and every non-batch dim must lie within [min, max]; so must the batch.

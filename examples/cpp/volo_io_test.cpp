@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -41,20 +42,35 @@ void expectError(const std::function<void()>& fn, const std::string& needle, int
 }
 #define EXPECT_ERROR(stmt, needle) expectError([&] { stmt; }, needle, __LINE__)
 
+// Shaped like volo_export/trt/provenance.py EngineProvenance.to_dict().
 const char* kSidecar = R"({
-  "tensorrt_version": "10.13.0.35",
-  "compute_capability": "8.9",
-  "gpu_name": "NVIDIA L4",
-  "input_name": "input",
-  "output_name": "logits",
-  "num_classes": 10,
-  "profile": {"min": [1, 3, 64, 64], "opt": [4, 3, 64, 64], "max": [8, 3, 64, 64]},
-  "build": {"version_compatible": false, "hardware_compatibility_level": "none", "workspace_mib": 1024},
-  "artifact": {"model": "volo_tiny_digits", "num_classes": 10, "labels": "digits", "precision": "fp16",
-               "preprocessing": {"size": 64, "crop_pct": 1.0, "interpolation": "bicubic",
-                                 "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}},
+  "format": "volo-export.engine/1",
+  "engine": {"file": "m.engine", "sha256": "ab", "bytes": 4096},
+  "onnx": {"file": "m.onnx", "sha256": "cd"},
+  "environment": {"tensorrt": "10.13.0.35", "cuda_runtime": "12.8", "driver": "570.1",
+                  "gpu_name": "NVIDIA L4", "compute_capability": "8.9"},
+  "build": {"min_batch": 1, "opt_batch": 4, "max_batch": 8, "hardware_compat": "none",
+            "version_compatible": false, "plugins": ["libvolo_plugins.so"], "strongly_typed": true},
+  "profile": {"input": "input", "min": [1, 3, 64, 64], "opt": [4, 3, 64, 64], "max": [8, 3, 64, 64]},
+  "io": {"input": "input", "output": "logits"},
+  "trtexec": "trtexec --onnx=m.onnx",
+  "calibration": {},
+  "metadata": {"volo_export.model": "volo_tiny_digits", "volo_export.num_classes": "10",
+               "volo_export.labels": "digits", "volo_export.precision": "fp16",
+               "volo_export.image_size": "64", "volo_export.crop_pct": "1.0",
+               "volo_export.interpolation": "bicubic", "volo_export.mean": "[0.485, 0.456, 0.406]",
+               "volo_export.std": "[0.229, 0.224, 0.225]"},
+  "volo_export_version": "0.1.0",
   "unknown_future_key": {"nested": [1, 2, {"x": null}]}
 })";
+
+//! kSidecar with the text `from` replaced by `to` (which must occur).
+std::string sidecarWith(const std::string& from, const std::string& to) {
+    std::string text = kSidecar;
+    const size_t at = text.find(from);
+    if (at == std::string::npos) throw std::logic_error("test bug: '" + from + "' not in kSidecar");
+    return text.replace(at, from.size(), to);
+}
 
 void testTensorRoundTrip() {
     volo::Tensor t{{2, 3}, {1.5f, -2.0f, 0.0f, 3.25e-8f, -1e30f, 7.0f}};
@@ -119,6 +135,8 @@ void testVersions() {
     CHECK(volo::parseVersion("11.1").minor == 1);
     const volo::Version fromInt = volo::versionFromTensorRtInt(101302);
     CHECK(fromInt.major == 10 && fromInt.minor == 13 && fromInt.patch == 2 && fromInt.text == "10.13.2");
+    CHECK(volo::versionFromTensorRtInt(110100).text == "11.1.0");
+    CHECK(volo::versionFromCudaInt(12080).text == "12.8" && volo::versionFromCudaInt(13000).text == "13.0");
     EXPECT_ERROR(volo::parseVersion("ten"), "must look like 10.13.0");
     EXPECT_ERROR(volo::parseVersion("10"), "must look like");
     EXPECT_ERROR(volo::parseVersion("10.13.0-rc"), "must look like");
@@ -129,44 +147,45 @@ void testVersions() {
 
 void testSidecar() {
     const volo::EngineSidecar s = volo::parseSidecar(kSidecar, "m.engine.json");
-    CHECK(s.tensorrtVersion.major == 10 && s.tensorrtVersion.minor == 13);
-    CHECK(s.computeCapability.major == 8 && s.computeCapability.minor == 9);
-    CHECK(s.gpuName == "NVIDIA L4" && s.inputName == "input" && s.outputName == "logits");
-    CHECK(s.numClasses == 10);
+    CHECK(s.engineFile == "m.engine" && s.engineBytes == 4096);
+    CHECK(s.hasTensorrtVersion && s.tensorrtVersion.major == 10 && s.tensorrtVersion.minor == 13);
+    CHECK(s.hasComputeCapability && s.computeCapability.major == 8 && s.computeCapability.minor == 9);
+    CHECK(s.gpuName == "NVIDIA L4" && s.cudaRuntime == "12.8" && s.inputName == "input" && s.outputName == "logits");
     CHECK((s.profile.min == std::vector<int64_t>{1, 3, 64, 64}));
     CHECK((s.profile.max == std::vector<int64_t>{8, 3, 64, 64}));
-    CHECK(!s.versionCompatible && s.hardwareCompatibilityLevel == "none");
-    CHECK(s.hasArtifact && s.model == "volo_tiny_digits" && s.precision == "fp16");
-    CHECK(s.preprocessing.size == 64 && s.preprocessing.interpolation == "bicubic");
+    CHECK(!s.versionCompatible && s.hardwareCompat == "none");
+    CHECK(s.plugins.size() == 1 && s.plugins[0] == "libvolo_plugins.so");
+    CHECK(s.hasMetadata && s.model == "volo_tiny_digits" && s.precision == "fp16" && s.labels == "digits");
+    CHECK(s.numClasses == 10 && s.preprocessing.size == 64 && s.preprocessing.cropPct == 1.0);
+    CHECK(s.preprocessing.interpolation == "bicubic");
     CHECK(s.preprocessing.mean.size() == 3 && std::fabs(s.preprocessing.std[2] - 0.225) < 1e-15);
 
-    // Batch sizes + per-sample shape; build settings at the top level; enum spelling normalised.
+    // Unknown GPU / TensorRT (null), enum spelling of hardware_compat, no metadata.
     const volo::EngineSidecar b = volo::parseSidecar(
-        R"({"tensorrt_version": "11.1.0", "compute_capability": "9.0", "num_classes": 1000,
-            "profile": {"min": 1, "opt": 8, "max": 32, "input_shape": [3, 224, 224]},
-            "version_compatible": true, "hardware_compatibility_level": "HardwareCompatibilityLevel.AMPERE_PLUS"})",
+        R"({"format": "volo-export.engine/1", "environment": {"tensorrt": null, "compute_capability": null},
+            "profile": {"input": "x", "min": [1, 3, 8, 8], "opt": [1, 3, 8, 8], "max": [2, 3, 8, 8]},
+            "build": {"hardware_compat": "AMPERE_PLUS", "version_compatible": true}})",
         "b.json");
-    CHECK((b.profile.opt == std::vector<int64_t>{8, 3, 224, 224}));
-    CHECK(b.versionCompatible && b.hardwareCompatibilityLevel == "ampere_plus" && !b.hasArtifact);
+    CHECK(!b.hasTensorrtVersion && !b.hasComputeCapability && !b.hasMetadata && b.engineBytes == -1);
+    CHECK(b.versionCompatible && b.hardwareCompat == "ampere-plus" && b.numClasses == 0);
 
-    EXPECT_ERROR(volo::parseSidecar("{}", "x.json"), "x.json has no 'tensorrt_version'");
-    EXPECT_ERROR(volo::parseSidecar(R"({"tensorrt_version": 10, "compute_capability": "8.9"})", "x.json"),
-                 "'tensorrt_version' must be a string, got a number");
-    EXPECT_ERROR(volo::parseSidecar(R"({"tensorrt_version": "10.13.0", "compute_capability": "8.9",
-                                        "profile": {"min": [1,3,8,8], "opt": [9,3,8,8], "max": [8,3,8,8]},
-                                        "num_classes": 3})", "x.json"),
-                 "min <= opt <= max");
-    EXPECT_ERROR(volo::parseSidecar(R"({"tensorrt_version": "10.13.0", "compute_capability": "8.9",
-                                        "profile": {"min": 1, "opt": 1, "max": 1}, "num_classes": 3})", "x.json"),
-                 "'input_shape' is missing");
-    EXPECT_ERROR(volo::parseSidecar(R"({"tensorrt_version": "10.13.0", "compute_capability": "8.9",
-                                        "profile": {"min": [1], "opt": [1], "max": [1]}})", "x.json"),
-                 "num_classes");
+    EXPECT_ERROR(volo::parseSidecar("{}", "x.json"),
+                 "x.json is not a volo-export engine sidecar (format 'none', expected 'volo-export.engine/1')");
+    EXPECT_ERROR(volo::parseSidecar(sidecarWith("engine/1", "engine/2"), "x.json"), "format 'volo-export.engine/2'");
+    EXPECT_ERROR(volo::parseSidecar(sidecarWith("\"tensorrt\": \"10.13.0.35\"", "\"tensorrt\": 10"), "x.json"),
+                 "x.json environment.tensorrt must be a string, got a number");
+    EXPECT_ERROR(volo::parseSidecar(sidecarWith("\"opt\": [4,", "\"opt\": [9,"), "x.json"), "min <= opt <= max");
+    EXPECT_ERROR(volo::parseSidecar(sidecarWith("\"max\": [8, 3, 64, 64]", "\"max\": [8, 3, 64]"), "x.json"),
+                 "same, non-zero rank");
+    EXPECT_ERROR(volo::parseSidecar(sidecarWith("\"volo_export.num_classes\": \"10\"",
+                                                "\"volo_export.num_classes\": \"ten\""), "x.json"),
+                 "x.json metadata.volo_export.num_classes is not valid JSON");
+    EXPECT_ERROR(volo::parseSidecar(sidecarWith("\"environment\"", "\"environ\""), "x.json"), "has no 'environment'");
     CHECK(volo::sidecarPathFor("dir/m.engine") == "dir/m.engine.json");
 }
 
-volo::RuntimeEnvironment env(const char* trt, const char* cc, const char* gpu = "NVIDIA L4") {
-    return volo::RuntimeEnvironment{volo::parseVersion(trt), volo::parseComputeCapability(cc), gpu};
+volo::RuntimeEnvironment env(const char* trt, const char* cc, const char* gpu = "NVIDIA L4", const char* cuda = "12.8") {
+    return volo::RuntimeEnvironment{volo::parseVersion(trt), cuda, volo::parseComputeCapability(cc), gpu};
 }
 
 bool mentions(const std::vector<std::string>& lines, const std::string& needle) {
@@ -177,34 +196,49 @@ bool mentions(const std::vector<std::string>& lines, const std::string& needle) 
 
 void testCompatibility() {
     volo::EngineSidecar s = volo::parseSidecar(kSidecar, "m.engine.json");
-    CHECK(volo::checkCompatibility(s, env("10.13.0", "8.9")).ok());
-    CHECK(volo::checkCompatibility(s, env("10.13.0", "8.9")).warnings.empty());
+    auto c = volo::checkCompatibility(s, env("10.13.0", "8.9"));
+    CHECK(c.ok() && c.warnings.empty());
 
-    auto c = volo::checkCompatibility(s, env("10.14.1", "8.9"));
-    CHECK(!c.ok() && mentions(c.errors, "built with TensorRT 10.13.0.35 but this program runs TensorRT 10.14.1"));
-    c = volo::checkCompatibility(s, env("11.1.0", "8.9"));
-    CHECK(!c.ok());
+    c = volo::checkCompatibility(s, env("10.14.1", "8.9"));
+    CHECK(!c.ok() && mentions(c.errors, "m.engine was built with TensorRT 10.13.0.35 but this program runs TensorRT "
+                                        "10.14.1: a plan loads only on the TensorRT version that built it"));
+    CHECK(!volo::checkCompatibility(s, env("11.1.0", "8.9")).ok());
+    c = volo::checkCompatibility(s, env("10.13.2", "8.9"));
+    CHECK(c.ok() && mentions(c.warnings, "(same minor): usually loads"));
     c = volo::checkCompatibility(s, env("10.13.0", "9.0", "NVIDIA H100"));
-    CHECK(!c.ok() && mentions(c.errors, "built on NVIDIA L4 (compute capability 8.9) but NVIDIA H100 has compute "
-                                        "capability 9.0"));
+    CHECK(!c.ok() && mentions(c.errors, "m.engine was built on NVIDIA L4 (compute capability 8.9) but this is NVIDIA "
+                                        "H100 (compute capability 9.0): plans are specific to the GPU architecture; "
+                                        "rebuild here or build with --hardware-compat ampere-plus"));
     c = volo::checkCompatibility(s, env("10.13.0", "8.9", "NVIDIA RTX 4090"));
-    CHECK(c.ok() && mentions(c.warnings, "kernels were tuned for the other GPU"));
+    CHECK(c.ok() && mentions(c.warnings, "kernels were timed on the other GPU"));
+    c = volo::checkCompatibility(s, env("10.13.0", "8.9", "NVIDIA L4", "13.0"));
+    CHECK(c.ok() && mentions(c.warnings, "built against CUDA 12.8, this program runs CUDA 13.0"));
 
     s.versionCompatible = true;
     CHECK(volo::checkCompatibility(s, env("10.16.0", "8.9")).ok());
     CHECK(!volo::checkCompatibility(s, env("10.12.0", "8.9")).ok());
-    CHECK(!volo::checkCompatibility(s, env("11.0.0", "8.9")).ok());
+    CHECK(mentions(volo::checkCompatibility(s, env("11.0.0", "8.9")).errors, "within TensorRT 10.x"));
 
-    s.hardwareCompatibilityLevel = "ampere_plus";
+    s.hardwareCompat = "ampere-plus";
     CHECK(volo::checkCompatibility(s, env("10.13.0", "9.0", "NVIDIA H100")).ok());
     c = volo::checkCompatibility(s, env("10.13.0", "7.5", "Tesla T4"));
-    CHECK(!c.ok() && mentions(c.errors, "Ampere or newer"));
+    CHECK(!c.ok() && mentions(c.errors, "hardware-compatible with Ampere and newer"));
 
-    s.hardwareCompatibilityLevel = "same_compute_capability";
-    c = volo::checkCompatibility(s, env("10.13.0", "8.9", "NVIDIA RTX 4090"));
-    CHECK(c.ok() && c.warnings.empty());
-    s.hardwareCompatibilityLevel = "something_new";
-    CHECK(mentions(volo::checkCompatibility(s, env("10.13.0", "8.9")).warnings, "unknown hardware_compatibility_level"));
+    s.hardwareCompat = "same-compute-capability";
+    c = volo::checkCompatibility(s, env("10.13.0", "8.6", "NVIDIA A10"));
+    CHECK(!c.ok() && !mentions(c.errors, "--hardware-compat"));
+    s.hardwareCompat = "something-new";
+    CHECK(mentions(volo::checkCompatibility(s, env("10.13.0", "8.9")).warnings, "unknown build.hardware_compat"));
+
+    s.hasTensorrtVersion = s.hasComputeCapability = false;
+    c = volo::checkCompatibility(s, env("11.1.0", "7.5"));
+    CHECK(c.ok() && mentions(c.warnings, "does not say which TensorRT") && mentions(c.warnings, "which GPU"));
+
+    CHECK(volo::checkPlanSize(s, 4096, "m.engine").empty());
+    CHECK(volo::checkPlanSize(s, 100, "m.engine") == "m.engine is 100 bytes: too small to be a TensorRT plan");
+    CHECK(volo::checkPlanSize(s, 5000, "m.engine").find("does not match its sidecar (5000 bytes, sidecar says 4096)") !=
+          std::string::npos);
+    CHECK(volo::checkPlanSize(volo::EngineSidecar{}, 5000, "m.engine").empty());
 }
 
 void testInputShape() {
