@@ -81,3 +81,20 @@ def engine_sidecar(info, environment: dict | None = None, build: dict | None = N
     }
     sidecar.update(overrides)
     return sidecar
+
+
+def build_cmake_project(source, build, *options: str, target: str | None = None):
+    """Configure and build the CMake project `source` in `build` (Debug: it compiles about twice as
+    fast as Release, and _GLIBCXX_ASSERTIONS checks bounds); skips when cmake or a compiler is absent."""
+    import shutil
+    import subprocess
+
+    if shutil.which("cmake") is None or not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+        pytest.skip(f"cmake and a C++17 compiler are needed to build {source.name}/")
+    subprocess.run(["cmake", "-S", str(source), "-B", str(build), "-DCMAKE_BUILD_TYPE=Debug",
+                    "-DCMAKE_CXX_FLAGS=-D_GLIBCXX_ASSERTIONS", *options], check=True, capture_output=True, text=True)
+    command = ["cmake", "--build", str(build), "-j", "2"] + (["--target", target] if target else [])
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning" not in result.stdout + result.stderr, result.stdout + result.stderr
+    return build

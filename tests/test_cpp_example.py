@@ -5,7 +5,6 @@ sidecars) and ranks logits like numpy. volo_infer itself needs TensorRT and is n
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import engine_sidecar
+from conftest import build_cmake_project, engine_sidecar
 from volo_export.cli import app
 from volo_export.export.metadata import ArtifactInfo
 from volo_export.models.variants import get_config
@@ -21,22 +20,11 @@ from volo_export.preprocess import sample_photos
 from volo_export.tensorfile import read_tensor, write_tensor
 
 SOURCE = Path(__file__).resolve().parents[1] / "examples" / "cpp"
-COMPILER = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
 
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory) -> Path:
-    if shutil.which("cmake") is None or COMPILER is None:
-        pytest.skip("cmake and a C++17 compiler are needed to build examples/cpp")
-    build_dir = tmp_path_factory.mktemp("cpp_build")
-    # Debug compiles in about half the time of Release; the assertions catch out-of-bounds access.
-    subprocess.run(["cmake", "-S", str(SOURCE), "-B", str(build_dir), "-DVOLO_WITH_TENSORRT=OFF",
-                    "-DCMAKE_BUILD_TYPE=Debug", "-DCMAKE_CXX_FLAGS=-D_GLIBCXX_ASSERTIONS"],
-                   check=True, capture_output=True, text=True)
-    result = subprocess.run(["cmake", "--build", str(build_dir), "-j", "2"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "warning" not in result.stdout + result.stderr, result.stdout + result.stderr
-    return build_dir
+    return build_cmake_project(SOURCE, tmp_path_factory.mktemp("cpp_build"), "-DVOLO_WITH_TENSORRT=OFF")
 
 
 def inspect(build: Path, *args, expect_rc: int = 0) -> subprocess.CompletedProcess:
