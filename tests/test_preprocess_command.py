@@ -124,6 +124,11 @@ def test_unreadable_image_is_one_line_and_writes_nothing(tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == [bad]
 
 
+def test_missing_image_is_one_line(tmp_path):
+    _one_line_error(run(tmp_path / "nope.jpg", "--model-name", "volo_tiny_digits", "--out", tmp_path / "x.bin"), 1,
+                    f"image not found: {tmp_path / 'nope.jpg'}")
+
+
 @pytest.mark.parametrize("args, code, needle", [
     ((), 2, "give exactly one of --model"),
     (("--model", "m.onnx", "--model-name", "volo_tiny_digits"), 2, "give exactly one of --model"),

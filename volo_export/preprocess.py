@@ -90,9 +90,12 @@ def preprocess_files(paths: Iterable[Path], prep: Preprocessing) -> ImageBatch:
 
 
 def preprocess_paths(paths: Sequence[Path], prep: Preprocessing) -> np.ndarray:
-    """Every image, in order, as float32 (N, 3, S, S); the first unreadable one raises InputDataError."""
+    """Every image, in order, as float32 (N, 3, S, S); the first missing or unreadable one raises InputDataError."""
     if not paths:
-        raise InputDataError("no images given")
+        raise UsageError("no images given")
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise InputDataError(f"image not found: {missing[0]}")
     return np.stack([preprocess_image(load_image(Path(p)), prep) for p in paths])
 
 
