@@ -56,3 +56,45 @@ def tiny_state_dict(tiny_model) -> dict[str, torch.Tensor]:
 
 def tiny_preprocessing() -> Preprocessing:
     return get_config("volo_tiny_digits").preprocessing
+
+
+def engine_sidecar(info, environment: dict | None = None, build: dict | None = None, **overrides) -> dict:
+    """An `X.engine.json` shaped like volo_export.trt.provenance.EngineProvenance.to_dict(), for an
+    engine of `info` (an ArtifactInfo) built with TensorRT 10.13 on an L4 (keys: examples/cpp/README.md)."""
+    size = info.preprocessing.size
+    sidecar = {
+        "format": "volo-export.engine/1",
+        "engine": {"file": "m.engine", "sha256": "0" * 64, "bytes": 4096},
+        "onnx": {"file": "m.onnx", "sha256": "1" * 64},
+        "environment": {"tensorrt": "10.13.0.35", "cuda_runtime": "12.8", "driver": "570.86",
+                        "gpu_name": "NVIDIA L4", "compute_capability": "8.9", **(environment or {})},
+        "build": {"min_batch": 1, "opt_batch": 4, "max_batch": 8, "hardware_compat": "none",
+                  "version_compatible": False, "plugins": [], **(build or {})},
+        "profile": {"input": "input", "min": [1, 3, size, size], "opt": [4, 3, size, size],
+                    "max": [8, 3, size, size]},
+        "io": {"input": "input", "output": "logits"},
+        "trtexec": "trtexec --onnx=m.onnx --saveEngine=m.engine",
+        "calibration": {},
+        "metadata": dict(sorted(info.to_props().items())),
+        "volo_export_version": "0.1.0",
+        "created_utc": "2025-01-01T00:00:00+00:00",
+    }
+    sidecar.update(overrides)
+    return sidecar
+
+
+def build_cmake_project(source, build, *options: str, target: str | None = None):
+    """Configure and build the CMake project `source` in `build` (Debug: it compiles about twice as
+    fast as Release, and _GLIBCXX_ASSERTIONS checks bounds); skips when cmake or a compiler is absent."""
+    import shutil
+    import subprocess
+
+    if shutil.which("cmake") is None or not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+        pytest.skip(f"cmake and a C++17 compiler are needed to build {source.name}/")
+    subprocess.run(["cmake", "-S", str(source), "-B", str(build), "-DCMAKE_BUILD_TYPE=Debug",
+                    "-DCMAKE_CXX_FLAGS=-D_GLIBCXX_ASSERTIONS", *options], check=True, capture_output=True, text=True)
+    command = ["cmake", "--build", str(build), "-j", "2"] + (["--target", target] if target else [])
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning" not in result.stdout + result.stderr, result.stdout + result.stderr
+    return build

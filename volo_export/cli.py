@@ -124,6 +124,27 @@ def models_command(as_json: Annotated[bool, typer.Option("--json", help="Print J
     stdout.print(table)
 
 
+@app.command("preprocess")
+def preprocess_command(
+    images: Annotated[list[Path], typer.Argument(help="Image files, in batch order.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Tensor file to write (format: examples/cpp/README.md).")],
+    model: Annotated[Optional[Path], typer.Option(
+        "--model", help="Artifact whose preprocessing to use: .onnx, .engine (reads X.engine.json) or .engine.json.")] = None,
+    model_name: Annotated[Optional[str], typer.Option(
+        "--model-name", help="Registered variant whose preprocessing to use, e.g. volo_d1_224.")] = None,
+) -> None:
+    """Preprocess images into one float32 (N, 3, S, S) tensor file for the C++ app (volo_infer)."""
+    with user_errors():
+        from volo_export.preprocess import preprocessing_for, write_input_file
+
+        prep = preprocessing_for(model, model_name)
+        batch = write_input_file(images, prep, out)
+        stdout.print(f"wrote {out}: float32 {tuple(batch.shape)} (size {prep.size}, crop_pct {prep.crop_pct}, "
+                     f"{prep.interpolation})", highlight=False)
+        for i, path in enumerate(images):
+            stdout.print(f"  {i}: {path}", highlight=False)
+
+
 def main() -> None:
     app()
 

@@ -107,3 +107,35 @@ def read_info(model: "Path | object") -> ArtifactInfo:
     else:
         source = "model"
     return ArtifactInfo.from_props({p.key: p.value for p in model.metadata_props}, source)
+
+
+# The engine sidecar's schema version (volo_export/trt/provenance.py writes it; examples/cpp reads it).
+ENGINE_SIDECAR_FORMAT = "volo-export.engine/1"
+
+
+def sidecar_path(engine: Path) -> Path:
+    """`X.engine` -> `X.engine.json`, the provenance sidecar beside a TensorRT plan."""
+    return engine.with_name(engine.name + ".json")
+
+
+def read_artifact_info(path: Path) -> ArtifactInfo:
+    """ArtifactInfo of any artifact: an ONNX file, a TensorRT plan `X.engine` (via its sidecar
+    `X.engine.json`) or the sidecar itself, whose `metadata` holds the ONNX's volo_export.* props."""
+    path = Path(path)
+    if path.suffix not in (".engine", ".json"):
+        return read_info(path)
+    sidecar = sidecar_path(path) if path.suffix == ".engine" else path
+    if not sidecar.is_file():
+        raise InputDataError(f"engine sidecar not found: {sidecar} (it holds the engine's preprocessing)")
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputDataError(f"{sidecar} is not JSON: {e}") from None
+    found = data.get("format") if isinstance(data, dict) else type(data).__name__
+    if found != ENGINE_SIDECAR_FORMAT or not isinstance(data.get("metadata"), dict):
+        raise InputDataError(f"{sidecar} is not a volo-export engine sidecar with metadata (format {found!r}, "
+                             f"expected {ENGINE_SIDECAR_FORMAT!r})")
+    try:
+        return ArtifactInfo.from_props(data["metadata"], str(sidecar))
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputDataError(f"{sidecar} has incomplete volo-export metadata ({type(e).__name__}: {e})") from None
