@@ -168,3 +168,18 @@ def fake_gpu(monkeypatch):
     monkeypatch.setattr(environment, "running_environment", lambda: gpu.running)
     monkeypatch.setattr(infer, "EngineSession", FakeSession)
     return gpu
+
+
+@pytest.fixture(scope="session")
+def d1_onnx_with_checkpoint(tmp_path_factory):
+    """Full-size VOLO-D1 (randomized weights, saved as a checkpoint) exported by the pipeline without
+    its gate: about a minute on 2 cores. Returns (onnx path, checkpoint path)."""
+    from volo_export.pipeline import OnnxRequest, export_onnx
+
+    folder = tmp_path_factory.mktemp("d1")
+    torch.manual_seed(0)
+    checkpoint = folder / "d1_random.pth"
+    torch.save(randomize(create_model(get_config("volo_d1_224"))).state_dict(), checkpoint)
+    out = folder / "volo_d1_224.onnx"
+    export_onnx(OnnxRequest(model="volo_d1_224", output=out, checkpoint=checkpoint, validate=False))
+    return out, checkpoint

@@ -314,3 +314,21 @@ def test_local_functions_are_checked_through():
     result = check_model(model)
     assert [(f.rule, f.node) for f in result.errors] == [("col2im", "block/inner_col2im")]
     assert result.op_types == {"Block": 1, "Col2Im": 1, "Relu": 1}
+
+
+@pytest.mark.slow
+def test_d1_export_passes_for_10_and_11_and_predicts_imagenet_names(d1_onnx_with_checkpoint):
+    from volo_export.labels import imagenet_class_names
+    from volo_export.predict import predict_files
+    from volo_export.preprocess import sample_photos
+    from volo_export.runtime import open_runner
+
+    onnx_path, _ = d1_onnx_with_checkpoint
+    for trt in (10, 11):
+        result = check_model(onnx_path, trt=trt)
+        assert result.passed and result.nodes > 800 and result.inputs["input"][1:] == [3, 224, 224]
+    photos = sample_photos()[:4]
+    preds = predict_files(open_runner(onnx_path), photos, k=5)
+    names = imagenet_class_names()
+    assert [len(p.top) for p in preds] == [5] * len(photos)
+    assert all(c.label == names[c.index] for p in preds for c in p.top)
