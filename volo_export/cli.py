@@ -199,7 +199,7 @@ def engine_command(
         lo, opt, hi = prov.profile.batches
         stdout.print(f"wrote {output} ({prov.engine_bytes / 1e6:.1f} MB) + {result.sidecar.name} in "
                      f"{result.seconds:.0f} s: {prov.environment.describe()}, batch {lo}/{opt}/{hi}",
-                     highlight=False, soft_wrap=True)
+                     markup=False, highlight=False, soft_wrap=True)
         stdout.print(f"trtexec equivalent: {prov.trtexec}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -213,7 +213,8 @@ def _build_progress():
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         class RichProgress(BuildProgress):
-            tasks: dict = {}
+            def __init__(self):
+                self.tasks: dict = {}
 
             def stage(self, text: str) -> None:
                 console.log(text)

@@ -66,14 +66,12 @@ def provider_options(providers: Sequence[str], profile=None, cache_dir: Path | N
 
 def _default_profile(model: Path, info: ArtifactInfo | None):
     """The TensorRT EP's profile for an ONNX file: default batches (1/8/32) at the metadata's image size."""
-    import onnx
-
+    from volo_export.export.metadata import load_graph
     from volo_export.trt.config import BuildSettings, compute_profile, input_spec
 
     if info is None:
         return None
-    return compute_profile(input_spec(onnx.load(str(model), load_external_data=False)), info.preprocessing.size,
-                           BuildSettings())
+    return compute_profile(input_spec(load_graph(model)), info.preprocessing.size, BuildSettings())
 
 
 def available_providers(requested: tuple[str, ...] | None = None) -> list[str]:

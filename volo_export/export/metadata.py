@@ -90,19 +90,22 @@ def write_info(model_proto, info: ArtifactInfo) -> None:
         entry.key, entry.value = key, value
 
 
-def read_info(model: "Path | object") -> ArtifactInfo:
-    """ArtifactInfo of an ONNX file or ModelProto (weights are not loaded for a path)."""
+def load_graph(path: Path):
+    """The ModelProto of an ONNX file without its external weights; one-line errors for bad files."""
     import onnx
 
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"model not found: {path}")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # onnx raises DecodeError / various protobuf errors
+        raise InputDataError(f"{path} is not an ONNX model: {type(e).__name__}") from None
+
+
+def read_info(model: "Path | object") -> ArtifactInfo:
+    """ArtifactInfo of an ONNX file or ModelProto (weights are not loaded for a path)."""
+    source = "model"
     if isinstance(model, (str, Path)):
-        path = Path(model)
-        if not path.is_file():
-            raise InputDataError(f"model not found: {path}")
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception as e:  # onnx raises DecodeError / various protobuf errors
-            raise InputDataError(f"{path} is not an ONNX model: {type(e).__name__}") from None
-        source = str(path)
-    else:
-        source = "model"
+        model, source = load_graph(Path(model)), str(model)
     return ArtifactInfo.from_props({p.key: p.value for p in model.metadata_props}, source)

@@ -73,19 +73,12 @@ class PreparedBuild:
 
 def prepare(request: EngineRequest, trt_target: int = 10) -> PreparedBuild:
     """Read the ONNX's metadata and input, compute the profile, run the offline check. No TensorRT."""
-    import onnx
-
-    from volo_export.export.metadata import ArtifactInfo
+    from volo_export.export.metadata import ArtifactInfo, load_graph
 
     for lib in request.settings.plugins:
         if not Path(lib).is_file():
             raise InputDataError(f"plugin library not found: {lib}")
-    if not Path(request.onnx).is_file():
-        raise InputDataError(f"model not found: {request.onnx}")
-    try:
-        proto = onnx.load(str(request.onnx), load_external_data=False)
-    except Exception as e:  # protobuf DecodeError and friends
-        raise InputDataError(f"{request.onnx} is not an ONNX model: {type(e).__name__}") from None
+    proto = load_graph(request.onnx)
     props = {p.key: p.value for p in proto.metadata_props}
     info = ArtifactInfo.from_props(props, source=str(request.onnx))
     profile = compute_profile(input_spec(proto), info.preprocessing.size, request.settings)

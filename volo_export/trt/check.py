@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from volo_export.errors import InputDataError, UsageError
+from volo_export.errors import UsageError
 
 # --------------------------------------------------------------------------- data
 
@@ -614,20 +614,14 @@ def _infer_types(model) -> tuple[dict[str, int], dict[str, tuple], list[Finding]
 
 def check_model(model: Path | object, trt: int = DEFAULT_TRT, name: str | None = None) -> CheckResult:
     """Check an ONNX file (or ModelProto) against TensorRT `trt`'s ONNX parser rules."""
-    import onnx
+    from volo_export.export.metadata import load_graph
 
     if trt not in TARGETS:
         raise UsageError(f"--trt {trt} unsupported; choose {' or '.join(map(str, TARGETS))}")
     base_dir = None
     if isinstance(model, (str, Path)):
         path = Path(model)
-        if not path.is_file():
-            raise InputDataError(f"model not found: {path}")
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception as e:  # protobuf DecodeError and friends
-            raise InputDataError(f"{path} is not an ONNX model: {type(e).__name__}") from None
-        base_dir, name = path.parent, name or path.name
+        model, base_dir, name = load_graph(path), path.parent, name or path.name
     target = TARGETS[trt]
     opset, findings = _opset_findings(model, target)
     types, shapes, notes = _infer_types(model)
