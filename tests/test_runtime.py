@@ -69,7 +69,8 @@ def test_open_runner_rejects_unknown_files(tmp_path):
     with pytest.raises(InputDataError, match="model not found"):
         open_runner(tmp_path / "x.onnx")
     (tmp_path / "x.pt").write_bytes(b"x")
-    with pytest.raises(InputDataError, match=r"unsupported artifact type '.pt' \(expected .onnx or .engine/.plan/.trt\)"):
+    with pytest.raises(InputDataError,
+                       match=r"unsupported artifact type '.pt' \(expected .onnx or .engine/.plan/.trt\)"):
         open_runner(tmp_path / "x.pt")
 
 

@@ -169,11 +169,13 @@ def engine_command(
     model: Annotated[Path, typer.Argument(help="ONNX file exported by volo-export (FP32, FP16 or INT8 Q/DQ).")],
     output: Output,
     min_batch: Annotated[Optional[int], typer.Option(help="Smallest batch of the profile (default 1).")] = None,
-    opt_batch: Annotated[Optional[int], typer.Option(help="Batch TensorRT tunes for (default 8, within min..max).")] = None,
+    opt_batch: Annotated[Optional[int], typer.Option(
+        help="Batch TensorRT tunes for (default 8, within min..max).")] = None,
     max_batch: Annotated[Optional[int], typer.Option(help="Largest batch of the profile (default 32).")] = None,
     workspace: Annotated[Optional[int], typer.Option(help="Workspace limit in MiB (default: TensorRT's).")] = None,
     opt_level: Annotated[int, typer.Option(help="Builder optimization level 0-5 (TensorRT default 3).")] = 3,
-    timing_cache: Annotated[Optional[Path], typer.Option(help="Timing cache file: loaded if present, saved after.")] = None,
+    timing_cache: Annotated[Optional[Path], typer.Option(
+        help="Timing cache file: loaded if present, saved after.")] = None,
     hardware_compat: Annotated[str, typer.Option(
         help="none | ampere-plus | same-compute-capability: run on other GPUs, maybe slower.")] = "none",
     version_compatible: Annotated[bool, typer.Option(help="Plan loads on newer TensorRT of the same major.")] = False,

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from volo_export.cli import app
-from volo_export.trt.check import check_model
+from volo_export.trt.check import check_model, first_violation
 
 RNG = np.random.default_rng(0)
 
@@ -102,7 +102,8 @@ def _small_float_model(path):
              helper.make_node("MaxPool", ["r"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
              helper.make_node("Reshape", ["p", "shape"], ["f"], name="flatten"),
              helper.make_node("MatMul", ["f", "M"], ["logits"], name="fc")]
-    graph = helper.make_graph(nodes, "small", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])],
+    graph = helper.make_graph(nodes, "small",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 5])], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
@@ -132,6 +133,7 @@ def test_qoperator_graph_fails(tmp_path):
     qop = {(f.op_type, f.node) for f in errors(result, "qoperator")}
     assert qop == {("QLinearConv", "conv_quant"), ("QLinearMatMul", "fc_quant")}
     assert not result.passed
+    assert first_violation(result).startswith("conv_quant: QLinearConv: QOperator-format")  # the telling one
 
 
 def test_ort_symmetric_qdq_passes_and_default_qdq_fails(tmp_path):
@@ -242,7 +244,8 @@ def test_non_constant_weights_and_axes():
 
 
 def test_constant_axes_through_constant_nodes_pass():
-    axes = helper.make_node("Constant", [], ["axes"], name="axes", value=numpy_helper.from_array(np.array([1], np.int64)))
+    axes = helper.make_node("Constant", [], ["axes"], name="axes",
+                            value=numpy_helper.from_array(np.array([1], np.int64)))
     nodes = [axes, helper.make_node("Unsqueeze", ["x", "axes"], ["u"], name="unsqueeze"),
              helper.make_node("ReduceSum", ["u", "axes"], ["y"], name="reduce")]
     assert check_model(_model(nodes, [_vi("x")], [_vi("y", shape=("N", 4))])).passed
@@ -332,3 +335,15 @@ def test_d1_export_passes_for_10_and_11_and_predicts_imagenet_names(d1_onnx_with
     names = imagenet_class_names()
     assert [len(p.top) for p in preds] == [5] * len(photos)
     assert all(c.label == names[c.index] for p in preds for c in p.top)
+
+
+def test_matmul_weight_axis_is_a_warning():
+    inits = [numpy_helper.from_array(RNG.integers(-9, 9, (6, 5)).astype(np.int8), "w_q"),
+             numpy_helper.from_array(np.full(6, 0.1, np.float32), "w_scale"),
+             numpy_helper.from_array(np.zeros(6, np.int8), "w_zero")]
+    nodes = [helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w"], name="dq_w", axis=0),
+             helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")]
+    result = check_model(_model(nodes, [_vi("x", shape=("N", 6))], [_vi("y", shape=("N", 5))], inits))
+    assert result.passed
+    (warning,) = result.of("warning")
+    assert warning.rule == "qdq-axis" and "output-channel axis 1" in warning.message

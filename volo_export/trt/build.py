@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from volo_export.errors import EngineError, InputDataError, TensorRTCheckFailed
+from volo_export.errors import EngineError, InputDataError, TensorRTCheckFailed, UsageError
 from volo_export.io import atomic_output, ensure_writable, sha256_file
 from volo_export.trt.check import TARGETS, check_model, first_violation
 from volo_export.trt.config import (BuildPlan, BuildSettings, Enum, Profile, Ref, build_plan, compute_profile,
                                     input_spec, trt_major, trtexec_command)
-from volo_export.trt.provenance import EngineProvenance, Environment, calibration_info, now_utc, sidecar_path, write_sidecar
+from volo_export.trt.provenance import (EngineProvenance, Environment, calibration_info, now_utc, sidecar_path,
+                                        write_sidecar)
 
 
 class BuildProgress:
@@ -252,7 +253,17 @@ def _build(trt, onnx_path: Path, plan: BuildPlan, progress: BuildProgress) -> tu
 
 def trtexec_for(onnx: Path, major: int = 10, settings: BuildSettings = BuildSettings(),
                 output: Path | None = None) -> str:
-    """The trtexec command that builds `onnx` with `settings` (no TensorRT, no check)."""
+    """The trtexec command that builds `onnx` with `settings` (no TensorRT, no check). The image size
+    comes from the volo-export metadata, else from a static input height."""
+    from volo_export.export.metadata import PREFIX, load_graph
+
     onnx = Path(onnx)
-    request = EngineRequest(onnx, output or onnx.with_suffix(".engine"), settings, check=False)
-    return prepare(request).trtexec(major)
+    proto = load_graph(onnx)
+    spec = input_spec(proto)
+    size = next((int(p.value) for p in proto.metadata_props if p.key == PREFIX + "image_size"), None)
+    if size is None and len(spec.dims) == 4 and isinstance(spec.dims[2], int):
+        size = spec.dims[2]
+    if size is None:
+        raise UsageError(f"{onnx.name}: dynamic image size and no volo-export metadata; no profile to print")
+    profile = compute_profile(spec, size, settings)
+    return trtexec_command(onnx, output or onnx.with_suffix(".engine"), settings, profile, major)

@@ -351,7 +351,8 @@ def _dropout_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
 def _constant_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
     bad = {a.name for a in node.attribute} & {"sparse_value", "value_string", "value_strings"}
     if bad:
-        yield Finding("error", "op-restriction", f"Constant attribute {sorted(bad)[0]} is unsupported", name, "Constant")
+        yield Finding("error", "op-restriction", f"Constant attribute {sorted(bad)[0]} is unsupported", name,
+                      "Constant")
 
 
 def _scatternd_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
@@ -438,7 +439,8 @@ def _per_channel_rules(node, g: _GraphIndex, name: str, scale: np.ndarray) -> It
     for consumer, index in g.consumers.get(node.output[0], []):
         rule = _WEIGHT_AXIS.get(consumer.op_type)
         if rule and index == 1 and axis != (want := rule(rank, consumer)):
-            severity = "error" if consumer.op_type.startswith("Conv") else "warning"
+            # Conv: the parser assumes KCRS weights quantized on K; elsewhere TensorRT may only fuse worse.
+            severity = "error" if consumer.op_type == "Conv" else "warning"
             yield Finding(severity, "qdq-axis", f"weights of {consumer.op_type} '{consumer.name}' are quantized "
                           f"on axis {axis}; TensorRT wants the output-channel axis {want}", name, op)
 
