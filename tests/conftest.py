@@ -98,3 +98,128 @@ def build_cmake_project(source, build, *options: str, target: str | None = None)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning" not in result.stdout + result.stderr, result.stdout + result.stderr
     return build
+# --- artifacts shared by the TensorRT / runtime / predict / validate tests -------------------
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_state_dict):
+    """The randomized tiny model's weights as a plain state-dict file."""
+    path = tmp_path_factory.mktemp("ckpt") / "tiny_digits.pth"
+    torch.save(tiny_state_dict, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_export(tmp_path_factory, tiny_checkpoint):
+    """`volo-export onnx` on volo_tiny_digits (rewrite on, dynamic batch, metadata): (path, CLI output)."""
+    from typer.testing import CliRunner
+
+    from volo_export.cli import app
+
+    out = tmp_path_factory.mktemp("onnx") / "tiny_digits.onnx"
+    result = CliRunner().invoke(app, ["onnx", "--model", "volo_tiny_digits", "--checkpoint", str(tiny_checkpoint),
+                                      "--output", str(out), "--no-validate"])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_onnx_export):
+    return tiny_onnx_export[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_naive_onnx(tmp_path_factory, tiny_model):
+    """The naive export (no rewrite): F.fold becomes Col2Im."""
+    import onnx
+
+    from volo_export.export.to_onnx import ExportOptions, torch_to_onnx
+
+    out = tmp_path_factory.mktemp("onnx") / "tiny_digits_naive.onnx"
+    onnx.save(torch_to_onnx(tiny_model, ExportOptions(rewrite=False)), str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_fp16_onnx(tmp_path_factory, tiny_onnx):
+    """FP16 conversion of the FP32 export with onnxruntime's converter (float32 I/O kept)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    out = tmp_path_factory.mktemp("onnx") / "tiny_digits_fp16.onnx"
+    onnx.save(convert_float_to_float16(onnx.load(str(tiny_onnx)), keep_io_types=True), str(out))
+    return out
+
+
+# --- a TensorRT stand-in for CPU tests: real sidecars, plans that name the ONNX to run ----------
+
+FAKE_PLAN_MAGIC = b"volo-export-test-plan:"
+
+
+def build_environment():
+    """The machine the fake engines were 'built' on."""
+    from volo_export.trt.provenance import Environment
+
+    return Environment(tensorrt="10.13.0.35", cuda_runtime="12.8", driver="570.86.15", gpu_name="NVIDIA L4",
+                       compute_capability="8.9")
+
+
+def write_fake_engine(onnx_path, output, settings=None, environment=None, trt=10):
+    """An engine file + sidecar written by volo-export's own writer. The 'plan' is not TensorRT's: it
+    names the ONNX file, which the fake session runs in ONNX Runtime."""
+    from volo_export.trt.build import EngineRequest, prepare, write_engine
+    from volo_export.trt.config import BuildSettings, build_plan
+
+    settings = settings or BuildSettings(max_batch=8)
+    prepared = prepare(EngineRequest(onnx_path, output, settings))
+    plan = (FAKE_PLAN_MAGIC + str(onnx_path).encode()).ljust(4096, b"\0")
+    write_engine(prepared, build_plan(settings, prepared.profile, trt), plan, environment or build_environment())
+    return output
+
+
+class FakeGpu:
+    """What `running_environment()` reports while the fixture is active; change `running` to simulate
+    another machine. Sessions run the named ONNX with ONNX Runtime on CPU."""
+
+    def __init__(self):
+        self.running = build_environment()
+        self.sessions: list = []
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    from volo_export.runtime import OnnxRuntimeRunner
+    from volo_export.trt import environment, infer
+
+    gpu = FakeGpu()
+
+    class FakeSession:
+        def __init__(self, plan: bytes, name: str, plugins=()):
+            assert plan.startswith(FAKE_PLAN_MAGIC), "not a fake plan"
+            from pathlib import Path
+
+            self.onnx = OnnxRuntimeRunner(Path(plan[len(FAKE_PLAN_MAGIC):].rstrip(b"\0").decode()))
+            self.name, self.plugins, self.batches = name, list(plugins), []
+            gpu.sessions.append(self)
+
+        def __call__(self, x):
+            self.batches.append(len(x))
+            return self.onnx(x)
+
+    monkeypatch.setattr(environment, "running_environment", lambda: gpu.running)
+    monkeypatch.setattr(infer, "EngineSession", FakeSession)
+    return gpu
+
+
+@pytest.fixture(scope="session")
+def d1_onnx_with_checkpoint(tmp_path_factory):
+    """Full-size VOLO-D1 (randomized weights, saved as a checkpoint) exported by the pipeline without
+    its gate: about a minute on 2 cores. Returns (onnx path, checkpoint path)."""
+    from volo_export.pipeline import OnnxRequest, export_onnx
+
+    folder = tmp_path_factory.mktemp("d1")
+    torch.manual_seed(0)
+    checkpoint = folder / "d1_random.pth"
+    torch.save(randomize(create_model(get_config("volo_d1_224"))).state_dict(), checkpoint)
+    out = folder / "volo_d1_224.onnx"
+    export_onnx(OnnxRequest(model="volo_d1_224", output=out, checkpoint=checkpoint, validate=False))
+    return out, checkpoint

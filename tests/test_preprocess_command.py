@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from conftest import engine_sidecar
 from volo_export.cli import app
 from volo_export.errors import InputDataError
-from volo_export.export.metadata import ArtifactInfo, read_artifact_info, write_info
+from volo_export.export.metadata import ArtifactInfo, write_info
+from volo_export.runtime import read_artifact_info
 from volo_export.models.variants import Preprocessing, get_config
 from volo_export.preprocess import load_image, preprocess_image, sample_photos
 from volo_export.tensorfile import read_tensor
@@ -96,10 +97,10 @@ def test_sidecar_metadata_round_trips_and_bad_sidecars_are_one_line(tmp_path):
     path.write_text(json.dumps(engine_sidecar(odd_info())))
     assert read_artifact_info(path) == odd_info()
     for name, content, needle in [
-        ("a", json.dumps({"format": "volo-export.engine/1"}), "not a volo-export engine sidecar with metadata"),
+        ("a", json.dumps({"format": "volo-export.engine/1"}), "incomplete or damaged"),
         ("b", json.dumps({**engine_sidecar(odd_info()), "format": "other/9"}), "format 'other/9'"),
-        ("c", json.dumps(engine_sidecar(odd_info(), metadata={"volo_export.model": "x"})), "incomplete"),
-        ("d", "{not json", "is not JSON"),
+        ("c", json.dumps(engine_sidecar(odd_info(), metadata={"volo_export.model": "x"})), "incomplete volo-export metadata"),
+        ("d", "{not json", "is not valid JSON"),
         ("e", "[1, 2]", "format 'list'"),
     ]:
         (tmp_path / f"{name}.engine.json").write_text(content)
@@ -133,7 +134,7 @@ def test_missing_image_is_one_line(tmp_path):
     ((), 2, "give exactly one of --model"),
     (("--model", "m.onnx", "--model-name", "volo_tiny_digits"), 2, "give exactly one of --model"),
     (("--model-name", "volo_nope"), 2, "volo_nope"),
-    (("--model", "missing.engine"), 1, "engine sidecar not found"),
+    (("--model", "missing.engine"), 1, "has no sidecar"),
     (("--model", "missing.onnx"), 1, "model not found"),
 ])
 def test_bad_model_options_are_one_line(tmp_path, monkeypatch, args, code, needle):

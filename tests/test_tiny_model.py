@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -106,7 +107,7 @@ def test_cli_still_warns_for_random_weights(tmp_path, monkeypatch, tiny_config):
     config = dataclasses.replace(tiny_config, bundled_checkpoint=None)
 
     def fake_export(request, on_stage):
-        request.output.write_bytes(b"onnx")
+        onnx.save(onnx.helper.make_model(onnx.helper.make_graph([], "empty", [], [])), str(request.output))
         return OnnxResult(request.output, ArtifactInfo.for_model(config, None, 20), [], {"Add": 1})
 
     monkeypatch.setattr(pipeline, "export_onnx", fake_export)

@@ -38,3 +38,13 @@ class ValidationFailed(VoloExportError):
     """An artifact's outputs differ from eager PyTorch beyond tolerance."""
 
     exit_code = 3
+
+
+class TensorRTCheckFailed(VoloExportError):
+    """An ONNX graph breaks a rule of TensorRT's ONNX parser (offline check)."""
+
+    exit_code = 4
+
+
+class EngineError(VoloExportError):
+    """A TensorRT engine that cannot be built, or cannot be loaded or run on this machine."""

@@ -108,7 +108,7 @@ def preprocessing_for(model: Path | None = None, model_name: str | None = None) 
         from volo_export.models.variants import get_config
 
         return get_config(model_name).preprocessing
-    from volo_export.export.metadata import read_artifact_info
+    from volo_export.runtime import read_artifact_info
 
     return read_artifact_info(Path(model)).preprocessing
 

@@ -53,16 +53,19 @@ class ArtifactInfo:
         own = {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX)}
         if "model" not in own:
             raise InputDataError(f"{source} carries no volo-export metadata (was it exported by volo-export?)")
-        prep = Preprocessing(size=int(own.pop("image_size")), crop_pct=float(own.pop("crop_pct")),
-                             interpolation=own.pop("interpolation"),
-                             mean=tuple(json.loads(own.pop("mean"))), std=tuple(json.loads(own.pop("std"))))
-        opset = own.pop("opset")
-        return cls(model=own.pop("model"), preprocessing=prep, num_classes=int(own.pop("num_classes")),
-                   labels=own.pop("labels"), precision=own.pop("precision"), target=own.pop("target"),
-                   opset=int(opset) if opset not in ("", "None") else None,
-                   checkpoint_sha256=own.pop("checkpoint_sha256") or None,
-                   random_weights=json.loads(own.pop("random_weights")),
-                   versions=json.loads(own.pop("versions")), extra=own)
+        try:
+            prep = Preprocessing(size=int(own.pop("image_size")), crop_pct=float(own.pop("crop_pct")),
+                                 interpolation=own.pop("interpolation"),
+                                 mean=tuple(json.loads(own.pop("mean"))), std=tuple(json.loads(own.pop("std"))))
+            opset = own.pop("opset")
+            return cls(model=own.pop("model"), preprocessing=prep, num_classes=int(own.pop("num_classes")),
+                       labels=own.pop("labels"), precision=own.pop("precision"), target=own.pop("target"),
+                       opset=int(opset) if opset not in ("", "None") else None,
+                       checkpoint_sha256=own.pop("checkpoint_sha256") or None,
+                       random_weights=json.loads(own.pop("random_weights")),
+                       versions=json.loads(own.pop("versions")), extra=own)
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputDataError(f"{source} has incomplete volo-export metadata ({type(e).__name__}: {e})") from None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,52 +93,24 @@ def write_info(model_proto, info: ArtifactInfo) -> None:
         entry.key, entry.value = key, value
 
 
-def read_info(model: "Path | object") -> ArtifactInfo:
-    """ArtifactInfo of an ONNX file or ModelProto (weights are not loaded for a path)."""
+def load_graph(path: Path):
+    """The ModelProto of an ONNX file without its external weights; one-line errors for bad files."""
     import onnx
     from google.protobuf.message import DecodeError
 
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"model not found: {path}")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError) as e:
+        raise InputDataError(f"{path} is not an ONNX model: {type(e).__name__}") from None
+
+
+def read_info(model: "Path | object") -> ArtifactInfo:
+    """ArtifactInfo of an ONNX file or ModelProto (weights are not loaded for a path)."""
+    source = "model"
     if isinstance(model, (str, Path)):
-        path = Path(model)
-        if not path.is_file():
-            raise InputDataError(f"model not found: {path}")
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except (DecodeError, OSError) as e:
-            raise InputDataError(f"{path} is not an ONNX model: {type(e).__name__}") from None
-        source = str(path)
-    else:
-        source = "model"
+        model, source = load_graph(Path(model)), str(model)
     return ArtifactInfo.from_props({p.key: p.value for p in model.metadata_props}, source)
 
-
-# The engine sidecar's schema version (volo_export/trt/provenance.py writes it; examples/cpp reads it).
-ENGINE_SIDECAR_FORMAT = "volo-export.engine/1"
-
-
-def sidecar_path(engine: Path) -> Path:
-    """`X.engine` -> `X.engine.json`, the provenance sidecar beside a TensorRT plan."""
-    return engine.with_name(engine.name + ".json")
-
-
-def read_artifact_info(path: Path) -> ArtifactInfo:
-    """ArtifactInfo of any artifact: an ONNX file, a TensorRT plan `X.engine` (via its sidecar
-    `X.engine.json`) or the sidecar itself, whose `metadata` holds the ONNX's volo_export.* props."""
-    path = Path(path)
-    if path.suffix not in (".engine", ".json"):
-        return read_info(path)
-    sidecar = sidecar_path(path) if path.suffix == ".engine" else path
-    if not sidecar.is_file():
-        raise InputDataError(f"engine sidecar not found: {sidecar} (it holds the engine's preprocessing)")
-    try:
-        data = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputDataError(f"{sidecar} is not JSON: {e}") from None
-    found = data.get("format") if isinstance(data, dict) else type(data).__name__
-    if found != ENGINE_SIDECAR_FORMAT or not isinstance(data.get("metadata"), dict):
-        raise InputDataError(f"{sidecar} is not a volo-export engine sidecar with metadata (format {found!r}, "
-                             f"expected {ENGINE_SIDECAR_FORMAT!r})")
-    try:
-        return ArtifactInfo.from_props(data["metadata"], str(sidecar))
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputDataError(f"{sidecar} has incomplete volo-export metadata ({type(e).__name__}: {e})") from None
