@@ -10,7 +10,7 @@ built lives in `volo_export.benchmark` (the `volo-export bench` command).
 
 Stable API (other stages reuse it):
     measure(runners, sample_shape, settings, on_progress) -> list[BenchResult]
-    gemm_peak(n, threads, ...) -> GemmPeak
+    gemm_peak(n, threads, ...) -> GemmPeak;  gemm_runner(n, threads) -> (runner, flop)
     with_flops(results, flops_per_sample, peak_gflops) -> list[BenchResult]
 """
 
@@ -210,7 +210,7 @@ class GemmPeak:
 
 
 def gemm_peak(n: int = 2048, threads: int = 0, repeats: int = 5, min_time_s: float = 0.5,
-              with_onnxruntime: bool = True) -> GemmPeak:
+              with_onnxruntime: bool = True, spinning: bool = True) -> GemmPeak:
     """FP32 n x n @ n x n through ONNX Runtime (MatMul node, `threads` intra-op threads; 0 = all cores)
     and numpy's BLAS. Takes the best of `repeats` timings, each at least `min_time_s` long.
     """
@@ -227,11 +227,24 @@ def gemm_peak(n: int = 2048, threads: int = 0, repeats: int = 5, min_time_s: flo
         from volo_export.runtime import OnnxRuntimeRunner, SessionSettings
 
         runner = OnnxRuntimeRunner(_matmul_model(b), SessionSettings(providers=("CPUExecutionProvider",),
-                                                                      threads=threads))
+                                                                      threads=threads, spinning=spinning))
         ort_rate = _best_rate(lambda: runner(a), flop, repeats, min_time_s)
     numpy_rate = _best_rate(lambda: a @ b, flop, repeats, min_time_s)
     return GemmPeak(n=n, threads=threads, onnxruntime_gflops=ort_rate, numpy_gflops=numpy_rate, repeats=repeats,
                     note="numpy uses its own BLAS thread pool (OPENBLAS/MKL/OMP_NUM_THREADS)")
+
+
+def gemm_runner(n: int = 2048, threads: int = 0, spinning: bool = True) -> tuple[Runner, float]:
+    """An FP32 n x n x n MatMul in ONNX Runtime as a runner (its input is ignored) and its FLOP count,
+    so the GEMM peak can be timed in the same interleaved rounds as the backends."""
+    from volo_export.runtime import OnnxRuntimeRunner, SessionSettings
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    runner = OnnxRuntimeRunner(_matmul_model(rng.standard_normal((n, n), dtype=np.float32)),
+                               SessionSettings(providers=("CPUExecutionProvider",), threads=threads,
+                                               spinning=spinning))
+    return (lambda _x: runner(a)), 2.0 * n**3
 
 
 def _best_rate(fn: Callable[[], object], flop: float, repeats: int, min_time_s: float) -> float:
@@ -349,6 +362,7 @@ def environment(threads: int) -> dict:
         except metadata.PackageNotFoundError:
             versions[dist] = None
     return {
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "cpu": cpu_model(), "cpu_flags": cpu_flags(), "logical_cpus": os.cpu_count(), "usable_cpus": usable,
         "threads": threads, "python": platform.python_version(), "platform": platform.platform(),
         "versions": versions,
