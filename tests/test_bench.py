@@ -26,6 +26,7 @@ def test_measure_rows_fields_and_order():
         assert r.status == OK and r.iterations == 5 and len(r.latencies_ms) == 5
         assert 0 < r.min_ms <= r.p50_ms <= r.p90_ms <= r.p99_ms
         assert r.throughput == pytest.approx(r.batch_size / (r.p50_ms / 1e3))
+        assert r.cpu_p50_ms is not None and r.cpu_p50_ms >= 0
     assert log_a == [1] * 6 + [4] * 6  # warm-up + timed calls, with the right batch
 
 
@@ -72,8 +73,10 @@ def test_summarize_percentiles():
 
 def test_with_flops_and_unavailable_rows():
     rows = [summarize("x", 4, [0.5, 0.5, 0.5])] + unavailable("trt", [4], "tensorrt not installed")
-    out = with_flops(rows, flops_per_sample=1e9, peak_gflops=16.0)
+    rows[0].cpu_p50_ms = 1000.0
+    out = with_flops(rows, flops_per_sample=1e9, peak_gflops=16.0, peak_gflop_per_cpu_s=8.0)
     assert out[0].gflops == pytest.approx(8.0) and out[0].peak_fraction == pytest.approx(0.5)
+    assert out[0].cpu_peak_fraction == pytest.approx(0.5)  # 4 GFLOP in 1 CPU-second vs 8
     assert out[1].status == "unavailable" and out[1].reason == "tensorrt not installed" and out[1].gflops is None
     assert rows[0].gflops is None  # inputs untouched
 

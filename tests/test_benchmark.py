@@ -46,6 +46,7 @@ def test_runnable_backends_have_sane_numbers(tiny_run):
             assert r.gflops == pytest.approx(flops * r.batch_size / (r.p50_ms / 1e3) / 1e9)
             peak = report.gemm["interleaved_gflops_by_batch"][r.batch_size]
             assert peak > 0 and r.peak_fraction == pytest.approx(r.gflops / peak)
+            assert r.cpu_p50_ms > 0 and r.cpu_peak_fraction > 0
             assert r.peak_rss_mb > 30 and 0 < r.rss_delta_mb < r.peak_rss_mb
 
 

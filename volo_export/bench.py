@@ -82,6 +82,10 @@ class BenchResult:
     peak_fraction: float | None = None  # gflops / measured GEMM peak
     peak_rss_mb: float | None = None
     rss_delta_mb: float | None = None
+    # Median CPU time of this process per call (all its threads). On a machine shared with other
+    # work, FLOP per CPU-second is the efficiency that other processes cannot distort.
+    cpu_p50_ms: float | None = None
+    cpu_peak_fraction: float | None = None  # (FLOP / CPU s) over the GEMM's (FLOP / CPU s)
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
     def to_dict(self, with_samples: bool = False) -> dict:
@@ -91,14 +95,16 @@ class BenchResult:
         return d
 
 
-def summarize(backend: str, batch_size: int, latencies_s: Sequence[float]) -> BenchResult:
-    """Percentiles (linear interpolation) and throughput of per-call latencies in seconds."""
+def summarize(backend: str, batch_size: int, latencies_s: Sequence[float],
+              cpu_s: Sequence[float] | None = None) -> BenchResult:
+    """Percentiles (linear interpolation) and throughput of per-call latencies in seconds
+    (and the median of per-call process CPU times, when given)."""
     ms = np.asarray(latencies_s, dtype=np.float64) * 1e3
     p50, p90, p99 = (float(v) for v in np.percentile(ms, [50, 90, 99]))
     return BenchResult(
         backend=backend, batch_size=batch_size, iterations=len(ms), p50_ms=p50, p90_ms=p90, p99_ms=p99,
         mean_ms=float(ms.mean()), min_ms=float(ms.min()), throughput=batch_size / (p50 / 1e3),
-        latencies_ms=[float(v) for v in ms],
+        cpu_p50_ms=float(np.median(cpu_s)) * 1e3 if cpu_s else None, latencies_ms=[float(v) for v in ms],
     )
 
 
@@ -135,17 +141,19 @@ def measure(
         x = make_input(sample_shape, batch, settings.seed)
         failed: dict[str, str] = {}
         samples: dict[str, list[float]] = {n: [] for n in names}
+        cpu: dict[str, list[float]] = {n: [] for n in names}
 
-        def call(name: str) -> float | None:
+        def call(name: str) -> tuple[float, float] | None:
+            """(wall s, process CPU s) of one call, None if the runner failed."""
             if name in failed:
                 return None
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             try:
                 runners[name](x)
             except (RuntimeError, MemoryError, VoloExportError) as e:
                 failed[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
                 return None
-            return time.perf_counter() - t0
+            return time.perf_counter() - t0, time.process_time() - c0
 
         for w in range(settings.warmup):
             for name in names:
@@ -159,7 +167,8 @@ def measure(
             for name in order:
                 dt = call(name)
                 if dt is not None:
-                    samples[name].append(dt)
+                    samples[name].append(dt[0])
+                    cpu[name].append(dt[1])
                 done += 1
                 on_progress(done, total, f"batch {batch}: round {i + 1}/{settings.iterations} {name}")
             rounds += 1
@@ -172,20 +181,26 @@ def measure(
             if name in failed:
                 results.append(BenchResult(backend=name, batch_size=batch, status=FAILED, reason=failed[name]))
             else:
-                results.append(summarize(name, batch, samples[name]))
+                results.append(summarize(name, batch, samples[name], cpu[name]))
     return results
 
 
 def with_flops(results: Sequence[BenchResult], flops_per_sample: float | None,
-               peak_gflops: float | None = None) -> list[BenchResult]:
-    """Copies of `results` with achieved GFLOP/s (at the median latency) and its fraction of `peak_gflops`."""
+               peak_gflops: float | None = None, peak_gflop_per_cpu_s: float | None = None) -> list[BenchResult]:
+    """Copies of `results` with achieved GFLOP/s (at the median latency), its fraction of `peak_gflops`,
+    and (given the GEMM's GFLOP per CPU-second) the same fraction measured in CPU time."""
     out = []
     for r in results:
         if r.status != OK or not flops_per_sample:
             out.append(replace(r))
             continue
-        gflops = flops_per_sample * r.batch_size / (r.p50_ms / 1e3) / 1e9
-        out.append(replace(r, gflops=gflops, peak_fraction=gflops / peak_gflops if peak_gflops else None))
+        flop = flops_per_sample * r.batch_size
+        gflops = flop / (r.p50_ms / 1e3) / 1e9
+        cpu_fraction = None
+        if peak_gflop_per_cpu_s and r.cpu_p50_ms:
+            cpu_fraction = flop / (r.cpu_p50_ms / 1e3) / 1e9 / peak_gflop_per_cpu_s
+        out.append(replace(r, gflops=gflops, peak_fraction=gflops / peak_gflops if peak_gflops else None,
+                           cpu_peak_fraction=cpu_fraction))
     return out
 
 

@@ -109,7 +109,7 @@ class BenchReport:
 
     def _rows(self) -> tuple[list[str], list[list[str]]]:
         baselines = [b for b in ("eager", "onnx-naive") if any(r.backend == b and r.status == OK for r in self.results)]
-        header = ["backend", "batch", "p50 ms", "p90 ms", "p99 ms", "img/s", "GFLOP/s", "% peak"]
+        header = ["backend", "batch", "p50 ms", "p90 ms", "p99 ms", "img/s", "GFLOP/s", "% peak", "% peak cpu"]
         header += [f"x {b.removeprefix('onnx-')}" for b in baselines] + ["RSS MB"]
         rows = []
         for r in self.results:
@@ -120,6 +120,7 @@ class BenchReport:
             rows.append([
                 r.backend, str(r.batch_size), f"{r.p50_ms:.1f}", f"{r.p90_ms:.1f}", f"{r.p99_ms:.1f}",
                 f"{r.throughput:.2f}", _fmt(r.gflops, "{:.1f}"), _fmt(r.peak_fraction, "{:.0%}"),
+                _fmt(r.cpu_peak_fraction, "{:.0%}"),
                 *[_fmt(x, "{:.2f}x") for x in ratios], _fmt(r.peak_rss_mb, "{:.0f}"),
             ])
         return header, rows
@@ -156,7 +157,9 @@ class BenchReport:
         return [f"CPU: {e['cpu']} ({e['usable_cpus']} usable of {e['logical_cpus']} logical CPUs; "
                 f"{' '.join(e['cpu_flags'])})", f"threads: {self.threads}; {libs}",
                 f"GEMM {gemm['n']}^3 best-of-{gemm['repeats']} alone: ONNX Runtime {gemm['onnxruntime_gflops']:.1f}, "
-                f"numpy {gemm['numpy_gflops']:.1f} GFLOP/s; % peak uses the same GEMM timed between the backends",
+                f"numpy {gemm['numpy_gflops']:.1f} GFLOP/s; % peak uses the same GEMM timed between the backends "
+                f"(wall time); % peak cpu compares FLOP per CPU-second of this process, which other load "
+                f"on the machine does not distort",
                 f"up to {self.settings['iterations']} timed rounds after {self.settings['warmup']} warm-up, interleaved; "
                 f"ORT optimization {self.settings['optimization']}, spinning {self.settings['ort_spinning']}, "
                 f"OMP_WAIT_POLICY {e['omp_wait_policy']}"]
@@ -255,12 +258,13 @@ def run_benchmark(request: BenchRequest, on_stage: StageCallback = lambda _: Non
         on_stage("timing " + ", ".join(runners) + f" + GEMM probe, interleaved, batch {list(batch_sizes)}")
         timed = measure({**runners, GEMM_PROBE: probe}, (loaded.config.in_chans, loaded.config.img_size,
                                                          loaded.config.img_size), request.settings, on_progress)
-        gemm_rates = {r.batch_size: probe_flop / (r.p50_ms / 1e3) / 1e9 for r in timed
-                      if r.backend == GEMM_PROBE and r.status == OK}
+        probes = {r.batch_size: r for r in timed if r.backend == GEMM_PROBE and r.status == OK}
+        gemm_rates = {b: probe_flop / (r.p50_ms / 1e3) / 1e9 for b, r in probes.items()}
+        gemm_cpu_rates = {b: probe_flop / (r.cpu_p50_ms / 1e3) / 1e9 for b, r in probes.items() if r.cpu_p50_ms}
         results = []
         for b in batch_sizes:
             rows = [r for r in timed if r.batch_size == b and r.backend != GEMM_PROBE]
-            rows = with_flops(rows, flops, gemm_rates.get(b))
+            rows = with_flops(rows, flops, gemm_rates.get(b), gemm_cpu_rates.get(b))
             by_name = {r.backend: r for r in rows}
             for backend in backends:
                 if backend.name in by_name:
@@ -279,7 +283,8 @@ def run_benchmark(request: BenchRequest, on_stage: StageCallback = lambda _: Non
     gemm = {
         "n": request.gemm_size, "threads": threads, "method": f"ORT {request.gemm_size}^3 MatMul, interleaved median",
         "peak_gflops": max(gemm_rates.values()) if gemm_rates else peak.gflops,
-        "interleaved_gflops_by_batch": gemm_rates, "standalone": peak.to_dict(),
+        "interleaved_gflops_by_batch": gemm_rates, "interleaved_gflop_per_cpu_s_by_batch": gemm_cpu_rates,
+        "standalone": peak.to_dict(),
     }
     return BenchReport(
         model=loaded.config.name, image_size=loaded.config.img_size, gmacs_per_image=flops / 2e9, threads=threads,
