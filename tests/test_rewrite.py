@@ -81,3 +81,23 @@ def test_window_means_is_avg_pool():
     x = torch.randn(2, 8, 12, 5)
     ref = F.avg_pool2d(x.permute(0, 3, 1, 2), 2, 2, ceil_mode=True).permute(0, 2, 3, 1)
     assert (window_means(x, 2) - ref).abs().max().item() < 1e-6
+
+
+def test_exported_tiny_model_matches_eager_with_every_export_time_rewrite(tiny_model):
+    import numpy as np
+
+    from volo_export.export.to_onnx import ExportOptions, op_histogram, torch_to_onnx
+    from volo_export.runtime import OnnxRuntimeRunner
+
+    proto = torch_to_onnx(tiny_model, ExportOptions())
+    ops = op_histogram(proto)
+    assert ops["Col2Im"] == 0 and ops["AveragePool"] == 0 and ops["ConvTranspose"] == 0
+    assert ops["ReduceMean"] == tiny_model.config.layers[0]  # one channels-last pool per outlooker
+    from volo_export.export.gemm import gemm_candidates
+
+    assert ops["Gemm"] == len(gemm_candidates(tiny_model))  # biases folded into the GEMM
+    x = np.random.default_rng(0).standard_normal((3, 3, 64, 64), dtype=np.float32)
+    got = OnnxRuntimeRunner(proto.SerializeToString(), info=object())(x)
+    with torch.no_grad():
+        ref = tiny_model(torch.from_numpy(x)).numpy()
+    assert np.abs(got - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())

@@ -111,10 +111,10 @@ class BenchReport:
         baselines = [b for b in ("eager", "onnx-naive") if any(r.backend == b and r.status == OK for r in self.results)]
         header = ["backend", "batch", "p50 ms", "p90 ms", "p99 ms", "img/s", "GFLOP/s", "% peak", "% peak cpu"]
         header += [f"x {b.removeprefix('onnx-')}" for b in baselines] + ["RSS MB"]
-        rows = []
+        rows, idle = [], {}
         for r in self.results:
-            if r.status != OK:
-                rows.append([r.backend, str(r.batch_size), r.status] + [""] * (len(header) - 3))
+            if r.status != OK:  # one row per backend and reason, after the measured ones
+                idle.setdefault((r.backend, r.status, r.reason), []).append(str(r.batch_size))
                 continue
             ratios = [self.ratio(r, b) for b in baselines]
             rows.append([
@@ -123,6 +123,10 @@ class BenchReport:
                 _fmt(r.cpu_peak_fraction, "{:.0%}"),
                 *[_fmt(x, "{:.2f}x") for x in ratios], _fmt(r.peak_rss_mb, "{:.0f}"),
             ])
+        all_batches = [str(b) for b in dict.fromkeys(r.batch_size for r in self.results)]
+        for (backend, status, _), batches in idle.items():
+            rows.append([backend, "all" if batches == all_batches else ",".join(batches), status]
+                        + [""] * (len(header) - 3))
         return header, rows
 
     def footnotes(self) -> list[str]:
