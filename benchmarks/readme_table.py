@@ -13,7 +13,7 @@ peak-memory probe) and writes, under benchmarks/results/:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -30,6 +30,7 @@ def main(
     threads: Annotated[int, typer.Option(help="Threads for every backend (0 = all usable cores).")] = 0,
     output: Annotated[Path, typer.Option(help="Folder for the .md/.json/.png results.")] = RESULTS,
     plot: Annotated[bool, typer.Option(help="Also write a PNG plot (matplotlib).")] = False,
+    artifacts: Annotated[Optional[Path], typer.Option(help="Keep the built ONNX files in this folder.")] = None,
 ) -> None:
     from rich.console import Console
 
@@ -40,7 +41,7 @@ def main(
     console = Console(stderr=True)
     if plot:
         require_matplotlib()
-    request = BenchRequest(model=model, backends=tuple(backends.split(",")), threads=threads,
+    request = BenchRequest(model=model, backends=tuple(backends.split(",")), threads=threads, artifacts=artifacts,
                            settings=BenchSettings(batch_sizes=tuple(int(b) for b in batch.split(",")),
                                                   warmup=warmup, iterations=iterations))
     report = run_benchmark(request, on_stage=lambda text: console.log(text))

@@ -144,3 +144,15 @@ def test_cli_bench_json_report_and_bad_backend(tmp_path):
     assert bad.exit_code == 2 and "unknown backend(s) onnx-fp64" in bad.output
     bad = runner.invoke(app, ["bench", "--model", "volo_tiny_digits", "--batch", "1,x"])
     assert bad.exit_code == 2 and "--batch takes comma-separated integers" in bad.output
+
+
+def test_profile_sums_kernel_time_by_op(tiny_run):
+    from volo_export.benchmark import profile_onnx
+
+    _, artifacts, _ = tiny_run
+    rows = profile_onnx(artifacts / "volo_tiny_digits.onnx-fp32.onnx", batch_size=2, threads=1, runs=2)
+    ops = {r.op_type: r for r in rows}
+    assert "MatMul" in ops and "Col2Im" not in ops
+    assert sum(r.share for r in rows) == pytest.approx(1.0)
+    assert [r.ms_per_run for r in rows] == sorted((r.ms_per_run for r in rows), reverse=True)
+    assert ops["MatMul"].gflops > 0 and ops["MatMul"].nodes > 0
