@@ -7,12 +7,16 @@ transposes around the attention:
 
 * unfold: window (i, j), offset (ki, kj) reads padded[s*i + ki, s*j + kj]:
   k*k strided slices of the padded input, stacked on a new axis.
-* fold: offset ki of window i lands on row s*i + ki - p. Writing
-  ki = s*q + r, that is coarse row (i + q), phase r: each phase is a sum of
-  shifted copies and the phases interleave by stack + reshape. Rows and
+* fold: output row u = s*m + t receives offset ki of window i when
+  s*i + ki - p = u. Writing t + p = s*a + r, those are the offsets
+  ki = s*q + r from window m + a - q: every output phase t is a sum of whole
+  shifted tap tensors, and the phases interleave by stack + reshape. Rows and
   columns are folded one after the other (the placement is separable).
+* pooling: the window average that feeds the attention logits is a Reshape +
+  ReduceMean in BHWC (when the grid is a multiple of the stride) instead of
+  AvgPool between two transposes.
 
-Both compute exactly the sums of `F.unfold`/`F.fold`, only the order of the
+All compute the sums of `F.unfold`/`F.fold`/`AvgPool2d`, only the order of the
 additions differs (max difference ~1e-6, see tests). `export_friendly(model)`
 switches a model's outlook attention to this form for the duration of an
 export; parameters and the state dict are untouched.
