@@ -64,6 +64,10 @@ class OnnxRuntimeRunner:
         self.input_type = self.session.get_inputs()[0].type
         self.providers = self.session.get_providers()
 
+    def run(self, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:
+        """Raw session run: named inputs -> the named outputs (all graph outputs when None), unconverted."""
+        return self.session.run(outputs, feeds)
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         dtype = np.float16 if self.input_type == "tensor(float16)" else np.float32
         out = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=dtype)})[0]
