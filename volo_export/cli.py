@@ -82,11 +82,11 @@ def onnx_command(
         request = OnnxRequest(model=model, output=output, checkpoint=checkpoint,
                               export=ExportOptions(opset=opset, batch=batch), validate=validate,
                               validate_images=validate_images)
-        if checkpoint is None:
-            console.print("[bold yellow]warning:[/] no --checkpoint: exporting RANDOM weights; "
-                          "the model's outputs are meaningless (use only to test the pipeline)")
         with stages() as on_stage:
             result = export_onnx(request, on_stage)
+        if result.info.random_weights:
+            console.print("[bold yellow]warning:[/] no --checkpoint: exported RANDOM weights; "
+                          "the model's outputs are meaningless (use only to test the pipeline)")
         for notice in result.notices:
             console.print(f"[yellow]notice:[/] {notice}")
         if result.report:

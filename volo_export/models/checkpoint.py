@@ -33,6 +33,11 @@ class LoadedModel:
     checkpoint_sha256: str | None
     notices: list[str] = field(default_factory=list)
 
+    @property
+    def random_weights(self) -> bool:
+        """True when no weights were loaded (no checkpoint given and none bundled)."""
+        return self.checkpoint_sha256 is None
+
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read tensors from a checkpoint file. Never unpickles arbitrary objects."""
@@ -124,14 +129,27 @@ def load_state_dict_strict(model: VOLO, sd: dict[str, torch.Tensor]) -> None:
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in sd.items()}, strict=True)
 
 
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def bundled_checkpoint(config: VoloConfig) -> Path | None:
+    """The weights file shipped with the package for `config`, or None when it has none."""
+    return WEIGHTS_DIR / config.bundled_checkpoint if config.bundled_checkpoint else None
+
+
 def load_model(name: str | VoloConfig, checkpoint: Path | None = None) -> LoadedModel:
-    """Build the named variant in eval mode and load `checkpoint` into it (random weights when None)."""
+    """Build the named variant in eval mode and load `checkpoint` into it. Without a checkpoint:
+    the variant's bundled weights where it has some, else random weights."""
     config = get_config(name) if isinstance(name, str) else name
+    notices: list[str] = []
     if checkpoint is None:
-        return LoadedModel(create_model(config), config, None,
-                           ["no checkpoint: random weights, outputs are meaningless"])
+        checkpoint = bundled_checkpoint(config)
+        if checkpoint is None:
+            return LoadedModel(create_model(config), config, None,
+                               ["no checkpoint: random weights, outputs are meaningless"])
+        notices.append(f"using bundled weights {checkpoint.name}")
     checkpoint = Path(checkpoint)
-    sd, config, notices = normalize_state_dict(read_state_dict(checkpoint), config)
+    sd, config, adapted = normalize_state_dict(read_state_dict(checkpoint), config)
     model = create_model(config)
     load_state_dict_strict(model, sd)
-    return LoadedModel(model.eval(), config, sha256_file(checkpoint), notices)
+    return LoadedModel(model.eval(), config, sha256_file(checkpoint), notices + adapted)

@@ -55,6 +55,9 @@ class VoloConfig:
     use_aux_head: bool = True
     labels: str = "imagenet-1k"
     published_top1: float | None = None
+    # Weights shipped with the package (a file in volo_export/models/weights/), loaded when
+    # the user gives no checkpoint; None: no bundled weights, the model is random then.
+    bundled_checkpoint: str | None = None
 
     @property
     def img_size(self) -> int:
@@ -109,10 +112,12 @@ for _arch, _size, _crop, _top1 in _RELEASES:
                         published_top1=_top1, **_ARCH[_arch]))
 
 # A tiny VOLO (same blocks, tiny widths) for demos and fast tests; 10 classes
-# (scikit-learn's handwritten digits, upsampled to 64x64 RGB).
+# (scikit-learn's handwritten digits, upsampled to 64x64 RGB, see volo_export.datasets).
+# Its bundled weights come from scripts/train_tiny_digits.py.
 register(VoloConfig(name="volo_tiny_digits", layers=(1, 1, 1, 1), embed_dims=(32, 64, 64, 64),
                     num_heads=(1, 2, 2, 2), mlp_ratio=2.0, stem_hidden_dim=16,
-                    preprocessing=Preprocessing(64, 1.0), num_classes=10, labels="digits"))
+                    preprocessing=Preprocessing(64, 1.0), num_classes=10, labels="digits",
+                    bundled_checkpoint="volo_tiny_digits.safetensors"))
 
 
 def model_names() -> list[str]:
