@@ -38,3 +38,7 @@ class ValidationFailed(VoloExportError):
     """An artifact's outputs differ from eager PyTorch beyond tolerance."""
 
     exit_code = 3
+
+    def __init__(self, message: str, report=None):
+        super().__init__(message)
+        self.report = report  # the failed gate's Report, for the CLI to show

@@ -68,8 +68,17 @@ class Report:
         with atomic_output(Path(path)) as tmp:
             tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
+    def shown_rows(self, max_rows: int = 8) -> list[Comparison]:
+        """Rows worth a terminal: all of them when few, else the pooled rows and the worst batches."""
+        if len(self.comparisons) <= max_rows:
+            return list(self.comparisons)
+        pooled = [c for c in self.comparisons if c.scope == "all"]
+        worst = sorted((c for c in self.comparisons if c.scope != "all"), key=lambda c: c.min_cosine)
+        keep = {id(c) for c in worst[:max_rows - len(pooled)]}
+        return [c for c in self.comparisons if id(c) in keep] + pooled
+
     def table(self):
-        """A rich Table: one row per compared batch."""
+        """A rich Table: one row per compared batch (the worst ones when there are many; JSON has all)."""
         from rich.table import Table
 
         status = "[green]PASS[/]" if self.passed else "[red]FAIL[/]"
@@ -78,7 +87,11 @@ class Report:
         columns = ["inputs", "batch", "max abs", "mean abs", "min cos", "top-1", "top-5"] + ["acc (ref)"] * with_acc
         for col in columns:
             table.add_column(col, justify="left" if col == "inputs" else "right", no_wrap=True)
-        for c in self.comparisons:
+        rows = self.shown_rows()
+        if len(rows) < len(self.comparisons):
+            table.caption = f"worst {len(rows) - sum(c.scope == 'all' for c in rows)} of {len(self.comparisons)} " \
+                            "rows by cosine; all rows in --report JSON"
+        for c in rows:
             row = [c.inputs, str(c.batch_size), f"{c.max_abs:.1e}", f"{c.mean_abs:.1e}",
                    f"{c.min_cosine:.6f}", f"{c.top1_agreement:.0%}", f"{c.top5_agreement:.0%}"]
             if with_acc:

@@ -89,3 +89,8 @@ MIN_CALIBRATION_SAMPLES = 32
 # this stays float32. float16's largest finite value is 65504; the margin of 8
 # covers images larger than the scanned ones by that factor.
 FP16_SAFE_ABS = 65504.0 / 8
+
+# Automatic INT8 fallback keeps at most this fraction of the quantisable layers in
+# float32. A graph that needs more than half of its layers in float to pass is not
+# an INT8 model any more; the command then fails and says so.
+MAX_FALLBACK_FRACTION = 0.5

@@ -44,6 +44,7 @@ class CalibrationData:
     skipped: list[Path] = field(default_factory=list)
     unused: list[Path] = field(default_factory=list)  # images beyond --calib-size: held-out candidates
     notes: list[str] = field(default_factory=list)
+    root: Path | None = None  # the folder the images came from
 
     @property
     def random(self) -> bool:
@@ -139,7 +140,7 @@ def _from_folder(folder: Path, prep: Preprocessing, size: int, on_progress: Prog
     names = [str(p.relative_to(folder)) for p in used]
     digest = _digest(names, hashes)
     desc = f"{len(used)} of {len(files)} images under {folder}"
-    return CalibrationData(np.stack(arrays), "images", desc, digest, used, hashes, skipped, rest, notes)
+    return CalibrationData(np.stack(arrays), "images", desc, digest, used, hashes, skipped, rest, notes, folder)
 
 
 def _from_tensor_file(path: Path, prep: Preprocessing, size: int) -> CalibrationData:

@@ -75,6 +75,7 @@ def to_fp16(model, options: Fp16Options = Fp16Options(), overflow: dict[str, flo
     converted = convert_float_to_float16(model, keep_io_types=options.io_dtype == "float32",
                                          op_block_list=keep_ops or None, node_block_list=keep_nodes or None,
                                          disable_shape_infer=False)
+    topological_sort(converted.graph)
     kept = [f"{sum(n.op_type == t for n in model.graph.node)} {t} (op type kept float32)" for t in keep_ops]
     kept += [f"{n} (named)" for n in options.keep_nodes]
     kept += [f"{n} (output reaches {overflow[n]:.3g}, beyond float16's safe range)" for n in overflow
@@ -93,3 +94,25 @@ def float16_summary(model) -> dict[str, int]:
 def keep_op_types(extra: Sequence[str]) -> tuple[str, ...]:
     """The default FP32 op types plus the user's."""
     return tuple(dict.fromkeys([*KEEP_FP32_OPS, *extra]))
+
+
+def topological_sort(graph) -> None:
+    """Reorder `graph.node` in place so every node comes after the producers of its inputs
+    (the float16 converter appends its Casts at the end)."""
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise ValueError(f"graph has a cycle or a missing input near node {pending[0].name}")
+        ready_ids = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in ready_ids]
+        for n in ready:
+            ordered.append(n)
+            available.update(n.output)
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
