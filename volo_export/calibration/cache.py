@@ -76,8 +76,9 @@ def mismatch(cached: CacheKey, current: CacheKey) -> str | None:
     """Why ranges computed under `cached` do not apply to `current` (None when they do)."""
     if cached.graph_sha256 != current.graph_sha256:
         return "the FP32 graph changed (other weights, model, opset or export)"
-    if cached.preprocessing != current.preprocessing:
-        changed = sorted(k for k in current.preprocessing if cached.preprocessing.get(k) != current.preprocessing[k])
+    before, now = _plain(cached.preprocessing), _plain(current.preprocessing)
+    if before != now:
+        changed = sorted(k for k in now if before.get(k) != now[k])
         return f"preprocessing changed ({', '.join(changed) or 'fields'})"
     if cached.method != current.method:
         return f"method changed ({cached.method} -> {current.method})"
@@ -86,6 +87,11 @@ def mismatch(cached: CacheKey, current: CacheKey) -> str | None:
     if cached.data_sha256 != current.data_sha256:
         return "calibration data changed" + _file_changes(cached.files, current.files)
     return None
+
+
+def _plain(d: dict) -> dict:
+    """As JSON stores it (tuples become lists), so a dict read back compares equal to a fresh one."""
+    return json.loads(json.dumps(d, sort_keys=True))
 
 
 def _file_changes(old: tuple, new: tuple) -> str:

@@ -27,7 +27,7 @@ from volo_export.models.variants import Preprocessing
 from volo_export.precision.gate import (DEFAULT_GATE_IMAGES, GateOverrides, Reference, heldout_inputs, memoized,
                                         tolerance_for)
 from volo_export.precision.int8 import QuantTarget, find_targets
-from volo_export.precision.targets import TARGETS, Int8Target, int8_target
+from volo_export.precision.targets import TARGETS, int8_target
 from volo_export.report import FallbackStep, Report
 from volo_export.validate import InputSet, run_gate
 
@@ -107,10 +107,11 @@ def convert_precision(fp32, prep: Preprocessing, reference: Reference, request: 
 
 
 def _gate(model, inputs: list[InputSet], reference: Reference, tol, *, artifact: str, model_name: str,
-          precision: str, notes: list[str]) -> Report:
+          precision: str, notes: list[str], optimization: str = "all") -> Report:
     from volo_export.runtime import OnnxRuntimeRunner, SessionSettings
 
-    runner = OnnxRuntimeRunner(model.SerializeToString(), SessionSettings(providers=("CPUExecutionProvider",)))
+    runner = OnnxRuntimeRunner(model.SerializeToString(),
+                               SessionSettings(providers=("CPUExecutionProvider",), optimization=optimization))
     return run_gate(reference.predict, runner, inputs, tol, artifact=artifact, model=model_name, precision=precision,
                     notes=notes, reference_name=reference.name)
 
@@ -150,15 +151,21 @@ def _int8(fp32, prep, reference, request, output, model_name, validate_images, o
     targets = find_targets(fp32, target.selection(request.exclude_nodes, request.exclude_op_types))
     if not targets:
         raise UsageError("nothing left to quantise: every MatMul/Gemm/Conv is excluded")
-    ranges, message = calibrate(fp32, target.calibration_tensors(fp32, everything), calib, request.calib_method,
-                                prep, request.cache_path(output), on_stage, on_progress)
+    # Every target's tensors, so one cache serves --target tensorrt and cpu alike.
+    tensors = list(dict.fromkeys(t for name in TARGETS
+                                 for t in int8_target(name).calibration_tensors(fp32, everything)))
+    ranges, message = calibrate(fp32, tensors, calib, request.calib_method, prep, request.cache_path(output),
+                                on_stage, on_progress)
     notes.append(message)
+    if target.gate_note:
+        notes.append(target.gate_note)
     tol = tolerance_for("int8", request.gate)
 
     def attempt(chosen: list[QuantTarget]):
         model = target.build(fp32, chosen, ranges)
         return model, _gate(model, inputs, reference, tol, artifact=output.name, model_name=model_name,
-                            precision=f"int8 ({request.target})", notes=notes)
+                            precision=f"int8 ({request.target})", notes=notes,
+                            optimization=target.gate_optimization)
 
     on_stage(f"INT8: {len(targets)} nodes quantised ({target.describe}); gating on ONNX Runtime CPU")
     model, report = attempt(targets)

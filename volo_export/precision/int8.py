@@ -89,20 +89,21 @@ def calibration_tensors(targets: Iterable[QuantTarget]) -> list[str]:
     return list(dict.fromkeys(t for q in targets for t in q.activations))
 
 
-def symmetric_scale(amax: np.ndarray | float) -> np.ndarray:
-    """Scale mapping [-amax, amax] onto [-127, 127]; 1 where amax is 0 (all-zero tensor/channel)."""
+def symmetric_scale(amax: np.ndarray | float, levels: int = INT8_MAX) -> np.ndarray:
+    """Scale mapping [-amax, amax] onto [-levels, levels]; 1 where amax is 0 (all-zero tensor/channel)."""
     amax = np.asarray(amax, dtype=np.float64)
-    return np.where(amax > 0, amax / INT8_MAX, 1.0).astype(np.float32)
+    return np.where(amax > 0, amax / levels, 1.0).astype(np.float32)
 
 
-def quantize_weight(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel symmetric INT8 along `axis`: (int8 weights, float32 scales of length w.shape[axis])."""
+def quantize_weight(w: np.ndarray, axis: int, levels: int = INT8_MAX) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel symmetric INT8 along `axis` on [-levels, levels]: (int8 weights, float32 scales of
+    length w.shape[axis])."""
     axis = axis % w.ndim
     others = tuple(i for i in range(w.ndim) if i != axis)
-    scale = symmetric_scale(np.abs(w).max(axis=others))
+    scale = symmetric_scale(np.abs(w).max(axis=others), levels)
     shape = [1] * w.ndim
     shape[axis] = -1
-    q = np.clip(np.round(w / scale.reshape(shape)), -INT8_MAX, INT8_MAX).astype(np.int8)
+    q = np.clip(np.round(w / scale.reshape(shape)), -levels, levels).astype(np.int8)
     return q, scale
 
 
@@ -112,18 +113,19 @@ def fake_quantize(x: np.ndarray, amax: float) -> np.ndarray:
     return (np.clip(np.round(x / s), -128, INT8_MAX) * s).astype(np.float32)
 
 
-def activation_qparams(r: Range, asymmetric: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def activation_qparams(r: Range, asymmetric: bool = False, levels: int = 255) -> tuple[np.ndarray, np.ndarray]:
     """(scale, zero point) of one activation: symmetric int8 (zero point 0), or asymmetric uint8
-    covering [min(lo, 0), max(hi, 0)] (ONNX Runtime CPU only)."""
+    covering [min(lo, 0), max(hi, 0)] with `levels` steps (ONNX Runtime CPU only)."""
     if not asymmetric:
         return symmetric_scale(r.amax), np.zeros((), np.int8)
     lo, hi = min(r.lo, 0.0), max(r.hi, 0.0)
-    scale = (hi - lo) / 255.0 if hi > lo else 1.0
+    scale = (hi - lo) / levels if hi > lo else 1.0
     zero_point = np.clip(np.round(-lo / scale), 0, 255)
     return np.asarray(scale, np.float32), np.asarray(zero_point, np.uint8)
 
 
-def quantize_qdq(model, targets: Sequence[QuantTarget], ranges: dict[str, Range], asymmetric: bool = False):
+def quantize_qdq(model, targets: Sequence[QuantTarget], ranges: dict[str, Range], asymmetric: bool = False,
+                 weight_levels: int = INT8_MAX, activation_levels: int = 255):
     """A copy of `model` with Q/DQ on every target's inputs: TensorRT style (see module docstring), or
     with `asymmetric` uint8 activations (faster on ONNX Runtime's x86 kernels, not TensorRT-parseable)."""
     import onnx
@@ -147,7 +149,7 @@ def quantize_qdq(model, targets: Sequence[QuantTarget], ranges: dict[str, Range]
             if name not in ranges:
                 raise KeyError(f"no calibrated range for {name}")
             base = _safe(name)
-            scale_value, zp_value = activation_qparams(ranges[name], asymmetric)
+            scale_value, zp_value = activation_qparams(ranges[name], asymmetric, activation_levels)
             scale = add_init(f"{base}_scale", scale_value)
             zp = add_init(f"{base}_zero_point", zp_value)
             q = helper.make_node("QuantizeLinear", [name, scale, zp], [f"{base}_quantized"], name=f"{base}_QuantizeLinear")
@@ -160,7 +162,7 @@ def quantize_qdq(model, targets: Sequence[QuantTarget], ranges: dict[str, Range]
     def weight(name: str, axis: int) -> str:
         if name not in dq_of:
             w = numpy_helper.to_array(inits[name]).astype(np.float32)
-            q, scale = quantize_weight(w, axis)
+            q, scale = quantize_weight(w, axis, weight_levels)
             base = _safe(name)
             qname = add_init(f"{base}_quantized", q)
             sname = add_init(f"{base}_scale", scale)

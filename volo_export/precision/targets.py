@@ -21,6 +21,15 @@ from volo_export.precision.int8 import QuantTarget, Selection, calibration_tenso
 TARGETS = ("tensorrt", "cpu")
 
 
+# The tensorrt target is gated with ONNX Runtime's graph optimisations at "basic": Q/DQ then run
+# as written (int8 products summed exactly in float), which is the arithmetic TensorRT performs.
+# At higher levels ONNX Runtime fuses them into its x86 integer kernels, which on CPUs without
+# AVX-512 VNNI saturate int16 pair sums (docs/PRECISION.md): right for the cpu target, which is
+# built to avoid that and runs that way, wrong as a stand-in for TensorRT.
+TENSORRT_GATE_NOTE = ("int8 gate ran ONNX Runtime at optimisation level 'basic' (Q/DQ as written = TensorRT's "
+                      "arithmetic); for CPU deployment use --target cpu")
+
+
 @dataclass(frozen=True)
 class Int8Target:
     name: str
@@ -28,6 +37,8 @@ class Int8Target:
     activation_matmuls: bool
     tensors: Callable[[object, Sequence[QuantTarget]], list[str]]
     builder: Callable[[object, Sequence[QuantTarget], dict[str, Range]], object]
+    gate_optimization: str = "all"
+    gate_note: str | None = None
 
     def selection(self, exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = ()) -> Selection:
         return Selection(exclude_nodes=tuple(exclude_nodes), exclude_op_types=tuple(exclude_op_types),
@@ -43,7 +54,8 @@ class Int8Target:
 def int8_target(name: str) -> Int8Target:
     if name == "tensorrt":
         return Int8Target("tensorrt", "TensorRT Q/DQ: symmetric int8, per-channel weights", False,
-                          lambda model, targets: calibration_tensors(targets), quantize_qdq)
+                          lambda model, targets: calibration_tensors(targets), quantize_qdq,
+                          gate_optimization="basic", gate_note=TENSORRT_GATE_NOTE)
     if name == "cpu":
         from volo_export.precision import cpu
 
