@@ -56,3 +56,32 @@ def tiny_state_dict(tiny_model) -> dict[str, torch.Tensor]:
 
 def tiny_preprocessing() -> Preprocessing:
     return get_config("volo_tiny_digits").preprocessing
+
+
+@pytest.fixture(scope="session")
+def tiny_trained():
+    """The bundled, trained volo_tiny_digits (LoadedModel)."""
+    from volo_export.models.checkpoint import load_model
+
+    return load_model("volo_tiny_digits")
+
+
+@pytest.fixture(scope="session")
+def tiny_fp32(tiny_trained):
+    """FP32 ONNX ModelProto (with metadata) of the trained tiny model, exported once per session."""
+    from volo_export.export.metadata import ArtifactInfo
+    from volo_export.export.to_onnx import ExportOptions, finalize, torch_to_onnx
+
+    info = ArtifactInfo.for_model(tiny_trained.config, tiny_trained.checkpoint_sha256, 20)
+    return finalize(torch_to_onnx(tiny_trained.model, ExportOptions()), info)
+
+
+@pytest.fixture(scope="session")
+def digits_folders(tmp_path_factory):
+    """The digits calib and test splits written as class folders: (calib_dir, test_dir)."""
+    from volo_export.datasets import write_image_folder
+
+    root = tmp_path_factory.mktemp("digits")
+    write_image_folder("calib", root / "calib")
+    write_image_folder("test", root / "test")
+    return root / "calib", root / "test"

@@ -218,7 +218,9 @@ def gate_onnx(path: Path, loaded, request: OnnxRequest, on_stage: StageCallback)
     if request.export.batch:
         inputs = _rebatch(inputs, request.export.batch)
     runner = OnnxRuntimeRunner(path, info=None)
-    return run_gate(eager_predictor(loaded.model), runner, inputs, FP32, artifact=request.output.name,
+    lowering = request.precision is not None and request.precision.precision != "fp32"
+    artifact = f"{request.output.name} (FP32 stage)" if lowering else request.output.name
+    return run_gate(eager_predictor(loaded.model), runner, inputs, FP32, artifact=artifact,
                     model=loaded.config.name, precision="fp32", notes=notes)
 
 

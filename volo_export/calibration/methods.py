@@ -73,8 +73,12 @@ def percentile_amax(hist: np.ndarray, edge: float, percentile: float) -> float:
 
 def entropy_amax(hist: np.ndarray, edge: float, target_bins: int = ENTROPY_TARGET_BINS) -> float:
     """TensorRT's entropy calibration: the threshold whose 128-level quantisation of the |x|
-    histogram loses the least information (KL divergence), outliers folded into the last bin."""
+    histogram loses the least information (KL divergence), outliers folded into the last bin.
+    Bin 0 (exact zeros and values within one bin of zero) is left out."""
     hist = hist.astype(np.float64)
+    # Exact zeros (half of every ReLU output) quantise exactly at any threshold; left in, their
+    # spike in bin 0 dominates the divergence and drags the threshold far down.
+    hist[0] = 0.0
     n = len(hist)
     nonzero_total = hist.sum()
     if nonzero_total == 0:

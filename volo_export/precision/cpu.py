@@ -15,6 +15,8 @@ Measured on VOLO-D1, batch 8, ONNX Runtime 1.32 (docs/PRECISION.md has the numbe
   point 0: negative values become 0, exactly ReLU) and removed.
 - Attention matmuls (both inputs activations) stay float: quantising them was
   slower (extra QuantizeLinear passes over the 196x196 scores) and no more accurate.
+  So does Gemm (VOLO's classifier head): ONNX Runtime only fuses a quantised Gemm
+  whose output is quantised too, so it would only add a dequantisation.
 
 TensorRT cannot parse this graph (uint8 Q/DQ, asymmetric); the metadata says
 target "cpu".
@@ -31,6 +33,7 @@ from volo_export.precision.int8 import QuantTarget, activation_qparams, calibrat
 
 DESCRIPTION = "ONNX Runtime CPU: uint8 activations, 7-bit per-channel weights, QLinearConv stem"
 ACTIVATION_MATMULS = False
+OP_TYPES = ("MatMul", "Conv")
 WEIGHT_LEVELS = 63  # 7-bit weights: no int16 saturation in VPMADDUBSW (see module docstring)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from volo_export.calibration.methods import Range
 from volo_export.errors import UsageError
 from volo_export.precision.int8 import QuantTarget, Selection, calibration_tensors, quantize_qdq
+from volo_export.precision.qdq_rules import WEIGHTED_OPS
 
 TARGETS = ("tensorrt", "cpu")
 
@@ -39,10 +40,11 @@ class Int8Target:
     builder: Callable[[object, Sequence[QuantTarget], dict[str, Range]], object]
     gate_optimization: str = "all"
     gate_note: str | None = None
+    op_types: tuple[str, ...] = WEIGHTED_OPS
 
     def selection(self, exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = ()) -> Selection:
-        return Selection(exclude_nodes=tuple(exclude_nodes), exclude_op_types=tuple(exclude_op_types),
-                         activation_matmuls=self.activation_matmuls)
+        return Selection(op_types=self.op_types, exclude_nodes=tuple(exclude_nodes),
+                         exclude_op_types=tuple(exclude_op_types), activation_matmuls=self.activation_matmuls)
 
     def calibration_tensors(self, model, targets: Sequence[QuantTarget]) -> list[str]:
         return self.tensors(model, targets)
@@ -59,5 +61,6 @@ def int8_target(name: str) -> Int8Target:
     if name == "cpu":
         from volo_export.precision import cpu
 
-        return Int8Target("cpu", cpu.DESCRIPTION, cpu.ACTIVATION_MATMULS, cpu.calibration_tensors, cpu.build)
+        return Int8Target("cpu", cpu.DESCRIPTION, cpu.ACTIVATION_MATMULS, cpu.calibration_tensors, cpu.build,
+                          op_types=cpu.OP_TYPES)
     raise UsageError(f"--target {name!r}: choose one of {', '.join(TARGETS)}")
