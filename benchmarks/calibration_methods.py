@@ -1,8 +1,8 @@
 """Which calibration method should be the default? Gate metrics of INT8 per method and size.
 
 For each --calib-method and --calib-size, quantise the FP32 ONNX of a model and gate it
-against the eager model on held-out images, exactly as `volo-export onnx --precision int8`
-does (no fallback). Prints one row per (target, method, size): pooled min cosine, top-1
+against the eager model on held-out images with the INT8 gate, as `volo-export onnx
+--precision int8` does (no fallback). Statistics are collected once per size. Prints one row per (target, method, size): pooled min cosine, top-1
 agreement and accuracy vs FP32 where the images are labelled.
 
     python benchmarks/calibration_methods.py --model volo_tiny_digits      # digits calib/test splits
@@ -28,13 +28,17 @@ def main() -> None:
     parser.add_argument("--targets", default="tensorrt,cpu")
     args = parser.parse_args()
 
-    from volo_export.calibration.methods import METHODS
+    from volo_export.calibration.data import load_calibration_data
+    from volo_export.calibration.methods import METHODS, compute_ranges
+    from volo_export.calibration.stats import collect_stats
     from volo_export.export.metadata import ArtifactInfo
     from volo_export.export.to_onnx import ExportOptions, finalize, torch_to_onnx
     from volo_export.models.checkpoint import load_model
-    from volo_export.precision.convert import PrecisionRequest, convert_precision
-    from volo_export.precision.gate import Reference
-    from volo_export.validate import eager_predictor
+    from volo_export.precision.gate import heldout_inputs, memoized, tolerance_for
+    from volo_export.precision.int8 import find_targets
+    from volo_export.precision.targets import int8_target
+    from volo_export.runtime import OnnxRuntimeRunner, SessionSettings
+    from volo_export.validate import eager_predictor, run_gate
 
     work = Path(tempfile.mkdtemp(prefix="calib-methods-"))
     calib_dir, test_dir = work / "calib", work / "test"
@@ -49,26 +53,38 @@ def main() -> None:
         write_photo_split("calib", calib_dir, crops_per_photo=20), write_photo_split("val", test_dir)
         count = 64
     loaded = load_model(args.model)
+    prep = loaded.config.preprocessing
     info = ArtifactInfo.for_model(loaded.config, loaded.checkpoint_sha256, 20)
     fp32 = finalize(torch_to_onnx(loaded.model, ExportOptions()), info)
-    reference = Reference(eager_predictor(loaded.model), "eager PyTorch")
+    reference = memoized(eager_predictor(loaded.model))
+    inputs, _ = heldout_inputs(prep, calibration=None, validate_images=test_dir, count=count)
+    tol = tolerance_for("int8")
+    everything = {t: find_targets(fp32, int8_target(t).selection()) for t in args.targets.split(",")}
+    tensors = list(dict.fromkeys(n for t, targets in everything.items()
+                                 for n in int8_target(t).calibration_tensors(fp32, targets)))
 
-    table = Table(title=f"INT8 gate metrics by calibration method: {args.model}")
+    table = Table(title=f"INT8 gate metrics by calibration method: {args.model} ({len(inputs)} gate batches)")
     for col in ("target", "method", "size", "min cosine", "mean abs", "top-1 agr.", "accuracy (FP32)", "gate"):
         table.add_column(col, justify="right")
-    for target in args.targets.split(","):
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        calib = load_calibration_data(calib_dir, prep, size)
+        stats = collect_stats(fp32, tensors, calib.array)  # once per size; every method reads the histograms
         for method in METHODS:
-            for size in (int(s) for s in args.sizes.split(",")):
-                request = PrecisionRequest(precision="int8", target=target, calib_data=str(calib_dir),
-                                           calib_size=size, calib_method=method, fallback=False,
-                                           calib_cache=work / f"{method}-{size}.calib.json", validate_count=count)
-                result = convert_precision(fp32, info.preprocessing, reference, request, output=work / "m.onnx",
-                                           model_name=args.model, validate_images=test_dir)
-                pooled = result.report.comparisons[-1]
+            ranges = compute_ranges(stats, method)
+            for target, targets in everything.items():
+                t = int8_target(target)
+                model = t.build(fp32, targets, ranges)
+                runner = OnnxRuntimeRunner(model.SerializeToString(), SessionSettings(
+                    providers=("CPUExecutionProvider",), optimization=t.gate_optimization))
+                report = run_gate(reference, runner, inputs, tol, artifact="m", model=args.model, precision="int8")
+                pooled = report.comparisons[-1]
                 acc = "" if pooled.accuracy is None else f"{pooled.accuracy:.2%} ({pooled.reference_accuracy:.2%})"
-                table.add_row(target, method, str(size), f"{min(c.min_cosine for c in result.report.comparisons):.5f}",
-                              f"{pooled.mean_abs:.2e}", f"{pooled.top1_agreement:.2%}", acc,
-                              "pass" if result.report.passed else "fail")
+                rows.append((target, method, size, min(c.min_cosine for c in report.comparisons), pooled.mean_abs,
+                             pooled.top1_agreement, acc, report.passed))
+    for target, method, size, cos, mean_abs, top1, acc, passed in sorted(rows):
+        table.add_row(target, method, str(size), f"{cos:.5f}", f"{mean_abs:.2e}", f"{top1:.2%}", acc,
+                      "pass" if passed else "fail")
     Console().print(table)
 
 
