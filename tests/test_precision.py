@@ -1,4 +1,4 @@
-"""FP16 and INT8 graphs: Q/DQ placement and TensorRT rules, the CPU graph, FP16 conversion,
+"""FP16 and INT8 graphs: Q/DQ placement (checked by volo_export.trt.check), the CPU graph, FP16 conversion,
 the accuracy gates on the trained tiny model, held-out gate images, sensitivity fallback."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from volo_export.precision.fallback import fallback_schedule, node_sensitivity
 from volo_export.precision.fp16 import Fp16Options, overflow_nodes, to_fp16
 from volo_export.precision.gate import GateOverrides, Reference, heldout_inputs, memoized, tolerance_for
 from volo_export.precision.int8 import Selection, find_targets, quantize_qdq
-from volo_export.precision.qdq_rules import check_qdq
 from volo_export.precision.targets import int8_target
 from volo_export.runtime import OnnxRuntimeRunner, SessionSettings
+from volo_export.trt.check import check_model
 from volo_export.validate import eager_predictor
 
 # The bundled tiny model: 4 stem convs + downsample conv, 29 linear layers (head and aux head included).
@@ -107,7 +107,9 @@ def test_targets_and_exclusions(tiny_fp32, targets):
 
 
 def test_tensorrt_graph_follows_the_rules(trt_model, targets):
-    assert check_qdq(trt_model) == []
+    checked = check_model(trt_model)
+    assert checked.passed, checked.errors
+    assert not [f for f in checked.findings if f.rule.startswith("qdq")]
     onnx.checker.check_model(trt_model)
     ops = [n.op_type for n in trt_model.graph.node]
     assert not [o for o in ops if o.startswith("QLinear") or o.endswith("Integer")]
@@ -132,62 +134,6 @@ def test_tensorrt_graph_follows_the_rules(trt_model, targets):
     assert all(consts[n.input[2]].dtype == np.int8 and consts[n.input[2]] == 0 for n in qs)
 
 
-def _graph(nodes, inits, opset=20):
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    return helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits),
-                             opset_imports=[helper.make_opsetid("", opset)])
-
-
-def _qdq_matmul(act_zp=np.int8(0), w_axis=1, w_scale_len=6, extra=()):
-    inits = [numpy_helper.from_array(np.array(0.1, np.float32), "s"),
-             numpy_helper.from_array(np.asarray(act_zp), "z"),
-             numpy_helper.from_array(np.ones((8, 6), np.int8), "wq"),
-             numpy_helper.from_array(np.full(w_scale_len, 0.1, np.float32), "ws"),
-             numpy_helper.from_array(np.zeros(w_scale_len, np.int8), "wz")]
-    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q"),
-             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"], name="dq"),
-             helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], name="wdq", axis=w_axis),
-             helper.make_node("MatMul", ["xd", "wd"], ["y"], name="mm"), *extra]
-    return _graph(nodes, inits)
-
-
-def test_rule_checker_accepts_the_minimal_good_pattern():
-    assert check_qdq(_qdq_matmul()) == []
-
-
-@pytest.mark.parametrize("model,rule,where", [
-    (lambda: _qdq_matmul(act_zp=np.uint8(128)), "dtype", "q"),
-    (lambda: _qdq_matmul(act_zp=np.int8(3)), "zero-point", "q"),
-    (lambda: _qdq_matmul(w_axis=0, w_scale_len=8), "weight-axis", "wdq"),
-], ids=["uint8", "nonzero-zero-point", "matmul-weight-axis-0"])
-def test_rule_checker_finds_violations(model, rule, where):
-    found = check_qdq(model())
-    assert (rule, where) in {(v.rule, v.node) for v in found}, found
-
-
-def test_rule_checker_finds_structural_violations():
-    w = numpy_helper.from_array(np.ones((3, 2, 1, 1), np.int8), "w")
-    bias = numpy_helper.from_array(np.ones(3, np.int32), "b")
-    s = numpy_helper.from_array(np.array(0.1, np.float32), "s")
-    z8 = numpy_helper.from_array(np.array(0, np.int8), "z")
-    cs = numpy_helper.from_array(np.full(2, 0.1, np.float32), "cs")
-    model = _graph([
-        helper.make_node("QLinearConv", ["x", "s", "z", "w", "s", "z", "s", "z"], ["a"], name="qop"),
-        helper.make_node("DequantizeLinear", ["w", "s", "z"], ["wd"], name="w_only"),
-        helper.make_node("DequantizeLinear", ["b", "s"], ["bd"], name="bias_dq"),
-        helper.make_node("Conv", ["x", "wd", "bd"], ["c"], name="conv"),  # float input + DQ weight
-        helper.make_node("QuantizeLinear", ["c", "cs", "z"], ["cq"], name="per_channel_act", axis=1),
-        helper.make_node("Relu", ["cq"], ["y"], name="relu_on_int8"),
-    ], [w, bias, s, z8, cs])
-    found = {(v.rule, v.node) for v in check_qdq(model)}
-    assert ("qoperator", "qop") in found
-    assert ("dtype", "bias_dq") in found  # INT32 DQ
-    assert ("partial", "conv") in found
-    assert ("activation-per-tensor", "per_channel_act") in found
-    assert ("q-without-dq", "per_channel_act") in found
-
-
 # ---------------------------------------------------------------- CPU graph
 
 
@@ -198,11 +144,11 @@ def test_cpu_graph_shape(cpu_model, tiny_fp32, trt_model):
     weights = [consts[n.input[0]] for n in cpu_model.graph.node
                if n.op_type == "DequantizeLinear" and consts.get(n.input[0]) is not None
                and consts[n.input[0]].ndim >= 2]
-    assert len(weights) == TINY_TARGETS - 1 and max(np.abs(w).max() for w in weights) == cpu.WEIGHT_LEVELS
+    assert len(weights) == TINY_TARGETS and max(np.abs(w).max() for w in weights) == cpu.WEIGHT_LEVELS
     zps = [consts[n.input[2]] for n in cpu_model.graph.node if n.op_type == "QuantizeLinear"]
     assert all(z.dtype == np.uint8 for z in zps) and any(z > 0 for z in zps)
-    rules = {v.rule for v in check_qdq(cpu_model)}
-    assert "dtype" in rules and "zero-point" in rules  # not for TensorRT, by design
+    rules = {f.rule for f in check_model(cpu_model).errors}
+    assert {"qdq-uint8", "qdq-zero-point"} <= rules  # not for TensorRT, by design
 
 
 def test_cpu_graph_fuses_into_integer_kernels(cpu_model, tmp_path):
@@ -213,8 +159,9 @@ def test_cpu_graph_fuses_into_integer_kernels(cpu_model, tmp_path):
     ort.InferenceSession(cpu_model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     optimized = onnx.load(str(tmp_path / "optimized.onnx"))
     ops = [n.op_type for n in optimized.graph.node]
-    # every MatMul with weights and every Conv; the head Gemm stays float on this target
-    assert ops.count("QLinearConv") == TINY_CONVS and ops.count("MatMulIntegerToFloat") == TINY_TARGETS - TINY_CONVS - 1
+    # every Conv and every MatMul/Gemm with weights (the head Gemm was rewritten as MatMul + Add)
+    assert ops.count("QLinearConv") == TINY_CONVS and ops.count("MatMulIntegerToFloat") == TINY_TARGETS - TINY_CONVS
+    assert "Gemm" not in ops
     assert "Conv" not in ops and "FusedConv" not in ops
     weights = {t.name for t in optimized.graph.initializer}
     assert all(not set(n.input) & weights for n in optimized.graph.node if n.op_type == "MatMul")  # attention only

@@ -25,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, log_path=False)
 stdout = Console()
 
 ModelName = Annotated[str, typer.Option("--model", "-m", help="Registered variant, e.g. volo_d1_224.")]
@@ -270,6 +270,202 @@ def models_command(as_json: Annotated[bool, typer.Option("--json", help="Print J
     for r in rows:
         table.add_row(*(str(r[c]) for c in r))
     stdout.print(table)
+
+
+@app.command("preprocess")
+def preprocess_command(
+    images: Annotated[list[Path], typer.Argument(help="Image files, in batch order.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Tensor file to write (format: examples/cpp/README.md).")],
+    model: Annotated[Optional[Path], typer.Option(
+        "--model", help="Artifact whose preprocessing to use: .onnx, .engine (reads X.engine.json) or .engine.json.")] = None,
+    model_name: Annotated[Optional[str], typer.Option(
+        "--model-name", help="Registered variant whose preprocessing to use, e.g. volo_d1_224.")] = None,
+) -> None:
+    """Preprocess images into one float32 (N, 3, S, S) tensor file for the C++ app (volo_infer)."""
+    with user_errors():
+        from volo_export.preprocess import preprocessing_for, write_input_file
+
+        prep = preprocessing_for(model, model_name)
+        batch = write_input_file(images, prep, out)
+        stdout.print(f"wrote {out}: float32 {tuple(batch.shape)} (size {prep.size}, crop_pct {prep.crop_pct}, "
+                     f"{prep.interpolation})", highlight=False)
+        for i, path in enumerate(images):
+            stdout.print(f"  {i}: {path}", highlight=False)
+Artifact = Annotated[Path, typer.Option("--model", "-m", help="An artifact: .onnx (ONNX Runtime) or .engine "
+                                        "(TensorRT, with its .engine.json sidecar).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Plugins = Annotated[Optional[list[Path]], typer.Option(
+    "--plugins", help="TensorRT plugin library (.so/.dll) to load; repeat for several.")]
+
+
+@app.command("check")
+def check_command(
+    model: Annotated[Path, typer.Argument(help="ONNX file to check.")],
+    trt: Annotated[int, typer.Option("--trt", help="TensorRT major version: 10 (stricter: opsets 9-24) or 11.")] = 10,
+    as_json: AsJson = False,
+    trtexec: Annotated[bool, typer.Option("--trtexec", help="Also print the trtexec command that builds an "
+                                          "engine from it (default batch profile 1/8/32).")] = False,
+) -> None:
+    """Offline check: will TensorRT's ONNX parser take this graph? (No TensorRT needed.)"""
+    with user_errors():
+        from volo_export.errors import TensorRTCheckFailed
+        from volo_export.trt.check import check_model, first_violation
+
+        result = check_model(model, trt=trt)
+        if trtexec:
+            from volo_export.trt.build import trtexec_for
+
+            result.trtexec = trtexec_for(model, trt)
+        if as_json:
+            stdout.print_json(json.dumps(result.to_dict()))
+        else:
+            stdout.print(result.table())
+            stdout.print(result.summary(), markup=False, highlight=False, soft_wrap=True)
+            if result.trtexec:
+                stdout.print(f"trtexec equivalent: {result.trtexec}", markup=False, highlight=False, soft_wrap=True)
+        if not result.passed:
+            raise TensorRTCheckFailed(f"{model.name}: {len(result.errors)} violation(s) of TensorRT {trt}'s ONNX "
+                                      f"parser rules; first: {first_violation(result)}")
+
+
+@app.command("engine")
+def engine_command(
+    model: Annotated[Path, typer.Argument(help="ONNX file exported by volo-export (FP32, FP16 or INT8 Q/DQ).")],
+    output: Output,
+    min_batch: Annotated[Optional[int], typer.Option(help="Smallest batch of the profile (default 1).")] = None,
+    opt_batch: Annotated[Optional[int], typer.Option(
+        help="Batch TensorRT tunes for (default 8, within min..max).")] = None,
+    max_batch: Annotated[Optional[int], typer.Option(help="Largest batch of the profile (default 32).")] = None,
+    workspace: Annotated[Optional[int], typer.Option(help="Workspace limit in MiB (default: TensorRT's).")] = None,
+    opt_level: Annotated[int, typer.Option(help="Builder optimization level 0-5 (TensorRT default 3).")] = 3,
+    timing_cache: Annotated[Optional[Path], typer.Option(
+        help="Timing cache file: loaded if present, saved after.")] = None,
+    hardware_compat: Annotated[str, typer.Option(
+        help="none | ampere-plus | same-compute-capability: run on other GPUs, maybe slower.")] = "none",
+    version_compatible: Annotated[bool, typer.Option(help="Plan loads on newer TensorRT of the same major.")] = False,
+    plugins: Plugins = None,
+    strongly_typed: Annotated[bool, typer.Option(help="Strongly typed network (precision from the graph); "
+                                                 "TensorRT 11 knows no other mode.")] = True,
+    check: Annotated[bool, typer.Option(help="Run the offline TensorRT check first.")] = True,
+) -> None:
+    """Build a TensorRT engine (bare plan) + X.engine.json provenance sidecar."""
+    with user_errors():
+        from volo_export.trt.build import EngineRequest, build_engine
+        from volo_export.trt.config import BuildSettings
+
+        settings = BuildSettings(min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
+                                 workspace_mib=workspace, opt_level=opt_level, timing_cache=timing_cache,
+                                 hardware_compat=hardware_compat, version_compatible=version_compatible,
+                                 plugins=tuple(plugins or ()), strongly_typed=strongly_typed)
+        with _build_progress() as progress:
+            result = build_engine(EngineRequest(model, output, settings, check), progress)
+        prov = result.provenance
+        for warning in result.warnings[:5]:
+            console.print(f"[yellow]TensorRT:[/] {warning}", highlight=False, soft_wrap=True)
+        lo, opt, hi = prov.profile.batches
+        stdout.print(f"wrote {output} ({prov.engine_bytes / 1e6:.1f} MB) + {result.sidecar.name} in "
+                     f"{result.seconds:.0f} s: {prov.environment.describe()}, batch {lo}/{opt}/{hi}",
+                     markup=False, highlight=False, soft_wrap=True)
+        stdout.print(f"trtexec equivalent: {prov.trtexec}", markup=False, highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _build_progress():
+    """Rich rendering of the TensorRT builder's phases (IProgressMonitor), with a spinner for the rest."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from volo_export.trt.build import BuildProgress
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        class RichProgress(BuildProgress):
+            def __init__(self):
+                self.tasks: dict = {}
+
+            def stage(self, text: str) -> None:
+                console.log(text)
+
+            def phase_start(self, name, parent, steps):
+                self.tasks[name] = bar.add_task(("  " if parent else "") + name, total=steps)
+
+            def step(self, name, step):
+                bar.update(self.tasks[name], completed=step + 1)
+                return True
+
+            def phase_finish(self, name):
+                bar.remove_task(self.tasks.pop(name))
+
+        yield RichProgress()
+
+
+@app.command("validate")
+def validate_command(
+    engine: Annotated[Optional[Path], typer.Option(help="TensorRT engine (.engine + .engine.json sidecar).")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="ONNX file (any precision).")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(
+        "--checkpoint", "-c", help="The weights the artifact was exported from (sha256 is compared with its "
+        "metadata).")] = None,
+    validate_images: Annotated[Optional[Path], typer.Option(
+        help="Folder of images (default: photos shipped with scikit-image).")] = None,
+    report: ReportFile = None,
+    as_json: AsJson = False,
+    plugins: Plugins = None,
+) -> None:
+    """Compare an .onnx or .engine with eager PyTorch (same report as the export gate)."""
+    with user_errors():
+        from volo_export.errors import UsageError, ValidationFailed
+        from volo_export.validate_artifact import ArtifactCheckRequest, validate_artifact
+
+        if (engine is None) == (model is None):
+            raise UsageError("give exactly one of --engine X.engine or --model X.onnx")
+        artifact = engine or model
+        request = ArtifactCheckRequest(artifact, checkpoint, validate_images, plugins=tuple(plugins or ()))
+        with stages() as on_stage:
+            on_stage(f"running {artifact.name} and eager PyTorch on the same images")
+            result = validate_artifact(request)
+        if as_json:
+            stdout.print_json(json.dumps(result.to_dict()))
+        else:
+            stdout.print(result.table())
+        for note in result.notes:
+            console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        if report:
+            result.write_json(report)
+        if not result.passed:
+            raise ValidationFailed(f"{artifact.name} differs from eager PyTorch: {result.failures[0]}")
+
+
+@app.command("predict")
+def predict_command(
+    images: Annotated[list[Path], typer.Argument(help="Image files (jpg, png, webp, bmp).")],
+    model: Artifact,
+    top_k: Annotated[int, typer.Option(help="How many classes per image.")] = 5,
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per run (default: up to 32, within the "
+                                                      "artifact's batch range).")] = None,
+    as_json: AsJson = False,
+    plugins: Plugins = None,
+) -> None:
+    """Top-k classes for images, with an .onnx or .engine (preprocessing from the artifact's metadata)."""
+    with user_errors():
+        from rich.table import Table
+
+        from volo_export.predict import predict_files
+        from volo_export.runtime import open_runner
+
+        runner = open_runner(model, plugins=tuple(plugins or ()))
+        predictions = predict_files(runner, images, top_k, batch_size)
+        if as_json:
+            stdout.print_json(json.dumps({"model": str(model), "providers": list(runner.providers),
+                                          "predictions": [p.to_dict() for p in predictions]}))
+            return
+        table = Table(title=f"{model.name} ({runner.info.model}, {runner.info.precision}, {runner.providers[0]})")
+        for col in ("image", "rank", "class", "label", "probability"):
+            table.add_column(col, justify="right" if col in ("rank", "class", "probability") else "left")
+        for p in predictions:
+            for rank, c in enumerate(p.top, 1):
+                table.add_row(Path(p.file).name if rank == 1 else "", str(rank), str(c.index), c.label,
+                              f"{c.probability:.1%}", end_section=rank == len(p.top))
+        stdout.print(table)
 
 
 def main() -> None:

@@ -42,3 +42,13 @@ class ValidationFailed(VoloExportError):
     def __init__(self, message: str, report=None):
         super().__init__(message)
         self.report = report  # the failed gate's Report, for the CLI to show
+
+
+class TensorRTCheckFailed(VoloExportError):
+    """An ONNX graph breaks a rule of TensorRT's ONNX parser (offline check)."""
+
+    exit_code = 4
+
+
+class EngineError(VoloExportError):
+    """A TensorRT engine that cannot be built, or cannot be loaded or run on this machine."""

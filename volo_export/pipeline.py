@@ -217,7 +217,7 @@ def gate_onnx(path: Path, loaded, request: OnnxRequest, on_stage: StageCallback)
     inputs, notes = validation_inputs(loaded.config.preprocessing, request.plan, request.validate_images)
     if request.export.batch:
         inputs = _rebatch(inputs, request.export.batch)
-    runner = OnnxRuntimeRunner(path, info=None)
+    runner = OnnxRuntimeRunner(path)
     lowering = request.precision is not None and request.precision.precision != "fp32"
     artifact = f"{request.output.name} (FP32 stage)" if lowering else request.output.name
     return run_gate(eager_predictor(loaded.model), runner, inputs, FP32, artifact=artifact,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from volo_export.errors import InputDataError
+from volo_export.errors import InputDataError, UsageError
 from volo_export.models.variants import Preprocessing
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -87,6 +87,42 @@ def preprocess_files(paths: Iterable[Path], prep: Preprocessing) -> ImageBatch:
             skipped.append(Path(p))
     shape = (0, 3, prep.size, prep.size)
     return ImageBatch(np.stack(arrays) if arrays else np.zeros(shape, np.float32), files, skipped)
+
+
+def preprocess_paths(paths: Sequence[Path], prep: Preprocessing) -> np.ndarray:
+    """Every image, in order, as float32 (N, 3, S, S); the first missing or unreadable one raises InputDataError."""
+    if not paths:
+        raise UsageError("no images given")
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise InputDataError(f"image not found: {missing[0]}")
+    return np.stack([preprocess_image(load_image(Path(p)), prep) for p in paths])
+
+
+def preprocessing_for(model: Path | None = None, model_name: str | None = None) -> Preprocessing:
+    """The preprocessing of an artifact (.onnx, .engine via its sidecar, .engine.json) or of a
+    registered variant; exactly one of the two must be given."""
+    if (model is None) == (model_name is None):
+        raise UsageError("give exactly one of --model (an .onnx/.engine/.engine.json) or --model-name")
+    if model_name is not None:
+        from volo_export.models.variants import get_config
+
+        return get_config(model_name).preprocessing
+    from volo_export.runtime import read_artifact_info
+
+    return read_artifact_info(Path(model)).preprocessing
+
+
+def write_input_file(paths: Sequence[Path], prep: Preprocessing, out: Path) -> np.ndarray:
+    """Preprocess `paths` into one (N, 3, S, S) batch and write it as a tensor file (see
+    `volo_export.tensorfile`) for the C++ app; returns the batch."""
+    from volo_export.io import ensure_writable
+    from volo_export.tensorfile import write_tensor
+
+    ensure_writable(out)
+    batch = preprocess_paths(paths, prep)
+    write_tensor(out, batch)
+    return batch
 
 
 def sample_photos() -> list[Path]:

@@ -94,3 +94,18 @@ FP16_SAFE_ABS = 65504.0 / 8
 # float32. A graph that needs more than half of its layers in float to pass is not
 # an INT8 model any more; the command then fails and says so.
 MAX_FALLBACK_FRACTION = 0.5
+
+TENSORRT_FP32 = Tolerance(
+    name="tensorrt-fp32",
+    # An FP32 engine still runs MatMul/Conv on TF32 tensor cores by default (TensorRT's
+    # TF32 builder flag is on): operands keep a 10-bit mantissa (~5e-4 relative rounding
+    # each), and VOLO's 20+ residual blocks accumulate that to ~1e-3 of the logit scale.
+    # 1e-2 leaves headroom while a real graph bug (errors ~1e-1) still fails. Not yet
+    # measured here (no GPU on the development machines): revisit with a D1 engine.
+    max_abs_rel=1e-2,
+    min_cosine=0.9995,
+    # Near-ties beyond the tolerance's own tie band may flip under TF32 rounding.
+    min_top1_agreement=0.99,
+    min_top5_agreement=0.95,
+    reason="FP32 graph on TF32 tensor cores: 10-bit mantissa products, FP32 accumulation",
+)

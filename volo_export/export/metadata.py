@@ -53,16 +53,19 @@ class ArtifactInfo:
         own = {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX)}
         if "model" not in own:
             raise InputDataError(f"{source} carries no volo-export metadata (was it exported by volo-export?)")
-        prep = Preprocessing(size=int(own.pop("image_size")), crop_pct=float(own.pop("crop_pct")),
-                             interpolation=own.pop("interpolation"),
-                             mean=tuple(json.loads(own.pop("mean"))), std=tuple(json.loads(own.pop("std"))))
-        opset = own.pop("opset")
-        return cls(model=own.pop("model"), preprocessing=prep, num_classes=int(own.pop("num_classes")),
-                   labels=own.pop("labels"), precision=own.pop("precision"), target=own.pop("target"),
-                   opset=int(opset) if opset not in ("", "None") else None,
-                   checkpoint_sha256=own.pop("checkpoint_sha256") or None,
-                   random_weights=json.loads(own.pop("random_weights")),
-                   versions=json.loads(own.pop("versions")), extra=own)
+        try:
+            prep = Preprocessing(size=int(own.pop("image_size")), crop_pct=float(own.pop("crop_pct")),
+                                 interpolation=own.pop("interpolation"),
+                                 mean=tuple(json.loads(own.pop("mean"))), std=tuple(json.loads(own.pop("std"))))
+            opset = own.pop("opset")
+            return cls(model=own.pop("model"), preprocessing=prep, num_classes=int(own.pop("num_classes")),
+                       labels=own.pop("labels"), precision=own.pop("precision"), target=own.pop("target"),
+                       opset=int(opset) if opset not in ("", "None") else None,
+                       checkpoint_sha256=own.pop("checkpoint_sha256") or None,
+                       random_weights=json.loads(own.pop("random_weights")),
+                       versions=json.loads(own.pop("versions")), extra=own)
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputDataError(f"{source} has incomplete volo-export metadata ({type(e).__name__}: {e})") from None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,19 +93,24 @@ def write_info(model_proto, info: ArtifactInfo) -> None:
         entry.key, entry.value = key, value
 
 
+def load_graph(path: Path):
+    """The ModelProto of an ONNX file without its external weights; one-line errors for bad files."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"model not found: {path}")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError) as e:
+        raise InputDataError(f"{path} is not an ONNX model: {type(e).__name__}") from None
+
+
 def read_info(model: "Path | object") -> ArtifactInfo:
     """ArtifactInfo of an ONNX file or ModelProto (weights are not loaded for a path)."""
-    import onnx
-
+    source = "model"
     if isinstance(model, (str, Path)):
-        path = Path(model)
-        if not path.is_file():
-            raise InputDataError(f"model not found: {path}")
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception as e:  # onnx raises DecodeError / various protobuf errors
-            raise InputDataError(f"{path} is not an ONNX model: {type(e).__name__}") from None
-        source = str(path)
-    else:
-        source = "model"
+        model, source = load_graph(Path(model)), str(model)
     return ArtifactInfo.from_props({p.key: p.value for p in model.metadata_props}, source)
+

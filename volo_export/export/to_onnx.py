@@ -113,7 +113,8 @@ def finalize(model_proto, info: ArtifactInfo):
 
 
 def save_onnx(model_proto, path: Path) -> None:
-    """One self-contained file below 2 GB; above it, weights go to `<name>.data` beside it."""
+    """One self-contained file below 2 GB; above it, weights go to `<name>.data` beside it
+    (then `model_proto`'s tensors are turned into external references in place)."""
     import onnx
 
     path = Path(path)

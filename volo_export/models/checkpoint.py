@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from volo_export.errors import CheckpointError
 from volo_export.io import sha256_file
-from volo_export.models.variants import VoloConfig, get_config
+from volo_export.models.variants import REGISTRY, VoloConfig, get_config
 from volo_export.models.volo import VOLO, create_model
 
 _CONTAINER_KEYS = ("state_dict_ema", "state_dict", "model", "module")
@@ -112,6 +112,17 @@ def normalize_state_dict(sd: dict[str, torch.Tensor], config: VoloConfig) -> tup
     return sd, config, notices
 
 
+def architecture_of(sd: dict[str, torch.Tensor]) -> str:
+    """Describe a VOLO state dict by its blocks per stage and widths, naming the variant family it matches."""
+    layers = tuple(len({k.split(".")[2] for k in sd if k.startswith(f"network.{i}.") and k.split(".")[2].isdigit()})
+                   for i in (0, 2, 3, 4))
+    dims = (sd[_SENTINEL].shape[0], sd["network.1.proj.weight"].shape[0]) if "network.1.proj.weight" in sd else None
+    for config in REGISTRY.values():
+        if config.layers == layers and dims == config.embed_dims[:2]:
+            return config.name.rsplit("_", 1)[0]
+    return f"layers {layers}, widths {dims}"
+
+
 def load_state_dict_strict(model: VOLO, sd: dict[str, torch.Tensor]) -> None:
     """load_state_dict(strict=True) with an error that names every offending key."""
     expected = model.state_dict()
@@ -125,7 +136,8 @@ def load_state_dict_strict(model: VOLO, sd: dict[str, torch.Tensor]) -> None:
             if keys:
                 shown = ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
                 parts.append(f"{label}: {shown}")
-        raise CheckpointError(f"checkpoint does not fit {model.config.name}: " + "; ".join(parts))
+        raise CheckpointError(f"checkpoint ({architecture_of(sd)}) does not fit {model.config.name}: "
+                              + "; ".join(parts))
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in sd.items()}, strict=True)
 
 
@@ -145,8 +157,7 @@ def load_model(name: str | VoloConfig, checkpoint: Path | None = None) -> Loaded
     if checkpoint is None:
         checkpoint = bundled_checkpoint(config)
         if checkpoint is None:
-            return LoadedModel(create_model(config), config, None,
-                               ["no checkpoint: random weights, outputs are meaningless"])
+            return LoadedModel(create_model(config), config, None)
         notices.append(f"using bundled weights {checkpoint.name}")
     checkpoint = Path(checkpoint)
     sd, config, adapted = normalize_state_dict(read_state_dict(checkpoint), config)

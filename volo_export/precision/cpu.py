@@ -15,8 +15,9 @@ Measured on VOLO-D1, batch 8, ONNX Runtime 1.32 (docs/PRECISION.md has the numbe
   point 0: negative values become 0, exactly ReLU) and removed.
 - Attention matmuls (both inputs activations) stay float: quantising them was
   slower (extra QuantizeLinear passes over the 196x196 scores) and no more accurate.
-  So does Gemm (VOLO's classifier head): ONNX Runtime only fuses a quantised Gemm
-  whose output is quantised too, so it would only add a dequantisation.
+- A Gemm is rewritten as MatMul + Add first: ONNX Runtime fuses a quantised Gemm
+  only with an int32-quantised bias and a quantised output (QGemm), but
+  Q -> MatMul -> Add into MatMulIntegerToFloat with a float bias.
 
 TensorRT cannot parse this graph (uint8 Q/DQ, asymmetric); the metadata says
 target "cpu".
@@ -33,7 +34,7 @@ from volo_export.precision.int8 import QuantTarget, activation_qparams, calibrat
 
 DESCRIPTION = "ONNX Runtime CPU: uint8 activations, 7-bit per-channel weights, QLinearConv stem"
 ACTIVATION_MATMULS = False
-OP_TYPES = ("MatMul", "Conv")
+OP_TYPES = ("MatMul", "Gemm", "Conv")
 WEIGHT_LEVELS = 63  # 7-bit weights: no int16 saturation in VPMADDUBSW (see module docstring)
 
 
@@ -50,11 +51,46 @@ def build(model, targets: Sequence[QuantTarget], ranges: dict[str, Range]):
 
     work = onnx.ModelProto()
     work.CopyFrom(model)
+    targets = gemm_as_matmul(work, targets)
     folded = fold_relus(work, targets)
     quantized = quantize_qdq(work, targets, ranges, asymmetric=True, weight_levels=WEIGHT_LEVELS)
     convs = [t.node for t in targets if t.op_type == "Conv"]
     quantize_outputs(quantized, convs, ranges, skip=folded)
     return quantized
+
+
+def gemm_as_matmul(model, targets: Sequence[QuantTarget]) -> list[QuantTarget]:
+    """Rewrite each target Gemm (alpha = beta = 1, no transA) in place as MatMul with a [K, N] weight,
+    plus Add of its bias; returns the targets with those nodes as MatMul targets (axis 1)."""
+    import dataclasses
+
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    gemms = {t.node for t in targets if t.op_type == "Gemm"}
+    out_nodes, converted = [], {}  # Gemm node -> its MatMul weight
+    for n in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        if (n.name not in gemms or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0
+                or attrs.get("transA", 0)):
+            out_nodes.append(n)
+            continue
+        weight = n.input[1]
+        if attrs.get("transB", 0):
+            w = numpy_helper.to_array(inits[weight]).T.copy()
+            weight = f"{n.input[1]}_transposed"
+            graph.initializer.append(numpy_helper.from_array(w, weight))
+        has_bias = len(n.input) > 2 and n.input[2]
+        product = f"{n.output[0]}_matmul" if has_bias else n.output[0]
+        out_nodes.append(helper.make_node("MatMul", [n.input[0], weight], [product], name=n.name))
+        if has_bias:
+            out_nodes.append(helper.make_node("Add", [product, n.input[2]], [n.output[0]], name=f"{n.name}_bias"))
+        converted[n.name] = weight
+    del graph.node[:]
+    graph.node.extend(out_nodes)
+    return [dataclasses.replace(t, op_type="MatMul", axis=1, weight=converted[t.node]) if t.node in converted else t
+            for t in targets]
 
 
 def fold_relus(model, targets: Sequence[QuantTarget]) -> set[str]:

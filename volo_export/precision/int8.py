@@ -5,7 +5,7 @@ activation tensors they read; calibration supplies a `Range` per activation;
 `quantize_qdq` inserts QuantizeLinear -> DequantizeLinear on every activation input
 and stores every weight as INT8 + DequantizeLinear.
 
-TensorRT style (target "tensorrt", `check_qdq` passes): symmetric INT8, zero point
+TensorRT style (target "tensorrt", `volo_export.trt.check` passes): symmetric INT8, zero point
 0, activations per tensor, weights per output channel (Conv axis 0, ConvTranspose
 1, MatMul [K, N] 1, Gemm per transB), float bias, no QOperator ops. ONNX Runtime
 runs the same file on CPU (fusing DQ -> MatMul into integer kernels).
@@ -20,9 +20,21 @@ import numpy as np
 
 from volo_export.calibration.methods import Range
 from volo_export.errors import UsageError
-from volo_export.precision.qdq_rules import WEIGHTED_OPS, weight_axis
-
 INT8_MAX = 127
+WEIGHTED_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
+
+
+def weight_axis(node) -> int:
+    """The output-channel axis of a weighted op's weight (input 1): where per-channel scales go.
+    (`volo_export.trt.check` holds TensorRT to the same axes.)"""
+    if node.op_type == "Conv":
+        return 0
+    if node.op_type == "ConvTranspose":
+        return 1
+    if node.op_type == "Gemm":
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        return 0 if trans_b else 1
+    return 1  # MatMul weight [K, N]
 
 
 @dataclass(frozen=True)

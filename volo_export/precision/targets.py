@@ -1,7 +1,7 @@
 """The INT8 graph each `--target` gets.
 
 - `tensorrt` (default): TensorRT's explicit-quantisation form (see `int8`), which
-  `qdq_rules.check_qdq` accepts. ONNX Runtime CPU runs it too.
+  `volo_export.trt.check` accepts. ONNX Runtime CPU runs it too.
 - `cpu`: the fastest accurate graph for ONNX Runtime CPU (see `cpu`); stamped
   CPU-only in the metadata, TensorRT does not parse it.
 
@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 from volo_export.calibration.methods import Range
 from volo_export.errors import UsageError
-from volo_export.precision.int8 import QuantTarget, Selection, calibration_tensors, quantize_qdq
-from volo_export.precision.qdq_rules import WEIGHTED_OPS
+from volo_export.precision.int8 import WEIGHTED_OPS, QuantTarget, Selection, calibration_tensors, quantize_qdq
 
 TARGETS = ("tensorrt", "cpu")
 

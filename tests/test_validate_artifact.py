@@ -1,0 +1,91 @@
+"""`volo-export validate`: an existing .onnx or .engine against eager PyTorch rebuilt from its
+metadata and the user's checkpoint, through the export gate's comparison and Report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import randomize, write_fake_engine
+from volo_export.cli import app
+from volo_export.errors import UsageError
+from volo_export.export.metadata import read_info, write_info
+from volo_export.models.volo import create_model
+from volo_export.tolerances import FP32, TENSORRT_FP32
+from volo_export.trt.config import BuildSettings
+from volo_export.validate import InputSet
+from volo_export.validate_artifact import fit_batches, tolerance_for
+
+
+def test_validate_onnx_against_its_checkpoint(tmp_path, tiny_onnx, tiny_checkpoint):
+    report_file = tmp_path / "report.json"
+    res = CliRunner().invoke(app, ["validate", "--model", str(tiny_onnx), "--checkpoint", str(tiny_checkpoint),
+                                   "--report", str(report_file), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report == json.loads(report_file.read_text())
+    assert report["passed"] and report["tolerance"] == "fp32" and report["model"] == "volo_tiny_digits"
+    comps = report["comparisons"]
+    assert len(comps) >= 4 and {c["batch_size"] for c in comps} >= {1, 4, 8}
+    assert any(c["inputs"].startswith("photos") for c in comps) and comps[-1]["inputs"] == "random"
+    assert max(c["max_abs"] for c in comps) < 1e-4 and min(c["min_cosine"] for c in comps) > 0.99999
+    assert all(c["top1_agreement"] == 1.0 for c in comps)
+
+
+def test_validate_with_other_weights_fails_and_says_why(tmp_path, tiny_onnx, tiny_config):
+    other = tmp_path / "other.pth"
+    torch.save(randomize(create_model(tiny_config), seed=7).state_dict(), other)
+    res = CliRunner().invoke(app, ["validate", "--model", str(tiny_onnx), "-c", str(other)])
+    assert res.exit_code == 3
+    assert "differs from the one tiny_digits.onnx was exported from" in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("error: tiny_digits.onnx differs from eager PyTorch:")
+    assert "FAIL" in res.stdout
+
+
+def test_validate_needs_a_reference(tmp_path, tiny_onnx):
+    runner = CliRunner()
+    res = runner.invoke(app, ["validate", "--model", str(tiny_onnx)])
+    assert res.exit_code == 2 and "pass --checkpoint" in res.stderr and "sha256" in res.stderr
+    proto = onnx.load(str(tiny_onnx))
+    write_info(proto, dataclasses.replace(read_info(proto), checkpoint_sha256=None, random_weights=True))
+    onnx.save(proto, str(tmp_path / "random.onnx"))
+    res = runner.invoke(app, ["validate", "--model", str(tmp_path / "random.onnx")])
+    assert res.exit_code == 2 and "was exported with random weights" in res.stderr
+    res = runner.invoke(app, ["validate", "--model", str(tiny_onnx), "--engine", "x.engine"])
+    assert res.exit_code == 2 and "exactly one of --engine" in res.stderr
+
+
+def test_validate_engine_uses_its_profile_and_tensorrt_tolerance(fake_gpu, tmp_path, tiny_onnx, tiny_checkpoint):
+    engine = write_fake_engine(tiny_onnx, tmp_path / "tiny.engine", BuildSettings(min_batch=2, max_batch=4))
+    res = CliRunner().invoke(app, ["validate", "--engine", str(engine), "-c", str(tiny_checkpoint), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["passed"] and report["tolerance"] == "tensorrt-fp32" and report["precision"] == "fp32 (TensorRT)"
+    assert {c["batch_size"] for c in report["comparisons"]} <= {2, 3, 4}  # every batch inside the profile
+    assert set(fake_gpu.sessions[0].batches) <= {2, 3, 4}
+
+
+def test_fit_batches():
+    rows = np.arange(9, dtype=np.float32).reshape(9, 1)
+    sets = [InputSet("one", rows[:1]), InputSet("nine", rows), InputSet("three", rows[:3])]
+    fitted = fit_batches(sets, 2, 4)
+    assert [(s.label, len(s.array)) for s in fitted] == [
+        ("one (rows repeated to batch 2)", 2), ("nine[0:4]", 4), ("nine[4:8]", 4),
+        ("nine[8:9] (rows repeated to batch 2)", 2), ("three", 3)]
+    assert fitted[0].array[:, 0].tolist() == [0, 0] and fitted[3].array[:, 0].tolist() == [8, 8]
+    unchanged = fit_batches(sets, 1, None)
+    assert [s.label for s in unchanged] == ["one", "nine", "three"]
+    assert all(a.array is b.array for a, b in zip(unchanged, sets))
+
+
+def test_tolerance_for():
+    assert tolerance_for("fp32", engine=False) is FP32
+    assert tolerance_for("fp32", engine=True) is TENSORRT_FP32
+    with pytest.raises(UsageError, match="no tolerance for precision 'int3'"):
+        tolerance_for("int3", engine=False)

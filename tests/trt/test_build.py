@@ -1,0 +1,258 @@
+"""build_engine replays the plan on TensorRT's Python API. Here a recording stand-in for the
+`tensorrt` module plays TensorRT 10/11, so the wiring runs on CPU: network flags, builder calls in
+order, profile, timing cache load/save, plugins, progress, atomic plan + sidecar, one-line errors.
+(The real thing runs in test_tensorrt_gpu.py where TensorRT exists.)"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import onnx
+import pytest
+from typer.testing import CliRunner
+
+from conftest import build_environment
+from volo_export.cli import app
+from volo_export.errors import EngineError, UsageError
+from volo_export.export.metadata import read_info, write_info
+from volo_export.trt.build import BuildProgress, EngineRequest, build_engine
+from volo_export.trt.config import BuildSettings
+from volo_export.trt.provenance import read_sidecar, sidecar_path
+
+PLAN = b"serialized-plan-bytes" * 100
+
+
+def fake_tensorrt(version="10.13.0.35", parse_ok=True, build_ok=True):
+    """A module with the slice of TensorRT's Python API that build.py uses; every call is recorded."""
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = version
+    trt.calls = []
+    rec = trt.calls.append
+
+    class ILogger:
+        INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = range(5)
+
+        def __init__(self):
+            pass
+
+    class IProgressMonitor:
+        def __init__(self):
+            pass
+
+    trt.ILogger, trt.IProgressMonitor = ILogger, IProgressMonitor
+    trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(STRONGLY_TYPED=1)
+    trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
+    trt.BuilderFlag = types.SimpleNamespace(VERSION_COMPATIBLE="VERSION_COMPATIBLE")
+    trt.HardwareCompatibilityLevel = types.SimpleNamespace(AMPERE_PLUS="AMPERE_PLUS",
+                                                           SAME_COMPUTE_CAPABILITY="SAME_COMPUTE_CAPABILITY")
+    trt.init_libnvinfer_plugins = lambda logger, namespace: rec(("init_plugins", namespace))
+
+    class Registry:
+        def load_library(self, path):
+            rec(("load_library", path))
+            return object()
+
+    class Cache:
+        def __init__(self, data):
+            self.data = data
+
+        def serialize(self):
+            return self.data + b"+new-tactics"
+
+    class Config:
+        progress_monitor = None  # a property on TensorRT >= 10.0
+
+        def __setattr__(self, name, value):
+            rec((name, value))
+            object.__setattr__(self, name, value)
+
+        def set_memory_pool_limit(self, pool, size):
+            rec(("set_memory_pool_limit", pool, size))
+
+        def set_flag(self, flag):
+            rec(("set_flag", flag))
+
+        def add_optimization_profile(self, profile):
+            rec(("add_optimization_profile", profile))
+
+        def create_timing_cache(self, data):
+            rec(("create_timing_cache", data))
+            return Cache(data)
+
+        def set_timing_cache(self, cache, ignore_mismatch):
+            rec(("set_timing_cache", ignore_mismatch))
+            object.__setattr__(self, "cache", cache)
+
+        def get_timing_cache(self):
+            return self.cache
+
+    class Profile:
+        def set_shape(self, name, lo, opt, hi):
+            rec(("set_shape", name, lo, opt, hi))
+
+    class Builder:
+        def __init__(self, logger):
+            self.logger = logger
+
+        def get_plugin_registry(self):
+            return Registry()
+
+        def create_network(self, flags):
+            rec(("create_network", flags))
+            return "network"
+
+        def create_builder_config(self):
+            return Config()
+
+        def create_optimization_profile(self):
+            return Profile()
+
+        def build_serialized_network(self, network, config):
+            monitor = getattr(config, "progress_monitor", None)
+            if monitor:
+                monitor.phase_start("Building engine", None, 3)
+                for step in range(3):
+                    assert monitor.step_complete("Building engine", step)
+                monitor.phase_finish("Building engine")
+            if not build_ok:
+                self.logger.log(ILogger.ERROR, "out of device memory")
+                return None
+            self.logger.log(ILogger.WARNING, "weights are not refittable")
+            return PLAN
+
+    class ParserError:
+        def desc(self):
+            return "Unsupported ONNX op Col2Im"
+
+        def node_name(self):
+            return "node_col2im"
+
+    class OnnxParser:
+        def __init__(self, network, logger):
+            self.num_errors = 0 if parse_ok else 1
+
+        def parse_from_file(self, path):
+            rec(("parse_from_file", path))
+            return parse_ok
+
+        def get_error(self, i):
+            return ParserError()
+
+    trt.Builder, trt.OnnxParser = Builder, OnnxParser
+    return trt
+
+
+class Recorder(BuildProgress):
+    def __init__(self):
+        self.events = []
+
+    def stage(self, text):
+        self.events.append(("stage", text.split()[0]))
+
+    def phase_start(self, name, parent, steps):
+        self.events.append(("start", name, steps))
+
+    def step(self, name, step):
+        self.events.append(("step", step))
+        return True
+
+    def phase_finish(self, name):
+        self.events.append(("finish", name))
+
+
+def test_build_replays_the_plan_on_tensorrt_10(monkeypatch, tmp_path, tiny_onnx):
+    trt = fake_tensorrt()
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    cache = tmp_path / "trt.cache"
+    cache.write_bytes(b"old-tactics")
+    plugin = tmp_path / "libvolo_plugins.so"
+    plugin.write_bytes(b"\x7fELF")
+    settings = BuildSettings(max_batch=16, workspace_mib=512, opt_level=4, timing_cache=cache,
+                             hardware_compat="ampere-plus", version_compatible=True, plugins=(plugin,))
+    progress = Recorder()
+    result = build_engine(EngineRequest(tiny_onnx, tmp_path / "tiny.engine", settings), progress,
+                          environment=build_environment)
+
+    assert (tmp_path / "tiny.engine").read_bytes() == PLAN  # the bare plan
+    assert result.sidecar == sidecar_path(tmp_path / "tiny.engine") and result.sidecar.is_file()
+    config_calls = [c for c in trt.calls if c[0] not in ("progress_monitor", "cache")]
+    assert config_calls == [
+        ("init_plugins", ""),
+        ("load_library", str(plugin)),
+        ("create_network", 1 << 1),  # STRONGLY_TYPED on 10.x
+        ("parse_from_file", str(tiny_onnx)),
+        ("set_memory_pool_limit", "WORKSPACE", 512 << 20),
+        ("builder_optimization_level", 4),
+        ("hardware_compatibility_level", "AMPERE_PLUS"),
+        ("set_flag", "VERSION_COMPATIBLE"),
+        ("set_shape", "input", (1, 3, 64, 64), (8, 3, 64, 64), (16, 3, 64, 64)),
+        ("add_optimization_profile", config_calls[9][1]),
+        ("create_timing_cache", b"old-tactics"),
+        ("set_timing_cache", False),
+    ]
+    assert type(config_calls[9][1]).__name__ == "Profile"
+    assert cache.read_bytes() == b"old-tactics+new-tactics"  # saved after the build
+    assert ("start", "Building engine", 3) in progress.events and ("step", 2) in progress.events
+    assert [e[1] for e in progress.events if e[0] == "stage"] == ["reading", "parsing", "building", "writing"]
+    assert result.warnings == ["weights are not refittable"]
+    prov = read_sidecar(tmp_path / "tiny.engine")
+    assert prov.environment == build_environment() and prov.version_compatible and prov.hardware_compat == "ampere-plus"
+    assert prov.plugins == [str(plugin)] and "--stronglyTyped" in prov.trtexec
+
+
+def test_tensorrt_11_network_takes_no_flags(monkeypatch, tmp_path, tiny_onnx):
+    trt = fake_tensorrt(version="11.1.0")
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    build_engine(EngineRequest(tiny_onnx, tmp_path / "t.engine"), environment=build_environment)
+    assert ("create_network", 0) in trt.calls
+    prov = read_sidecar(tmp_path / "t.engine")
+    assert prov.build["trt_major"] == 11 and prov.build["network_flags"] == []
+    assert "--stronglyTyped" not in prov.trtexec
+
+
+@pytest.mark.parametrize("failure,message", [
+    (dict(parse_ok=False), "TensorRT's ONNX parser rejected tiny_digits.onnx: node node_col2im: Unsupported ONNX op"),
+    (dict(build_ok=False), "TensorRT could not build tiny_digits.onnx: out of device memory"),
+])
+def test_build_failures_leave_nothing(monkeypatch, tmp_path, tiny_onnx, failure, message):
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(**failure))
+    cache = tmp_path / "trt.cache"
+    with pytest.raises(EngineError, match=message):
+        build_engine(EngineRequest(tiny_onnx, tmp_path / "t.engine", BuildSettings(timing_cache=cache)),
+                     environment=build_environment)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_engine_without_tensorrt_prints_trtexec(monkeypatch, tmp_path, tiny_onnx):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` raises ImportError
+    res = CliRunner().invoke(app, ["engine", str(tiny_onnx), "--output", str(tmp_path / "t.engine"),
+                                   "--max-batch", "16", "--timing-cache", str(tmp_path / "c.bin")])
+    assert res.exit_code == 1
+    (line,) = res.stderr.strip().splitlines()[-1:]
+    assert line.startswith("error: TensorRT is not installed here")
+    assert "trtexec --onnx=" in line and "--maxShapes=input:16x3x64x64" in line and "--stronglyTyped" in line
+    assert not (tmp_path / "t.engine").exists()
+
+
+def test_cli_engine_refuses_graphs_tensorrt_would_reject(tmp_path, tiny_onnx, tiny_naive_onnx):
+    proto = onnx.load(str(tiny_naive_onnx))
+    write_info(proto, read_info(tiny_onnx))
+    onnx.save(proto, str(tmp_path / "naive.onnx"))
+    runner = CliRunner()
+    res = runner.invoke(app, ["engine", str(tmp_path / "naive.onnx"), "-o", str(tmp_path / "n.engine")])
+    assert res.exit_code == 4 and "Col2Im" in res.stderr and "volo-export check" in res.stderr
+    res = runner.invoke(app, ["engine", str(tiny_naive_onnx), "-o", str(tmp_path / "n.engine")])
+    assert res.exit_code == 1 and "carries no volo-export metadata" in res.stderr
+    res = runner.invoke(app, ["engine", str(tiny_onnx), "-o", str(tmp_path / "x.engine"), "--min-batch", "8",
+                              "--max-batch", "4"])
+    assert res.exit_code == 2 and "min <= opt <= max" in res.stderr
+    res = runner.invoke(app, ["engine", str(tiny_onnx), "-o", str(tmp_path / "x.engine"), "--plugins",
+                              str(tmp_path / "missing.so")])
+    assert res.exit_code == 1 and "plugin library not found" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["naive.onnx"]
+
+
+def test_output_folder_must_exist(tiny_onnx, tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        build_engine(EngineRequest(tiny_onnx, tmp_path / "no" / "t.engine"))

@@ -1,0 +1,649 @@
+"""Will TensorRT's ONNX parser take this graph? An offline answer, without TensorRT.
+
+Every node is checked against the parser's operator table (onnx-tensorrt
+`docs/operators.md`, TensorRT 10.15; 11.x adds opset 25) and the restrictions
+written there and in the parser's importers: Col2Im and the QOperator ops are
+rejected outright, Conv/ConvTranspose weights must be build-time constants,
+Reduce axes initializers, Squeeze/Unsqueeze axes resolvable constants,
+LayerNormalization only its first output, Q/DQ symmetric (zero point 0) with
+INT8/FP8/INT4/FP4 data, per-channel scales on the right axis, no int32 bias
+DequantizeLinear, UINT8 only at the network's inputs and outputs. Nodes of a
+custom domain are what TensorRT looks up as plugins; ONNX Runtime contrib ops
+(`com.microsoft`) are not parsed at all.
+
+`check_model(path) -> CheckResult`: findings (error / plugin / warning / info)
+with node names, a summary line, a rich table and JSON.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from volo_export.errors import UsageError
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class TrtTarget:
+    """What one TensorRT major version's ONNX parser accepts at the graph level."""
+
+    major: int
+    opset_min: int
+    opset_max: int
+    source: str
+
+
+TARGETS = {
+    10: TrtTarget(10, 9, 24, "onnx-tensorrt docs/operators.md (TensorRT 10.15): opsets 9-24"),
+    11: TrtTarget(11, 9, 25, "TensorRT 11.x: opsets 9-25, same operator table as 10.15"),
+}
+DEFAULT_TRT = 10  # the stricter target: a graph that passes for 10 passes for 11
+
+# "Y" rows of the operator table (TensorRT 10.15).
+SUPPORTED_OPS = frozenset("""
+Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh Attention AveragePool BatchNormalization
+BlackmanWindow Cast CastLike Ceil Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh
+CumSum DeformConv DepthToSpace DequantizeLinear Div Dropout Einsum Elu Equal Erf Exp Expand EyeLike
+Flatten Floor Gather GatherElements GatherND Gelu Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool
+Greater GreaterOrEqual GridSample GroupNormalization GRU HammingWindow HannWindow HardSigmoid HardSwish
+Hardmax Identity If ImageScaler InstanceNormalization IsInf IsNaN LayerNormalization LeakyRelu Less
+LessOrEqual Log LogSoftmax Loop LRN LSTM LpNormalization LpPool MatMul Max MaxPool Mean
+MeanVarianceNormalization Min Mish Mod Mul Neg NonMaxSuppression NonZero Not OneHot Or Pad
+ParametricSoftplus Pow PRelu QuantizeLinear RandomNormal RandomNormalLike RandomUniform RandomUniformLike
+Range Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd
+ReduceSum ReduceSumSquare Relu Reshape Resize ReverseSequence RMSNormalization RNN RoiAlign
+RotaryEmbedding Round STFT ScaledTanh Scan Scatter ScatterElements ScatterND Selu Shape Shrink Sigmoid
+Sign Sin Sinh Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh
+TensorScatter ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
+""".split())
+
+# QOperator-format quantized ops (ONNX Runtime `quantize_*(quant_format=QOperator)`,
+# `quantize_dynamic`): CPU-oriented; TensorRT parses quantization only as Q/DQ pairs.
+QOPERATOR_OPS = frozenset("""
+QLinearConv QLinearMatMul MatMulInteger ConvInteger DynamicQuantizeLinear QLinearAdd QLinearMul
+QLinearSigmoid QLinearLeakyRelu QLinearSoftmax QLinearConcat QLinearWhere QLinearAveragePool
+QLinearGlobalAveragePool QLinearReduceMean QGemm QAttention DynamicQuantizeMatMul MatMulIntegerToFloat
+DynamicQuantizeLSTM
+""".split())
+
+_COL2IM = ("F.fold exports as Col2Im, which TensorRT rejects outright (no plugin fallback); "
+           "export with `volo-export onnx` (rewrite on) to get Conv/Slice ops instead")
+_QOP = ("QOperator-format quantized op: TensorRT parses INT8 only as QuantizeLinear/DequantizeLinear "
+        "pairs; quantize with quant_format=QuantFormat.QDQ")
+
+# "N" rows of the operator table, with the reason where there is more to say.
+UNSUPPORTED_OPS: dict[str, str] = {op: "marked unsupported (N) in TensorRT's ONNX operator table" for op in """
+AffineGrid Bernoulli BitShift BitwiseAnd BitwiseNot BitwiseOr BitwiseXor CenterCropPad Compress
+ConcatFromSequence DFT Det ImageDecoder MaxRoiPool MaxUnpool MelWeightMatrix Multinomial
+NegativeLogLikelihoodLoss Optional OptionalGetElement OptionalHasElement RegexFullMatch SequenceAt
+SequenceConstruct SequenceEmpty SequenceErase SequenceInsert SequenceLength SequenceMap
+SoftmaxCrossEntropyLoss SplitToSequence StringConcat StringNormalizer StringSplit TfIdfVectorizer Unique
+""".split()}
+UNSUPPORTED_OPS["Col2Im"] = _COL2IM
+UNSUPPORTED_OPS.update({op: _QOP for op in ("QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger",
+                                            "DynamicQuantizeLinear")})
+
+# ONNX-TensorRT's own ops in the "trt" domain (custom FP8/INT4 Q/DQ).
+TRT_DOMAIN_OPS = frozenset("TRT_FP8QuantizeLinear TRT_FP8DequantizeLinear TRT_INT4QuantizeLinear "
+                           "TRT_INT4DequantizeLinear".split())
+CONTRIB_DOMAINS = frozenset({"com.microsoft", "com.microsoft.nchwc", "com.ms.internal.nhwc"})
+STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
+
+REDUCE_OPS = frozenset("ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean ReduceMin "
+                       "ReduceProd ReduceSum ReduceSumSquare".split())
+# Ops whose listed input must be resolvable to a constant at build time (index, what it is).
+CONSTANT_INPUTS = {"Squeeze": (1, "axes"), "Unsqueeze": (1, "axes"), "CumSum": (1, "axis"),
+                   "OneHot": (1, "depth"), "TopK": (1, "K"), "Conv": (1, "weights W"),
+                   "ConvTranspose": (1, "weights W")}
+# Ops TensorRT lets a quantized (INT8/FP8/...) tensor pass through between Q and DQ.
+QUANTIZED_PASS_THROUGH = frozenset("QuantizeLinear DequantizeLinear Reshape Transpose Identity Squeeze "
+                                   "Unsqueeze Flatten Concat Slice Gather Split Expand".split())
+RESIZE_MODES = frozenset({"nearest", "linear"})
+RESIZE_COORDINATE_MODES = frozenset({"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn",
+                                     "asymmetric", "align_corners"})
+TOPK_MAX_K = 3840  # operators.md: "`K` input must be less than 3840"
+NONDETERMINISTIC = frozenset("RandomNormal RandomNormalLike RandomUniform RandomUniformLike Multinomial "
+                             "Bernoulli".split())
+
+
+def _dtype_ids() -> dict[str, int]:
+    from onnx import TensorProto
+
+    return {name: getattr(TensorProto, name) for name in TensorProto.DataType.keys()}
+
+
+# ----------------------------------------------------------------------- results
+
+SEVERITIES = ("error", "plugin", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One observation: `error` breaks parsing, `plugin` needs a plugin library, others inform."""
+
+    severity: str
+    rule: str
+    message: str
+    node: str = ""
+    op_type: str = ""
+
+
+@dataclass
+class CheckResult:
+    """Findings for one ONNX file against one TensorRT major version."""
+
+    model: str
+    trt: int
+    opset: int | None
+    nodes: int
+    op_types: dict[str, int]
+    inputs: dict[str, list]
+    findings: list[Finding] = field(default_factory=list)
+    trtexec: str | None = None
+
+    def of(self, severity: str) -> list[Finding]:
+        return [f for f in self.findings if f.severity == severity]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return self.of("error")
+
+    @property
+    def plugins(self) -> list[str]:
+        """Op types that need a plugin library, sorted."""
+        return sorted({f.op_type for f in self.of("plugin")})
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        """One line: verdict, counts, dynamic inputs, plugins."""
+        dynamic = [f"{name}({', '.join(map(str, dims))})" for name, dims in self.inputs.items()
+                   if any(isinstance(d, str) for d in dims)]
+        facts = f"opset {self.opset}, {self.nodes} nodes, {len(self.op_types)} op types"
+        if dynamic:
+            facts += ", dynamic " + " ".join(dynamic)
+        if self.passed:
+            verdict = f"passes TensorRT {self.trt} ONNX parser rules"
+        else:
+            rules = Counter(f"{f.op_type or f.rule}" for f in self.errors)
+            top = ", ".join(f"{k} x{v}" for k, v in rules.most_common(4))
+            verdict = f"{len(self.errors)} TensorRT {self.trt} violation(s) ({top})"
+        extra = f"; {len(self.of('warning'))} warning(s)" if self.of("warning") else ""
+        if self.plugins:
+            extra += f"; needs plugin(s) {', '.join(self.plugins)} (engine --plugins LIB)"
+        return f"{self.model}: {verdict}; {facts}{extra}"
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "trt": self.trt, "passed": self.passed, "opset": self.opset,
+                "nodes": self.nodes, "op_types": self.op_types, "inputs": self.inputs,
+                "counts": {s: len(self.of(s)) for s in SEVERITIES}, "plugins": self.plugins,
+                "findings": [asdict(f) for f in self.findings], "trtexec": self.trtexec,
+                "summary": self.summary()}
+
+    def table(self, max_nodes: int = 3):
+        """Rich table, one row per (severity, rule, op type) with the first node names."""
+        from rich.table import Table
+
+        colour = {"error": "red", "plugin": "magenta", "warning": "yellow", "info": "cyan"}
+        groups: dict[tuple, list[Finding]] = defaultdict(list)
+        for f in self.findings:
+            groups[(SEVERITIES.index(f.severity), f.rule, f.op_type)].append(f)
+        status = "[green]PASS[/]" if self.passed else "[red]FAIL[/]"
+        table = Table(title=f"{self.model}: TensorRT {self.trt} ONNX parser check: {status}")
+        for col in ("severity", "rule", "op", "count", "nodes", "finding"):
+            table.add_column(col, overflow="fold", no_wrap=col in ("severity", "count"))
+        for (sev, rule, op), items in sorted(groups.items()):
+            names = [f.node for f in items if f.node]
+            shown = ", ".join(names[:max_nodes]) + (f" (+{len(names) - max_nodes})" if len(names) > max_nodes else "")
+            severity = SEVERITIES[sev]
+            table.add_row(f"[{colour[severity]}]{severity}[/]", rule, op, str(len(items)), shown,
+                          items[0].message + (" (first of several)" if len({i.message for i in items}) > 1 else ""))
+        return table
+
+
+# ----------------------------------------------------------------- graph index
+
+
+class _GraphIndex:
+    """Producers, consumers, constants and types of one (sub)graph; constants seen from outer graphs too."""
+
+    def __init__(self, graph, types: dict[str, int], shapes: dict[str, tuple], base_dir: Path | None,
+                 outer: "_GraphIndex | None" = None, prefix: str = ""):
+        self.graph, self.types, self.shapes, self.base_dir, self.prefix = graph, types, shapes, base_dir, prefix
+        self.initializers = {t.name: t for t in graph.initializer}
+        if outer:
+            self.initializers = {**outer.initializers, **self.initializers}
+        self.constant_nodes = {n.output[0]: n for n in graph.node if n.op_type == "Constant" and n.output}
+        if outer:
+            self.constant_nodes = {**outer.constant_nodes, **self.constant_nodes}
+        self.consumers: dict[str, list[tuple[object, int]]] = defaultdict(list)
+        for node in graph.node:
+            for i, name in enumerate(node.input):
+                if name:
+                    self.consumers[name].append((node, i))
+        self.quantize_outputs = {n.output[0] for n in graph.node if n.op_type == "QuantizeLinear" and n.output}
+        self.graph_inputs = {v.name for v in graph.input}
+        self.graph_outputs = {v.name for v in graph.output}
+        self.constants = set(self.initializers) | set(self.constant_nodes)
+        self.foldable = set(self.constants) | (outer.foldable if outer else set())
+        for node in graph.node:  # nodes are topologically sorted in a valid graph
+            if (node.op_type not in NONDETERMINISTIC and node.op_type != "Shape" and node.input
+                    and all(not i or i in self.foldable for i in node.input)):
+                self.foldable.update(o for o in node.output if o)
+
+    def name(self, node, index: int) -> str:
+        return self.prefix + (node.name or f"{node.op_type}#{index}")
+
+    def value(self, name: str) -> np.ndarray | None:
+        """The value of an initializer or Constant output (None if not a plain constant)."""
+        from onnx import helper, numpy_helper
+
+        if name in self.initializers:
+            return numpy_helper.to_array(self.initializers[name], base_dir=str(self.base_dir or ""))
+        node = self.constant_nodes.get(name)
+        if node is not None:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    return numpy_helper.to_array(attr.t)
+                if attr.name in ("value_float", "value_int", "value_floats", "value_ints"):
+                    return np.asarray(helper.get_attribute_value(attr))
+        return None
+
+    def dims(self, name: str) -> tuple | None:
+        if name in self.initializers:
+            return tuple(self.initializers[name].dims)
+        return self.shapes.get(name)
+
+    def elem_type(self, name: str) -> int | None:
+        if name in self.initializers:
+            return self.initializers[name].data_type
+        return self.types.get(name)
+
+
+def _attr(node, name: str, default=None):
+    from onnx import helper
+
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def _type_name(elem_type: int | None) -> str:
+    from onnx import TensorProto
+
+    return "unknown" if elem_type is None else TensorProto.DataType.Name(elem_type)
+
+
+# ------------------------------------------------------------------------ rules
+
+
+def _constant_input_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
+    op = node.op_type
+    if op in REDUCE_OPS and len(node.input) > 1 and node.input[1] and node.input[1] not in g.constants:
+        yield Finding("error", "constant-axes", f"{op} axes '{node.input[1]}' is computed at run time; "
+                      "TensorRT needs the axes as an initializer", name, op)
+    if op in CONSTANT_INPUTS:
+        index, what = CONSTANT_INPUTS[op]
+        if len(node.input) > index and node.input[index] and node.input[index] not in g.foldable:
+            rule = "constant-weights" if what.startswith("weights") else "constant-axes"
+            yield Finding("error", rule, f"{op} {what} '{node.input[index]}' is not a build-time constant "
+                          "(initializer, Constant, or DequantizeLinear of one)", name, op)
+
+
+def _topk_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
+    if _attr(node, "sorted", 1) != 1:
+        yield Finding("error", "op-restriction", "TopK needs sorted=1", name, "TopK")
+    k = g.value(node.input[1]) if len(node.input) > 1 else None
+    if k is not None and int(np.max(k)) >= TOPK_MAX_K:
+        yield Finding("error", "op-restriction", f"TopK K={int(np.max(k))} must be < {TOPK_MAX_K}", name, "TopK")
+
+
+def _layernorm_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
+    for extra in [o for o in node.output[1:] if o]:
+        used = extra in g.consumers or extra in g.graph_outputs
+        yield Finding("error" if used else "warning", "layernorm-outputs",
+                      f"LayerNormalization output '{extra}' is {'used' if used else 'declared'}; "
+                      "TensorRT supports only the first output Y", name, node.op_type)
+
+
+def _pool_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
+    dilations = _attr(node, "dilations")
+    if dilations and any(d != 1 for d in dilations):
+        yield Finding("error", "op-restriction", f"{node.op_type} dilations {list(dilations)} must be all ones",
+                      name, node.op_type)
+    if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
+        yield Finding("error", "op-restriction", "MaxPool Indices output is unsupported", name, node.op_type)
+
+
+def _resize_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
+    mode = _attr(node, "mode", b"nearest").decode()
+    coord = _attr(node, "coordinate_transformation_mode", b"half_pixel").decode()
+    if mode not in RESIZE_MODES:
+        yield Finding("error", "op-restriction", f"Resize mode '{mode}' unsupported (nearest, linear)", name, "Resize")
+    if coord not in RESIZE_COORDINATE_MODES:
+        yield Finding("error", "op-restriction", f"Resize coordinate_transformation_mode '{coord}' unsupported",
+                      name, "Resize")
+    if _attr(node, "antialias", 0):
+        yield Finding("error", "op-restriction", "Resize antialias is unsupported", name, "Resize")
+    policy = _attr(node, "keep_aspect_ratio_policy", b"stretch").decode()
+    if policy != "stretch":
+        yield Finding("error", "op-restriction", f"Resize keep_aspect_ratio_policy '{policy}' unsupported",
+                      name, "Resize")
+
+
+def _dropout_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
+    if len(node.input) > 2 and node.input[2]:
+        mode = g.value(node.input[2])
+        if mode is None or bool(np.any(mode)):
+            yield Finding("error", "op-restriction", "Dropout training_mode must be an initializer equal to False",
+                          name, "Dropout")
+
+
+def _constant_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
+    bad = {a.name for a in node.attribute} & {"sparse_value", "value_string", "value_strings"}
+    if bad:
+        yield Finding("error", "op-restriction", f"Constant attribute {sorted(bad)[0]} is unsupported", name,
+                      "Constant")
+
+
+def _scatternd_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
+    reduction = _attr(node, "reduction", b"none").decode()
+    if reduction != "none":
+        yield Finding("error", "op-restriction", f"ScatterND reduction '{reduction}' unsupported", name, "ScatterND")
+
+
+# Where a weighted op wants per-channel weight scales: (input index, axis as a function of weight rank).
+_WEIGHT_AXIS = {"Conv": lambda rank, node: 0, "ConvTranspose": lambda rank, node: 1,
+                "MatMul": lambda rank, node: rank - 1,
+                "Gemm": lambda rank, node: 0 if _attr(node, "transB", 0) else 1}
+
+
+def _qdq_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
+    t = _dtype_ids()
+    op, is_dq = node.op_type, node.op_type == "DequantizeLinear"
+    allowed = {t[n] for n in ("INT8", "FLOAT8E4M3FN", "INT4", "FLOAT4E2M1") if n in t}
+    x, scale = node.input[0], node.input[1] if len(node.input) > 1 else ""
+    zero = node.input[2] if len(node.input) > 2 else ""
+    # A Q output's type is what TensorRT chose for the Q (int8 when ONNX would say uint8): judged at the Q.
+    x_type = None if x in g.quantize_outputs else g.elem_type(x)
+    if is_dq and x_type == t["INT32"]:
+        yield Finding("error", "qdq-int32-bias", f"DequantizeLinear of int32 '{x}' (quantized bias): TensorRT "
+                      "dequantizes only INT8/FP8/INT4/FP4; keep biases float (QuantizeBias=False)", name, op)
+    elif is_dq and x_type == t["UINT8"]:
+        yield Finding("error", "qdq-uint8", f"DequantizeLinear of uint8 '{x}': TensorRT needs signed symmetric "
+                      "INT8 (QuantType.QInt8, ActivationSymmetric/WeightSymmetric)", name, op)
+    elif is_dq and x_type is not None and x_type not in allowed:
+        yield Finding("error", "qdq-type", f"DequantizeLinear input '{x}' is {_type_name(x_type)}; TensorRT "
+                      "accepts INT8, FP8, INT4, FP4", name, op)
+    if not is_dq:
+        zero_type = g.elem_type(zero) if zero else None
+        if zero_type == t["UINT8"] or (not zero and _attr(node, "output_dtype") == t["UINT8"]):
+            yield Finding("error", "qdq-uint8", "QuantizeLinear to uint8: TensorRT needs signed symmetric INT8 "
+                          "(QuantType.QInt8, ActivationSymmetric/WeightSymmetric)", name, op)
+        elif not zero and _attr(node, "output_dtype") is None:
+            yield Finding("warning", "qdq-implicit-uint8", "QuantizeLinear without zero point: ONNX semantics are "
+                          "uint8 (ONNX Runtime clips negatives) but TensorRT uses int8; give an int8 zero point",
+                          name, op)
+    if zero:
+        zp = g.value(zero)
+        if zp is None:
+            yield Finding("warning", "qdq-zero-point", f"zero point '{zero}' is not a constant; TensorRT needs "
+                          "all-zero zero points", name, op)
+        elif np.any(zp.astype(np.float64) != 0):
+            nz = zp.reshape(-1)[np.flatnonzero(zp.reshape(-1))[0]]
+            yield Finding("error", "qdq-zero-point", f"zero point '{zero}' is not 0 (e.g. {nz}): TensorRT supports "
+                          "only symmetric quantization", name, op)
+    scale_value = g.value(scale) if scale else None
+    if scale and scale_value is None and scale not in g.foldable:
+        yield Finding("warning", "qdq-scale", f"scale '{scale}' is computed at run time; TensorRT expects "
+                      "constant scales", name, op)
+    if scale_value is None:
+        return
+    if np.any(scale_value.astype(np.float64) <= 0):
+        yield Finding("error", "qdq-scale", f"scale '{scale}' has non-positive values", name, op)
+    if zero and (zp := g.value(zero)) is not None and zp.size != scale_value.size:
+        yield Finding("error", "qdq-axis", f"zero point has {zp.size} values, scale {scale_value.size}", name, op)
+    if scale_value.size > 1:
+        yield from _per_channel_rules(node, g, name, scale_value)
+
+
+def _per_channel_rules(node, g: _GraphIndex, name: str, scale: np.ndarray) -> Iterator[Finding]:
+    op, x = node.op_type, node.input[0]
+    dims = g.dims(x)
+    if x not in g.foldable:
+        yield Finding("error", "qdq-per-channel-activation", f"per-channel scale ({scale.size} values) on activation "
+                      f"'{x}': TensorRT quantizes activations per tensor only", name, op)
+        return
+    if dims is None:
+        return
+    rank = len(dims)
+    axis = _attr(node, "axis", 1)
+    axis = axis + rank if axis < 0 else axis
+    if scale.ndim > 1:  # block quantization: one blocked axis, TensorRT's INT4 weight path
+        return
+    if not 0 <= axis < rank or dims[axis] != scale.size:
+        yield Finding("error", "qdq-axis", f"per-channel scale has {scale.size} values but axis {axis} of '{x}' "
+                      f"{list(dims)} does not match", name, op)
+        return
+    if op != "DequantizeLinear":
+        return
+    for consumer, index in g.consumers.get(node.output[0], []):
+        rule = _WEIGHT_AXIS.get(consumer.op_type)
+        if rule and index == 1 and axis != (want := rule(rank, consumer)):
+            # Conv: the parser assumes KCRS weights quantized on K; elsewhere TensorRT may only fuse worse.
+            severity = "error" if consumer.op_type == "Conv" else "warning"
+            yield Finding(severity, "qdq-axis", f"weights of {consumer.op_type} '{consumer.name}' are quantized "
+                          f"on axis {axis}; TensorRT wants the output-channel axis {want}", name, op)
+
+
+_NODE_RULES = {
+    "TopK": (_topk_rules,), "LayerNormalization": (_layernorm_rules,), "MaxPool": (_pool_rules,),
+    "AveragePool": (_pool_rules,), "LpPool": (_pool_rules,), "Resize": (_resize_rules,),
+    "Dropout": (_dropout_rules,), "Constant": (_constant_rules,), "ScatterND": (_scatternd_rules,),
+    "QuantizeLinear": (_qdq_rules,), "DequantizeLinear": (_qdq_rules,),
+}
+
+
+def _op_support(node, name: str) -> Finding | None:
+    """Table lookup by (domain, op type): None when the op is supported (rules run next)."""
+    import onnx
+
+    op, domain = node.op_type, node.domain
+    if domain in STANDARD_DOMAINS:
+        if op in SUPPORTED_OPS:
+            return None
+        if op in UNSUPPORTED_OPS:
+            rule = "col2im" if op == "Col2Im" else "qoperator" if op in QOPERATOR_OPS else "unsupported-op"
+            return Finding("error", rule, f"{op}: {UNSUPPORTED_OPS[op]}", name, op)
+        if onnx.defs.has(op):
+            return Finding("error", "unsupported-op", f"{op} is not in TensorRT's ONNX operator table", name, op)
+        return _plugin(node, name)
+    if domain in CONTRIB_DOMAINS:
+        if op in QOPERATOR_OPS:
+            return Finding("error", "qoperator", f"{domain}.{op}: {_QOP}", name, op)
+        return Finding("error", "contrib-op", f"{domain}.{op} is an ONNX Runtime contrib op, not parsed by "
+                       "TensorRT (was an ORT-optimized graph saved?)", name, op)
+    if domain == "ai.onnx.ml":
+        return Finding("error", "unsupported-op", f"ai.onnx.ml.{op}: TensorRT does not parse ONNX-ML ops", name, op)
+    if domain == "trt" and op in TRT_DOMAIN_OPS:
+        return None
+    return _plugin(node, name)
+
+
+def _plugin(node, name: str) -> Finding:
+    version = _attr(node, "plugin_version", b"1")
+    namespace = _attr(node, "plugin_namespace", b"")
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    namespace = namespace.decode() if isinstance(namespace, bytes) else str(namespace)
+    where = f"namespace '{namespace}'" if namespace else f"namespace '' or '{node.domain}'"
+    return Finding("plugin", "needs-plugin", f"needs plugin {node.op_type}: TensorRT looks up creator "
+                   f"'{node.op_type}' version '{version}' in {where}; pass --plugins LIB to volo-export engine",
+                   name, node.op_type)
+
+
+def _walk(g: _GraphIndex, functions: dict, counts: Counter, stack: tuple = ()) -> Iterator[Finding]:
+    """Findings for every node of `g`, its subgraphs and the local functions it calls."""
+    from onnx import AttributeProto
+
+    for i, node in enumerate(g.graph.node):
+        name = g.name(node, i)
+        counts[node.op_type] += 1
+        key = (node.domain, node.op_type)
+        if key in functions and key not in stack:
+            yield from _walk_function(functions[key], functions, counts, stack + (key,), name + "/")
+            continue
+        support = _op_support(node, name)
+        if support:
+            yield support
+        else:
+            yield from _constant_input_rules(node, g, name)
+            for rule in _NODE_RULES.get(node.op_type, ()):
+                yield from rule(node, g, name)
+        yield from _quantized_inputs(node, g, name)
+        for attr in node.attribute:
+            subs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs)
+            for sub in subs if attr.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) else []:
+                inner = _GraphIndex(sub, g.types, g.shapes, g.base_dir, outer=g, prefix=f"{name}/{attr.name}/")
+                yield from _walk(inner, functions, counts, stack)
+
+
+def _walk_function(function, functions: dict, counts: Counter, stack: tuple, prefix: str) -> Iterator[Finding]:
+    """A local function's body: op support and domains only (its inputs are formal parameters)."""
+    for i, node in enumerate(function.node):
+        counts[node.op_type] += 1
+        key = (node.domain, node.op_type)
+        if key in functions and key not in stack:
+            yield from _walk_function(functions[key], functions, counts, stack + (key,), f"{prefix}{node.name}/")
+        elif finding := _op_support(node, prefix + (node.name or f"{node.op_type}#{i}")):
+            yield finding
+
+
+def _quantized_inputs(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
+    if node.op_type in QUANTIZED_PASS_THROUGH or node.op_type in QOPERATOR_OPS:
+        return
+    t = _dtype_ids()
+    quantized = {t[n] for n in ("INT8", "FLOAT8E4M3FN", "INT4", "FLOAT4E2M1") if n in t}
+    for x in node.input:
+        if x and g.elem_type(x) in quantized:
+            yield Finding("error", "quantized-tensor", f"{_type_name(g.elem_type(x))} tensor '{x}' feeds "
+                          f"{node.op_type}: TensorRT uses quantized types only between QuantizeLinear and "
+                          "DequantizeLinear", name, node.op_type)
+
+
+def _type_rules(model, g: _GraphIndex) -> Iterator[Finding]:
+    """UINT8 only as network I/O; no strings; DOUBLE is cast down."""
+    t = _dtype_ids()
+    io = g.graph_inputs | g.graph_outputs
+    producers = {o: (n.name or n.op_type) for n in model.graph.node for o in n.output}
+    for tensor, elem in sorted(g.types.items()):
+        if tensor in io or tensor in g.quantize_outputs:  # Q outputs: judged by the Q/DQ rules
+            continue
+        where = producers.get(tensor, "initializer" if tensor in g.initializers else "")
+        if elem == t["UINT8"]:
+            yield Finding("error", "uint8-internal", f"uint8 tensor '{tensor}' inside the network: TensorRT "
+                          "supports UINT8 only as network input or output", where, "")
+        elif elem == t["STRING"]:
+            yield Finding("error", "unsupported-type", f"string tensor '{tensor}'", where, "")
+        elif elem == t["DOUBLE"]:
+            yield Finding("warning", "double", f"double tensor '{tensor}' is cast down to float by TensorRT",
+                          where, "")
+
+
+def _io_findings(graph) -> tuple[dict[str, list], list[Finding]]:
+    """Graph input dims (ints, or the symbolic name / '?') and what dynamic ones mean for the engine."""
+    inputs, findings = {}, []
+    initializers = {t.name for t in graph.initializer}
+    for value in graph.input:
+        if value.name in initializers:
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                for d in value.type.tensor_type.shape.dim]
+        inputs[value.name] = dims
+        for axis, d in enumerate(dims):
+            if isinstance(d, str) and axis == 0:
+                findings.append(Finding("info", "dynamic-shape", f"input '{value.name}' has a dynamic batch "
+                                        f"('{d}'): the engine gets an optimization profile (--min/--opt/--max-batch)"))
+            elif isinstance(d, str):
+                findings.append(Finding("warning", "dynamic-shape", f"input '{value.name}' dim {axis} is dynamic "
+                                        f"('{d}'): volo-export fixes it from the model's image size in the profile"))
+    return inputs, findings
+
+
+def _opset_findings(model, target: TrtTarget) -> tuple[int | None, list[Finding]]:
+    opset = next((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), None)
+    if opset is None:
+        return None, [Finding("error", "opset", "the model imports no default-domain opset")]
+    if not target.opset_min <= opset <= target.opset_max:
+        return opset, [Finding("error", "opset", f"opset {opset} is outside TensorRT {target.major}'s "
+                               f"{target.opset_min}..{target.opset_max}; re-export with --opset "
+                               f"{min(max(opset, target.opset_min), target.opset_max)}")]
+    return opset, []
+
+
+def _infer_types(model) -> tuple[dict[str, int], dict[str, tuple], list[Finding]]:
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=False)
+    except (onnx.shape_inference.InferenceError, ValueError) as e:
+        note = Finding("warning", "shape-inference", f"ONNX shape inference failed ({str(e).splitlines()[0][:120]}); "
+                       "type-based checks use declared types only")
+        inferred = model
+        notes = [note]
+    else:
+        notes = []
+    types, shapes = {}, {}
+    graph = inferred.graph
+    for v in list(graph.value_info) + list(graph.input) + list(graph.output):
+        tt = v.type.tensor_type
+        if tt.elem_type:
+            types[v.name] = tt.elem_type
+        if tt.HasField("shape") and all(d.HasField("dim_value") for d in tt.shape.dim):
+            shapes[v.name] = tuple(d.dim_value for d in tt.shape.dim)
+    for t in graph.initializer:
+        types[t.name] = t.data_type
+    return types, shapes, notes
+
+
+def check_model(model: Path | object, trt: int = DEFAULT_TRT, name: str | None = None) -> CheckResult:
+    """Check an ONNX file (or ModelProto) against TensorRT `trt`'s ONNX parser rules."""
+    from volo_export.export.metadata import load_graph
+
+    if trt not in TARGETS:
+        raise UsageError(f"--trt {trt} unsupported; choose {' or '.join(map(str, TARGETS))}")
+    base_dir = None
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        model, base_dir, name = load_graph(path), path.parent, name or path.name
+    target = TARGETS[trt]
+    opset, findings = _opset_findings(model, target)
+    types, shapes, notes = _infer_types(model)
+    findings += notes
+    g = _GraphIndex(model.graph, types, shapes, base_dir)
+    inputs, io_findings = _io_findings(model.graph)
+    functions = {(f.domain, f.name): f for f in model.functions}
+    counts: Counter = Counter()
+    findings += list(_walk(g, functions, counts))
+    findings += list(_type_rules(model, g)) + io_findings
+    return CheckResult(model=name or "model", trt=trt, opset=opset, nodes=sum(counts.values()),
+                       op_types=dict(sorted(counts.items())), inputs=inputs, findings=findings)
+
+
+# Which error to name first when a command refuses a graph: the op-level ones explain the most.
+_FIRST = ("opset", "col2im", "qoperator", "contrib-op", "unsupported-op")
+
+
+def first_violation(result: CheckResult) -> str:
+    """The most telling error as one line, for commands that refuse to go on."""
+    f = min(result.errors, key=lambda e: _FIRST.index(e.rule) if e.rule in _FIRST else len(_FIRST))
+    return f"{f.node + ': ' if f.node else ''}{f.message}"
+

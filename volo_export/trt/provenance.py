@@ -1,0 +1,310 @@
+"""The engine sidecar `X.engine.json`: what built the plan, for which model, and can it load here?
+
+The `.engine` file is the bare serialized plan (trtexec and C++ load it as is);
+everything else lives beside it in the sidecar:
+
+    format                "volo-export.engine/1"
+    engine                {file, sha256, bytes}
+    onnx                  {file, sha256}
+    environment           {tensorrt, cuda_runtime, driver, gpu_name, compute_capability}
+    build                 every BuildSettings field + trt_major + network_flags
+    profile               {input, min, opt, max}  (N, C, H, W) shapes
+    io                    {input, output}
+    trtexec               the equivalent trtexec command
+    calibration           the ONNX metadata's `calib*` keys (e.g. calibration cache sha256)
+    metadata              the ONNX's `volo_export.*` metadata_props (ArtifactInfo.to_props)
+    volo_export_version, created_utc
+
+`compatibility(provenance, running)` compares it with the running machine and
+explains each mismatch in one line, before TensorRT gets to fail opaquely.
+Pure: the running environment comes in as data (see `environment.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from volo_export.errors import EngineError, InputDataError
+from volo_export.export.metadata import ArtifactInfo
+from volo_export.trt.config import Profile
+
+SIDECAR_FORMAT = "volo-export.engine/1"
+SIDECAR_SUFFIX = ".json"
+# The smallest plan TensorRT 10 writes for a one-layer network is tens of KiB (header,
+# kernels, weights); anything under 1 KiB cannot be a plan.
+MIN_PLAN_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The TensorRT/CUDA/GPU stack of a machine; None where unknown or absent."""
+
+    tensorrt: str | None = None
+    cuda_runtime: str | None = None
+    driver: str | None = None
+    gpu_name: str | None = None
+    compute_capability: str | None = None
+
+    @property
+    def trt_version(self) -> tuple[int, ...] | None:
+        return _version_tuple(self.tensorrt)
+
+    def describe(self) -> str:
+        trt = f"TensorRT {self.tensorrt}" if self.tensorrt else "no TensorRT"
+        gpu = f"{self.gpu_name or 'unknown GPU'} (sm_{self.compute_capability.replace('.', '')})" \
+            if self.compute_capability else "no CUDA GPU"
+        return f"{trt} on {gpu}"
+
+
+@dataclass
+class EngineProvenance:
+    """The sidecar's content. `metadata` is the model's ArtifactInfo as flat ONNX metadata_props."""
+
+    engine_file: str
+    engine_sha256: str
+    engine_bytes: int
+    onnx_file: str
+    onnx_sha256: str
+    environment: Environment
+    build: dict
+    profile: Profile
+    trtexec: str
+    metadata: dict[str, str]
+    input_name: str = "input"
+    output_name: str = "logits"
+    calibration: dict[str, str] = field(default_factory=dict)
+    volo_export_version: str = ""
+    created_utc: str = ""
+    format: str = SIDECAR_FORMAT
+
+    @property
+    def info(self) -> ArtifactInfo:
+        return ArtifactInfo.from_props(self.metadata, source=f"sidecar of {self.engine_file}")
+
+    @property
+    def hardware_compat(self) -> str:
+        return self.build.get("hardware_compat", "none")
+
+    @property
+    def version_compatible(self) -> bool:
+        return bool(self.build.get("version_compatible", False))
+
+    @property
+    def plugins(self) -> list[str]:
+        return list(self.build.get("plugins", []))
+
+    def to_dict(self) -> dict:
+        return {
+            "format": self.format,
+            "engine": {"file": self.engine_file, "sha256": self.engine_sha256, "bytes": self.engine_bytes},
+            "onnx": {"file": self.onnx_file, "sha256": self.onnx_sha256},
+            "environment": asdict(self.environment),
+            "build": self.build,
+            "profile": self.profile.to_dict(),
+            "io": {"input": self.input_name, "output": self.output_name},
+            "trtexec": self.trtexec,
+            "calibration": self.calibration,
+            "metadata": self.metadata,
+            "volo_export_version": self.volo_export_version,
+            "created_utc": self.created_utc,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EngineProvenance":
+        return cls(engine_file=d["engine"]["file"], engine_sha256=d["engine"]["sha256"],
+                   engine_bytes=int(d["engine"]["bytes"]), onnx_file=d["onnx"]["file"],
+                   onnx_sha256=d["onnx"]["sha256"], environment=Environment(**d["environment"]),
+                   build=dict(d["build"]), profile=Profile.from_dict(d["profile"]), trtexec=d["trtexec"],
+                   metadata=dict(d["metadata"]), input_name=d["io"]["input"], output_name=d["io"]["output"],
+                   calibration=dict(d.get("calibration", {})), volo_export_version=d.get("volo_export_version", ""),
+                   created_utc=d.get("created_utc", ""), format=d["format"])
+
+
+def calibration_info(info: ArtifactInfo) -> dict[str, str]:
+    """The calibration facts the ONNX carries (ArtifactInfo.extra keys starting with 'calib')."""
+    return {k: v for k, v in sorted(info.extra.items()) if k.startswith("calib")}
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def sidecar_path(engine: Path) -> Path:
+    """`d1.engine` -> `d1.engine.json`."""
+    engine = Path(engine)
+    return engine.with_name(engine.name + SIDECAR_SUFFIX)
+
+
+def write_sidecar(provenance: EngineProvenance, path: Path) -> None:
+    """Write the sidecar JSON to `path` (callers write into an atomic_output staging folder)."""
+    Path(path).write_text(json.dumps(provenance.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def read_sidecar(engine: Path) -> EngineProvenance:
+    """The provenance beside `engine`; a missing or malformed sidecar is a one-line InputDataError."""
+    path = sidecar_path(engine)
+    if not path.is_file():
+        raise InputDataError(f"{Path(engine).name} has no sidecar {path.name} beside it: volo-export needs it for "
+                             "the model's preprocessing, labels and profile (build with volo-export engine)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputDataError(f"{path.name} is not valid JSON: {e}") from None
+    if not isinstance(data, dict) or data.get("format") != SIDECAR_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise InputDataError(f"{path.name} is not a volo-export engine sidecar (format {found!r}, "
+                             f"expected {SIDECAR_FORMAT!r})")
+    try:
+        return EngineProvenance.from_dict(data)
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputDataError(f"{path.name} is incomplete or damaged ({type(e).__name__}: {e})") from None
+
+
+def verify_plan_file(engine: Path, provenance: EngineProvenance) -> None:
+    """Cheap checks that need no TensorRT: the file exists, is big enough, and is the plan the sidecar
+    describes (size, then sha256)."""
+    from volo_export.io import sha256_file
+
+    engine = Path(engine)
+    if not engine.is_file():
+        raise InputDataError(f"engine not found: {engine}")
+    size = engine.stat().st_size
+    if size < MIN_PLAN_BYTES:
+        raise InputDataError(f"{engine.name} is {size} bytes: too small to be a TensorRT plan")
+    if size != provenance.engine_bytes or sha256_file(engine) != provenance.engine_sha256:
+        what = "size" if size != provenance.engine_bytes else "sha256"
+        raise InputDataError(f"{engine.name} does not match its sidecar ({what} differs): the file was replaced "
+                             "or damaged; rebuild it with volo-export engine")
+
+
+# ------------------------------------------------------------- compatibility
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One difference between build and run machines. `error` means the engine will not load."""
+
+    severity: str
+    message: str
+
+
+def _version_tuple(version: str | None) -> tuple[int, ...] | None:
+    if not version:
+        return None
+    parts = []
+    for p in str(version).split("."):
+        if not p.isdigit():
+            break
+        parts.append(int(p))
+    return tuple(parts) or None
+
+
+def _cc(value: str | None) -> tuple[int, int] | None:
+    v = _version_tuple(value)
+    return (v[0], v[1] if len(v) > 1 else 0) if v else None
+
+
+def compatibility(provenance: EngineProvenance, running: Environment) -> list[Mismatch]:
+    """Every reason the engine may not load (error) or may run worse (warning) on `running`."""
+    name, built = provenance.engine_file, provenance.environment
+    out: list[Mismatch] = []
+    out += _trt_mismatches(name, built, running, provenance.version_compatible)
+    out += _gpu_mismatches(name, built, running, provenance.hardware_compat)
+    b_cuda, r_cuda = _version_tuple(built.cuda_runtime), _version_tuple(running.cuda_runtime)
+    if b_cuda and r_cuda and b_cuda[0] != r_cuda[0]:
+        out.append(Mismatch("warning", f"{name} was built against CUDA {built.cuda_runtime}, this machine runs CUDA "
+                            f"{running.cuda_runtime}: TensorRT builds for different CUDA majors are different "
+                            "libraries; rebuild if loading fails"))
+    return out
+
+
+def _trt_mismatches(name: str, built: Environment, running: Environment, version_compatible: bool) -> list[Mismatch]:
+    b, r = built.trt_version, running.trt_version
+    if r is None:
+        needs = f"TensorRT {built.tensorrt}" if built.tensorrt else "TensorRT"
+        return [Mismatch("error", f"{name} needs {needs} but TensorRT is not installed here "
+                         "(pip install tensorrt on a machine with an NVIDIA GPU)")]
+    if b is None:
+        return [Mismatch("warning", f"the sidecar of {name} does not say which TensorRT built it")]
+    if version_compatible:
+        if r[0] != b[0] or r[:2] < b[:2]:
+            return [Mismatch("error", f"{name} is version-compatible from TensorRT {built.tensorrt} on, within "
+                             f"TensorRT {b[0]}.x; this machine runs TensorRT {running.tensorrt}: rebuild here")]
+        return []
+    if r[:2] != b[:2]:
+        return [Mismatch("error", f"{name} was built with TensorRT {built.tensorrt} but this machine runs TensorRT "
+                         f"{running.tensorrt}: a plan loads only on the TensorRT version that built it; rebuild "
+                         "here (volo-export engine) or build with --version-compatible")]
+    if r != b:
+        return [Mismatch("warning", f"{name} was built with TensorRT {built.tensorrt}, this machine runs "
+                         f"{running.tensorrt} (same minor): usually loads; rebuild if it does not")]
+    return []
+
+
+def _gpu_mismatches(name: str, built: Environment, running: Environment, hardware_compat: str) -> list[Mismatch]:
+    b, r = _cc(built.compute_capability), _cc(running.compute_capability)
+    if r is None:
+        return [Mismatch("error", f"{name} needs an NVIDIA GPU but none is visible here (CUDA_VISIBLE_DEVICES, "
+                         "driver)")]
+    if b is None:
+        return [Mismatch("warning", f"the sidecar of {name} does not say which GPU built it")]
+    where = f"{built.gpu_name or 'a GPU'} (compute capability {built.compute_capability})"
+    here = f"{running.gpu_name or 'this GPU'} (compute capability {running.compute_capability})"
+    if hardware_compat == "ampere-plus":
+        if r < (8, 0):
+            return [Mismatch("error", f"{name} is hardware-compatible with Ampere and newer (compute capability "
+                             f">= 8.0) but this GPU is {here}")]
+        return []
+    if r != b:
+        hint = "" if hardware_compat == "same-compute-capability" else \
+            " or build with --hardware-compat ampere-plus"
+        return [Mismatch("error", f"{name} was built on {where} but this is {here}: plans are specific to the GPU "
+                         f"architecture; rebuild here{hint}")]
+    if built.gpu_name and running.gpu_name and built.gpu_name != running.gpu_name:
+        return [Mismatch("warning", f"{name} was built on {built.gpu_name}, running on {running.gpu_name} (same "
+                         "compute capability): it loads, but kernels were timed on the other GPU")]
+    return []
+
+
+def ensure_compatible(provenance: EngineProvenance, running: Environment) -> list[str]:
+    """Raise EngineError with the first blocking mismatch; return the warnings as lines."""
+    problems = compatibility(provenance, running)
+    errors = [p.message for p in problems if p.severity == "error"]
+    if errors:
+        raise EngineError(errors[0])
+    return [p.message for p in problems]
+
+
+# ---------------------------------------------------------- environment parsing
+
+
+def cuda_version_from_int(value: int) -> str | None:
+    """cudaRuntimeGetVersion/cudaDriverGetVersion's 12080 -> '12.8'; 0 or less -> None."""
+    if value <= 0:
+        return None
+    return f"{value // 1000}.{(value % 1000) // 10}"
+
+
+def parse_nvidia_smi(text: str) -> tuple[str | None, str | None, str | None]:
+    """First line of `nvidia-smi --query-gpu=name,compute_cap,driver_version --format=csv,noheader`
+    -> (gpu name, compute capability, driver version)."""
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) >= 3 and parts[0]:
+            cc = parts[1] if _cc(parts[1]) else None
+            return parts[0], cc, parts[2] or None
+    return None, None, None
+
+
+def visible_gpu_index(cuda_visible_devices: str | None) -> str | None:
+    """The device nvidia-smi should query for CUDA device 0: CUDA_VISIBLE_DEVICES' first entry
+    ('2,3' -> '2', 'GPU-uuid' -> the uuid); unset -> '0'; empty or '-1' -> None (no GPU visible)."""
+    if cuda_visible_devices is None:
+        return "0"
+    first = cuda_visible_devices.split(",")[0].strip()
+    if not first or first == "-1":
+        return None
+    return first
