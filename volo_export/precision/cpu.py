@@ -15,9 +15,10 @@ Measured on VOLO-D1, batch 8, ONNX Runtime 1.32 (docs/PRECISION.md has the numbe
   point 0: negative values become 0, exactly ReLU) and removed.
 - Attention matmuls (both inputs activations) stay float: quantising them was
   slower (extra QuantizeLinear passes over the 196x196 scores) and no more accurate.
-- A Gemm is rewritten as MatMul + Add first: ONNX Runtime fuses a quantised Gemm
-  only with an int32-quantised bias and a quantised output (QGemm), but
-  Q -> MatMul -> Add into MatMulIntegerToFloat with a float bias.
+- A Gemm is rewritten as MatMul + Add on a 3-D view first: ONNX Runtime fuses a
+  quantised Gemm only with an int32-quantised bias and a quantised output (QGemm),
+  but Q -> MatMul -> Add into MatMulIntegerToFloat with a float bias. (On a 2-D
+  view its MatMulAddFusion would turn MatMul + Add back into Gemm first.)
 
 TensorRT cannot parse this graph (uint8 Q/DQ, asymmetric); the metadata says
 target "cpu".
@@ -51,7 +52,8 @@ def build(model, targets: Sequence[QuantTarget], ranges: dict[str, Range]):
 
     work = onnx.ModelProto()
     work.CopyFrom(model)
-    targets = gemm_as_matmul(work, targets)
+    targets, aliases = gemm_as_matmul(work, targets)
+    ranges = {**ranges, **{view: ranges[source] for view, source in aliases.items()}}
     folded = fold_relus(work, targets)
     quantized = quantize_qdq(work, targets, ranges, asymmetric=True, weight_levels=WEIGHT_LEVELS)
     convs = [t.node for t in targets if t.op_type == "Conv"]
@@ -59,9 +61,10 @@ def build(model, targets: Sequence[QuantTarget], ranges: dict[str, Range]):
     return quantized
 
 
-def gemm_as_matmul(model, targets: Sequence[QuantTarget]) -> list[QuantTarget]:
-    """Rewrite each target Gemm (alpha = beta = 1, no transA) in place as MatMul with a [K, N] weight,
-    plus Add of its bias; returns the targets with those nodes as MatMul targets (axis 1)."""
+def gemm_as_matmul(model, targets: Sequence[QuantTarget]) -> tuple[list[QuantTarget], dict[str, str]]:
+    """Rewrite each target Gemm (alpha = beta = 1, no transA) in place as Unsqueeze -> MatMul with a
+    [K, N] weight -> Add of its bias -> Squeeze. Returns the targets (those nodes now MatMul targets
+    on axis 1 reading the 3-D view) and {3-D view: the 2-D tensor it views}, whose range it shares."""
     import dataclasses
 
     from onnx import helper, numpy_helper
@@ -69,7 +72,7 @@ def gemm_as_matmul(model, targets: Sequence[QuantTarget]) -> list[QuantTarget]:
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     gemms = {t.node for t in targets if t.op_type == "Gemm"}
-    out_nodes, converted = [], {}  # Gemm node -> its MatMul weight
+    out_nodes, converted, aliases = [], {}, {}  # converted: Gemm node -> (MatMul weight, 3-D input view)
     for n in graph.node:
         attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
         if (n.name not in gemms or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0
@@ -81,16 +84,23 @@ def gemm_as_matmul(model, targets: Sequence[QuantTarget]) -> list[QuantTarget]:
             w = numpy_helper.to_array(inits[weight]).T.copy()
             weight = f"{n.input[1]}_transposed"
             graph.initializer.append(numpy_helper.from_array(w, weight))
+        axes = f"{n.name}_axis0"
+        graph.initializer.append(numpy_helper.from_array(np.array([0], np.int64), axes))
+        x3, y3 = f"{n.input[0]}_{n.name}_3d", f"{n.output[0]}_3d"  # (1, M, K) @ (K, N) -> (1, M, N)
+        out_nodes.append(helper.make_node("Unsqueeze", [n.input[0], axes], [x3], name=f"{n.name}_to_3d"))
         has_bias = len(n.input) > 2 and n.input[2]
-        product = f"{n.output[0]}_matmul" if has_bias else n.output[0]
-        out_nodes.append(helper.make_node("MatMul", [n.input[0], weight], [product], name=n.name))
+        product = f"{y3}_matmul" if has_bias else y3
+        out_nodes.append(helper.make_node("MatMul", [x3, weight], [product], name=n.name))
         if has_bias:
-            out_nodes.append(helper.make_node("Add", [product, n.input[2]], [n.output[0]], name=f"{n.name}_bias"))
-        converted[n.name] = weight
+            out_nodes.append(helper.make_node("Add", [product, n.input[2]], [y3], name=f"{n.name}_bias"))
+        out_nodes.append(helper.make_node("Squeeze", [y3, axes], [n.output[0]], name=f"{n.name}_to_2d"))
+        converted[n.name] = (weight, x3)
+        aliases[x3] = n.input[0]
     del graph.node[:]
     graph.node.extend(out_nodes)
-    return [dataclasses.replace(t, op_type="MatMul", axis=1, weight=converted[t.node]) if t.node in converted else t
-            for t in targets]
+    return [dataclasses.replace(t, op_type="MatMul", axis=1, weight=converted[t.node][0],
+                                activations=(converted[t.node][1],)) if t.node in converted else t
+            for t in targets], aliases
 
 
 def fold_relus(model, targets: Sequence[QuantTarget]) -> set[str]:
