@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from volo_export.export.rewrite import export_friendly, fold_windows, num_windows, unfold_windows
+from volo_export.export.rewrite import (export_friendly, fold_windows, num_windows, outlook_attention_weights,
+                                         unfold_windows, window_means)
 from volo_export.models.volo import OutlookAttention
 
 CASES = [  # (H, W, kernel, stride, padding)
@@ -62,3 +63,41 @@ def test_rewrite_leaves_state_dict_unchanged(tiny_model):
         during = tiny_model.state_dict()
     assert during.keys() == before.keys()
     assert all(torch.equal(during[k], before[k]) for k in before)
+
+
+@pytest.mark.parametrize("H,W,stride", [(28, 28, 2), (14, 10, 2), (9, 9, 3), (6, 6, 1), (13, 9, 2)])
+def test_channels_last_pooling_matches_module(H, W, stride):
+    torch.manual_seed(1)
+    attn = OutlookAttention(dim=24, num_heads=3, stride=stride).eval()
+    x = torch.randn(2, H, W, 24)
+    with torch.no_grad():
+        ref = attn.attention_weights(x)
+        got = outlook_attention_weights(attn, x)
+    assert got.shape == ref.shape
+    assert (got - ref).abs().max().item() < 1e-6  # softmax weights in [0, 1]; only summation order differs
+
+
+def test_window_means_is_avg_pool():
+    x = torch.randn(2, 8, 12, 5)
+    ref = F.avg_pool2d(x.permute(0, 3, 1, 2), 2, 2, ceil_mode=True).permute(0, 2, 3, 1)
+    assert (window_means(x, 2) - ref).abs().max().item() < 1e-6
+
+
+def test_exported_tiny_model_matches_eager_with_every_export_time_rewrite(tiny_model):
+    import numpy as np
+
+    from volo_export.export.to_onnx import ExportOptions, op_histogram, torch_to_onnx
+    from volo_export.runtime import OnnxRuntimeRunner
+
+    proto = torch_to_onnx(tiny_model, ExportOptions())
+    ops = op_histogram(proto)
+    assert ops["Col2Im"] == 0 and ops["AveragePool"] == 0 and ops["ConvTranspose"] == 0
+    assert ops["ReduceMean"] == tiny_model.config.layers[0]  # one channels-last pool per outlooker
+    from volo_export.export.gemm import gemm_candidates
+
+    assert ops["Gemm"] == len(gemm_candidates(tiny_model))  # biases folded into the GEMM
+    x = np.random.default_rng(0).standard_normal((3, 3, 64, 64), dtype=np.float32)
+    got = OnnxRuntimeRunner(proto.SerializeToString(), info=object())(x)
+    with torch.no_grad():
+        ref = tiny_model(torch.from_numpy(x)).numpy()
+    assert np.abs(got - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())

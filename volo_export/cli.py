@@ -85,22 +85,15 @@ def stages() -> Iterator:
 
 @contextlib.contextmanager
 def progress() -> Iterator[tuple]:
-    """A progress display: yields (on_stage(text), on_progress(done, total)) for the library to call."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    """`timing_progress` for library calls that report (done, total) under the current stage's text."""
+    with timing_progress() as (on_stage, on_progress):
+        current = ["starting"]
 
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("starting", total=None)
+        def stage(text: str) -> None:
+            current[0] = text
+            on_stage(text)
 
-        def on_stage(text: str) -> None:
-            bar.console.print(f"[dim]-[/] {text}", highlight=False)
-            bar.update(task, description=text[:70], total=None, completed=0)
-
-        def on_progress(done: int, total: int) -> None:
-            bar.update(task, total=total, completed=done)
-
-        yield on_stage, on_progress
+        yield stage, lambda done, total: on_progress(done, total, current[0])
 
 
 def _names(values: Optional[list[str]]) -> tuple[str, ...]:
@@ -466,6 +459,79 @@ def predict_command(
                 table.add_row(Path(p.file).name if rank == 1 else "", str(rank), str(c.index), c.label,
                               f"{c.probability:.1%}", end_section=rank == len(p.top))
         stdout.print(table)
+
+
+@app.command("bench")
+def bench_command(
+    model: ModelName,
+    checkpoint: Checkpoint = None,
+    batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8",
+    backends: Annotated[str, typer.Option(
+        help="Comma-separated: eager, onnx-naive, onnx-fp32, onnx-fp16, onnx-int8, trt-fp16, trt-int8.")
+    ] = "eager,onnx-naive,onnx-fp32,onnx-fp16,onnx-int8",
+    threads: Annotated[int, typer.Option(help="Threads for every backend (0 = all usable cores).")] = 0,
+    warmup: Annotated[int, typer.Option(help="Untimed calls per backend and batch size.")] = 2,
+    iterations: Annotated[int, typer.Option(help="Timed rounds (one call per backend each).")] = 20,
+    time_budget: Annotated[Optional[float], typer.Option(
+        help="Stop a batch size's rounds after this many seconds (at least 3 rounds).")] = None,
+    gemm_size: Annotated[int, typer.Option(help="n of the n^3 FP32 MatMul that measures the GEMM peak.")] = 2048,
+    memory: Annotated[bool, typer.Option(help="Measure peak RSS per backend in a fresh process.")] = True,
+    spin: Annotated[bool, typer.Option(
+        help="Let idle runtime threads busy-wait (off: fairer interleaving on shared cores).")] = False,
+    artifacts: Annotated[Optional[Path], typer.Option(help="Keep the built ONNX files in this folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write the report as JSON.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Also plot throughput and latency to a PNG (matplotlib).")] = None,
+) -> None:
+    """Benchmark eager PyTorch, the naive export and volo-export's artifacts in one interleaved run."""
+    with user_errors():
+        from volo_export.bench import BenchSettings
+        from volo_export.benchmark import BenchRequest, require_matplotlib, run_benchmark
+        from volo_export.errors import UsageError
+
+        if plot:
+            require_matplotlib()
+        try:
+            sizes = tuple(int(b) for b in batch.split(","))
+        except ValueError:
+            raise UsageError(f"--batch takes comma-separated integers, got {batch!r}") from None
+        request = BenchRequest(
+            model=model, checkpoint=checkpoint, backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
+            settings=BenchSettings(batch_sizes=sizes, warmup=warmup, iterations=iterations, time_budget_s=time_budget),
+            threads=threads, gemm_size=gemm_size, memory=memory, artifacts=artifacts, spinning=spin,
+        )
+        with timing_progress() as (on_stage, on_progress):
+            result = run_benchmark(request, on_stage, on_progress)
+        if as_json:
+            stdout.print_json(json.dumps(result.to_dict()))
+        else:
+            wide = stdout if stdout.is_terminal else Console(width=160)  # files and pipes get the whole table
+            wide.print(result.table())
+            for line in result.footnotes() + result.environment_lines() + result.notes:
+                wide.print(line, highlight=False)
+        if report:
+            result.write_json(report)
+        if plot:
+            result.plot(plot)
+
+
+@contextlib.contextmanager
+def timing_progress() -> Iterator:
+    """Stage lines plus a progress bar over the timed calls; yields (on_stage, on_progress)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("starting", total=None)
+
+        def on_stage(text: str) -> None:
+            progress.console.log(text)
+            progress.update(task, description=text)
+
+        def on_progress(done: int, total: int, text: str) -> None:
+            progress.update(task, completed=done, total=total, description=text)
+
+        yield on_stage, on_progress
 
 
 def main() -> None:

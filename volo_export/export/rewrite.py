@@ -7,12 +7,16 @@ transposes around the attention:
 
 * unfold: window (i, j), offset (ki, kj) reads padded[s*i + ki, s*j + kj]:
   k*k strided slices of the padded input, stacked on a new axis.
-* fold: offset ki of window i lands on row s*i + ki - p. Writing
-  ki = s*q + r, that is coarse row (i + q), phase r: each phase is a sum of
-  shifted copies and the phases interleave by stack + reshape. Rows and
+* fold: output row u = s*m + t receives offset ki of window i when
+  s*i + ki - p = u. Writing t + p = s*a + r, those are the offsets
+  ki = s*q + r from window m + a - q: every output phase t is a sum of whole
+  shifted tap tensors, and the phases interleave by stack + reshape. Rows and
   columns are folded one after the other (the placement is separable).
+* pooling: the window average that feeds the attention logits is a Reshape +
+  ReduceMean in BHWC (when the grid is a multiple of the stride) instead of
+  AvgPool between two transposes.
 
-Both compute exactly the sums of `F.unfold`/`F.fold`, only the order of the
+All compute the sums of `F.unfold`/`F.fold`/`AvgPool2d`, only the order of the
 additions differs (max difference ~1e-6, see tests). `export_friendly(model)`
 switches a model's outlook attention to this form for the duration of an
 export; parameters and the state dict are untouched.
@@ -38,9 +42,14 @@ def num_windows(size: int, kernel: int, stride: int, padding: int) -> int:
 
 
 def _fit(x: torch.Tensor, dim: int, before: int, length: int) -> torch.Tensor:
-    """Shift `x` by `before` zeros along `dim`, then pad or cut the end so the axis has `length`."""
-    if before >= length:
+    """Shift `x` along `dim` so that its element j lands at j + before (before < 0 drops the first
+    -before elements), zero-filled, then pad or cut the end so the axis has `length`."""
+    size = x.shape[dim]
+    if before >= length or -before >= size:
         return x.new_zeros(*x.shape[:dim], length, *x.shape[dim + 1:])
+    if before < 0:
+        x = x.narrow(dim, -before, size + before)
+        before = 0
     after = length - before - x.shape[dim]
     if after < 0:
         x = x.narrow(dim, 0, x.shape[dim] + after)
@@ -60,18 +69,23 @@ def unfold_windows(x: torch.Tensor, kernel: int, stride: int, padding: int) -> t
 
 
 def _fold_axis(parts: list[torch.Tensor], dim: int, stride: int, padding: int, size: int) -> torch.Tensor:
-    """Place kernel offsets `parts[ki]` (window axis `dim`) at s*i + ki - p and sum overlaps -> axis of `size`."""
+    """Place kernel offsets `parts[ki]` (window axis `dim`) at s*i + ki - p and sum overlaps -> axis of `size`.
+
+    Output phase t (rows u = s*m + t): with t + p = s*a + r, exactly the offsets ki = s*q + r land
+    there, from window i = m + a - q. So each phase is a sum of whole shifted tensors and the phases
+    interleave by stack + reshape; no scatter, and the usual s=2, k=3, p=1 case needs one shift.
+    """
     kernel = len(parts)
-    coarse = -(-(size + padding) // stride)
+    rows = -(-size // stride)  # m = 0 .. rows-1 in every phase
     phases = []
-    for r in range(stride):
-        shifted = [_fit(parts[ki], dim, ki // stride, coarse) for ki in range(r, kernel, stride)]
-        if shifted:
-            phases.append(functools.reduce(operator.add, shifted))
-        else:
-            phases.append(torch.zeros_like(_fit(parts[0], dim, 0, coarse)))
-    out = torch.stack(phases, dim=dim + 1).flatten(dim, dim + 1)  # row u = s*m + r
-    return out.narrow(dim, padding, size)
+    for t in range(stride):
+        a, r = divmod(t + padding, stride)
+        terms = [_fit(parts[ki], dim, (ki - r) // stride - a, rows) for ki in range(r, kernel, stride)]
+        phases.append(functools.reduce(operator.add, terms) if terms else _fit(parts[0], dim, rows, rows))
+    if stride == 1:
+        return phases[0]
+    out = torch.stack(phases, dim=dim + 1).flatten(dim, dim + 1)  # row u = s*m + t
+    return out if stride * rows == size else out.narrow(dim, 0, size)
 
 
 def fold_windows(y: torch.Tensor, size: tuple[int, int], kernel: int, stride: int, padding: int) -> torch.Tensor:
@@ -95,14 +109,39 @@ def outlook_aggregate(attn: OutlookAttention, v: torch.Tensor, a: torch.Tensor) 
     return out.reshape(B, H, W, C)
 
 
+def window_means(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """(B, H, W, C) -> (B, H/s, W/s, C): the mean of every s x s window, channels-last (Reshape +
+    ReduceMean). H and W must be multiples of s (then AvgPool2d(s, s) computes the same)."""
+    B, H, W, C = x.shape
+    return x.reshape(B, H // stride, stride, W // stride, stride, C).mean(dim=(2, 4))
+
+
+def outlook_attention_weights(attn: OutlookAttention, x: torch.Tensor) -> torch.Tensor:
+    """Drop-in for `OutlookAttention.attention_weights` that pools channels-last, without the
+    BHWC<->BCHW transposes around AvgPool. (B, H, W, C) -> (B, h*w, heads, k*k, k*k).
+
+    Sizes that are not multiples of the stride (partial ceil_mode windows) keep the module's pool.
+    """
+    B, H, W, _ = x.shape
+    s = attn.stride
+    if H % s or W % s:
+        return OutlookAttention.attention_weights(attn, x)
+    kk = attn.kernel_size**2
+    a = attn.attn(window_means(x, s)).reshape(B, -1, attn.num_heads, kk, kk)
+    return (a * attn.scale).softmax(dim=-1)
+
+
 @contextlib.contextmanager
 def export_friendly(model: nn.Module) -> Iterator[int]:
-    """Within the block, every OutlookAttention of `model` uses `outlook_aggregate`. Yields how many were patched."""
+    """Within the block, every OutlookAttention of `model` uses `outlook_aggregate` and
+    `outlook_attention_weights`. Yields how many were patched."""
     patched = [m for m in model.modules() if isinstance(m, OutlookAttention)]
     for m in patched:
         m.aggregate = outlook_aggregate.__get__(m)
+        m.attention_weights = outlook_attention_weights.__get__(m)
     try:
         yield len(patched)
     finally:
         for m in patched:
             del m.aggregate
+            del m.attention_weights

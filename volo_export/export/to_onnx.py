@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from volo_export.errors import ExportError, UsageError
+from volo_export.export.gemm import bias_in_gemm
 from volo_export.export.metadata import ArtifactInfo, write_info
 from volo_export.export.rewrite import export_friendly
 from volo_export.models.volo import VOLO
@@ -52,8 +53,10 @@ class ExportOptions:
 def torch_to_onnx(model: VOLO, options: ExportOptions):
     """Trace `model` with the dynamo exporter and return the ONNX ModelProto (no metadata yet).
 
-    With `options.rewrite` False this is the naive export (Col2Im), kept for
-    benchmarks and the TensorRT checker's negative tests.
+    With `options.rewrite` (default) the outlook attention is exported without unfold/fold
+    (`rewrite.export_friendly`) and biased Linear layers as Gemm (`gemm.bias_in_gemm`).
+    With it False this is the naive export (Col2Im), kept for benchmarks and the
+    TensorRT checker's negative tests.
     """
     from torch.export import Dim
 
@@ -61,9 +64,11 @@ def torch_to_onnx(model: VOLO, options: ExportOptions):
     # torch.export specialises a dimension of size 1, so trace dynamic batch with 2.
     example = torch.randn(options.batch or 2, model.config.in_chans, size, size)
     dynamic = None if options.batch else ({0: Dim("batch", min=1, max=4096)},)
-    rewrite = export_friendly(model) if options.rewrite else contextlib.nullcontext()
     try:
-        with rewrite, torch.no_grad(), _quiet_exporter():
+        with contextlib.ExitStack() as rewrites, torch.no_grad(), _quiet_exporter():
+            if options.rewrite:  # exact export-time formulations; the naive export gets none
+                rewrites.enter_context(export_friendly(model))
+                rewrites.enter_context(bias_in_gemm(model))
             program = torch.onnx.export(
                 model, (example,), dynamo=True, opset_version=options.opset,
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=dynamic,

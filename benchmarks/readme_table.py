@@ -1,0 +1,60 @@
+"""Reproduce the README's performance table with one command.
+
+    python benchmarks/readme_table.py                      # volo_d1_224, batch 1 and 8
+    python benchmarks/readme_table.py --batch 1,8,32 --iterations 10 --plot
+
+Runs `volo-export bench` (every backend, interleaved, with the GEMM probe and the
+peak-memory probe) and writes, under benchmarks/results/:
+  <model>.md    the markdown table pasted into README.md ("Performance")
+  <model>.json  every number, per-call latencies and the environment
+  <model>.png   with --plot (needs matplotlib)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ALL_BACKENDS = "eager,onnx-naive,onnx-fp32,onnx-fp16,onnx-int8,trt-fp16,trt-int8"
+
+
+def main(
+    model: Annotated[str, typer.Option(help="Registered variant.")] = "volo_d1_224",
+    batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8",
+    backends: Annotated[str, typer.Option(help="Comma-separated backends.")] = ALL_BACKENDS,
+    iterations: Annotated[int, typer.Option(help="Timed rounds per batch size.")] = 10,
+    warmup: Annotated[int, typer.Option(help="Warm-up calls per backend and batch size.")] = 2,
+    threads: Annotated[int, typer.Option(help="Threads for every backend (0 = all usable cores).")] = 0,
+    output: Annotated[Path, typer.Option(help="Folder for the .md/.json/.png results.")] = RESULTS,
+    plot: Annotated[bool, typer.Option(help="Also write a PNG plot (matplotlib).")] = False,
+    artifacts: Annotated[Optional[Path], typer.Option(help="Keep the built ONNX files in this folder.")] = None,
+) -> None:
+    from rich.console import Console
+
+    from volo_export.bench import BenchSettings
+    from volo_export.benchmark import BenchRequest, require_matplotlib, run_benchmark
+    from volo_export.io import atomic_output
+
+    console = Console(stderr=True)
+    if plot:
+        require_matplotlib()
+    request = BenchRequest(model=model, backends=tuple(backends.split(",")), threads=threads, artifacts=artifacts,
+                           settings=BenchSettings(batch_sizes=tuple(int(b) for b in batch.split(",")),
+                                                  warmup=warmup, iterations=iterations))
+    report = run_benchmark(request, on_stage=lambda text: console.log(text))
+    output.mkdir(parents=True, exist_ok=True)
+    markdown = report.markdown()
+    with atomic_output(output / f"{model}.md") as tmp:
+        tmp.write_text(markdown)
+    report.write_json(output / f"{model}.json")
+    if plot:
+        report.plot(output / f"{model}.png")
+    Console(width=200).print(report.table())
+    print(markdown)
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,158 @@
+"""`volo-export bench` on the tiny model: backends built and timed, unavailable ones reported with a
+reason, GFLOP/s and memory filled in, JSON/markdown/plot outputs. Very few iterations, no timed assertions."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import onnx
+import pytest
+from typer.testing import CliRunner
+
+from volo_export.backends import BACKENDS, ONNXRUNTIME, Backend, resolve
+from volo_export.bench import BenchSettings
+from volo_export.benchmark import BenchRequest, require_matplotlib, run_benchmark
+from volo_export.cli import app
+from volo_export.errors import ExportError, UsageError
+from volo_export.models.variants import get_config
+from volo_export.models.volo import count_macs
+
+BACKENDS_UNDER_TEST = ("eager", "onnx-naive", "onnx-fp32", "onnx-fp16", "trt-int8")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    request = BenchRequest(model="volo_tiny_digits", backends=BACKENDS_UNDER_TEST, artifacts=artifacts,
+                           settings=BenchSettings(batch_sizes=(1, 3), warmup=1, iterations=2), gemm_size=128)
+    stages = []
+    return run_benchmark(request, stages.append), artifacts, stages
+
+
+def test_rows_cover_every_backend_and_batch_in_order(tiny_run):
+    report, _, _ = tiny_run
+    assert [(r.backend, r.batch_size) for r in report.results] == [
+        (b, n) for n in (1, 3) for b in BACKENDS_UNDER_TEST]
+
+
+def test_runnable_backends_have_sane_numbers(tiny_run):
+    report, _, _ = tiny_run
+    flops = 2 * count_macs(get_config("volo_tiny_digits"))
+    for r in report.results:
+        if r.backend in ("eager", "onnx-naive", "onnx-fp32"):
+            assert r.status == "ok", r.reason
+            assert r.iterations == 2 and 0 < r.p50_ms <= r.p90_ms <= r.p99_ms
+            assert r.gflops == pytest.approx(flops * r.batch_size / (r.p50_ms / 1e3) / 1e9)
+            peak = report.gemm["interleaved_gflops_by_batch"][r.batch_size]
+            assert peak > 0 and r.peak_fraction == pytest.approx(r.gflops / peak)
+            assert r.cpu_p50_ms > 0 and r.cpu_peak_fraction > 0
+            assert r.peak_rss_mb > 30 and 0 < r.rss_delta_mb < r.peak_rss_mb
+
+
+def test_unavailable_backends_carry_their_reason(tiny_run):
+    report, _, _ = tiny_run
+    by = {(r.backend, r.batch_size): r for r in report.results}
+    for n in (1, 3):
+        assert by["onnx-fp16", n].status == "unavailable" and "volo_export.precision" in by["onnx-fp16", n].reason
+        assert by["trt-int8", n].status == "unavailable" and by["trt-int8", n].reason == "tensorrt not installed"
+        assert by["trt-int8", n].p50_ms is None
+    assert any(line.startswith("trt-int8: unavailable: tensorrt not installed") for line in report.footnotes())
+
+
+def test_naive_backend_is_the_col2im_export_and_ours_is_not(tiny_run):
+    _, artifacts, _ = tiny_run
+    ops = {name: Counter(n.op_type for n in onnx.load(artifacts / f"volo_tiny_digits.{name}.onnx").graph.node)
+           for name in ("onnx-naive", "onnx-fp32")}
+    assert ops["onnx-naive"]["Col2Im"] == get_config("volo_tiny_digits").layers[0]
+    assert ops["onnx-fp32"]["Col2Im"] == 0
+
+
+def test_json_schema(tiny_run, tmp_path):
+    report, _, _ = tiny_run
+    report.write_json(tmp_path / "r.json")
+    d = json.loads((tmp_path / "r.json").read_text())
+    assert {"model", "gmacs_per_image", "threads", "settings", "environment", "gemm", "backends", "results",
+            "memory_method"} <= d.keys()
+    assert d["gmacs_per_image"] == pytest.approx(count_macs(get_config("volo_tiny_digits")) / 1e9)
+    assert {"cpu", "usable_cpus", "threads", "versions"} <= d["environment"].keys()
+    assert d["environment"]["versions"]["onnxruntime"]
+    assert d["gemm"]["standalone"]["onnxruntime_gflops"] > 0 and d["gemm"]["peak_gflops"] > 0
+    row = d["results"][0]
+    assert {"backend", "batch_size", "status", "reason", "p50_ms", "p90_ms", "p99_ms", "throughput", "gflops",
+            "peak_fraction", "peak_rss_mb", "latencies_ms"} <= row.keys()
+    assert len(row["latencies_ms"]) == 2
+    built = {b["name"]: b for b in d["backends"]}
+    assert built["onnx-fp32"]["status"] == "ok" and built["onnx-fp32"]["build_s"] > 0
+
+
+def test_markdown_and_table_render(tiny_run):
+    report, _, _ = tiny_run
+    md = report.markdown()
+    assert md.count("| onnx-fp32 |") == 2 and md.count("| trt-int8 | all | unavailable |") == 1
+    assert "x eager" in md and "x naive" in md and report.memory_method in md
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(report.table())
+    assert "onnx-naive" in console.export_text()
+
+
+def test_plot_writes_png(tiny_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    report, _, _ = tiny_run
+    report.plot(tmp_path / "p.png")
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_is_a_usage_error(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    with pytest.raises(UsageError, match="matplotlib"):
+        require_matplotlib()
+
+
+def test_a_backend_that_fails_to_build_is_reported(monkeypatch):
+    def broken(ctx, output):
+        raise ExportError("exporter exploded")
+
+    monkeypatch.setitem(BACKENDS, "onnx-broken", Backend("onnx-broken", "test", ONNXRUNTIME, broken))
+    report = run_benchmark(BenchRequest(model="volo_tiny_digits", backends=("onnx-broken", "eager"), memory=False,
+                                        settings=BenchSettings(batch_sizes=(1,), warmup=0, iterations=1),
+                                        gemm_size=64))
+    by = {r.backend: r for r in report.results}
+    assert by["onnx-broken"].status == "failed" and by["onnx-broken"].reason == "ExportError: exporter exploded"
+    assert by["eager"].status == "ok" and by["eager"].peak_rss_mb is None
+
+
+def test_resolve_rejects_unknown_and_duplicate_backends():
+    with pytest.raises(UsageError, match="onnx-fp32"):
+        resolve(["onnx-fp64"])
+    with pytest.raises(UsageError, match="twice"):
+        resolve(["eager", "eager"])
+
+
+def test_cli_bench_json_report_and_bad_backend(tmp_path):
+    runner = CliRunner()
+    out = runner.invoke(app, ["bench", "--model", "volo_tiny_digits", "--backends", "eager,trt-fp16", "--batch", "2",
+                              "--iterations", "1", "--warmup", "0", "--gemm-size", "64", "--no-memory", "--json",
+                              "--report", str(tmp_path / "r.json")])
+    assert out.exit_code == 0, out.output
+    printed = json.loads(out.stdout)
+    assert [(r["backend"], r["status"]) for r in printed["results"]] == [("eager", "ok"), ("trt-fp16", "unavailable")]
+    assert json.loads((tmp_path / "r.json").read_text())["results"][0]["latencies_ms"]
+    bad = runner.invoke(app, ["bench", "--model", "volo_tiny_digits", "--backends", "eager,onnx-fp64"])
+    assert bad.exit_code == 2 and "unknown backend(s) onnx-fp64" in bad.output
+    bad = runner.invoke(app, ["bench", "--model", "volo_tiny_digits", "--batch", "1,x"])
+    assert bad.exit_code == 2 and "--batch takes comma-separated integers" in bad.output
+
+
+def test_profile_sums_kernel_time_by_op(tiny_run):
+    from volo_export.benchmark import profile_onnx
+
+    _, artifacts, _ = tiny_run
+    rows = profile_onnx(artifacts / "volo_tiny_digits.onnx-fp32.onnx", batch_size=2, threads=1, runs=2)
+    ops = {r.op_type: r for r in rows}
+    assert "MatMul" in ops and "Col2Im" not in ops
+    assert sum(r.share for r in rows) == pytest.approx(1.0)
+    assert [r.ms_per_run for r in rows] == sorted((r.ms_per_run for r in rows), reverse=True)
+    assert ops["MatMul"].gflops > 0 and ops["MatMul"].nodes > 0
