@@ -467,7 +467,8 @@ def bench_command(
     checkpoint: Checkpoint = None,
     batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8",
     backends: Annotated[str, typer.Option(
-        help="Comma-separated: eager, onnx-naive, onnx-fp32, onnx-fp16, onnx-int8, trt-fp16, trt-int8.")
+        help="Comma-separated: eager, onnx-naive, onnx-fp32, onnx-fp16, onnx-int8 (--target cpu), "
+        "onnx-int8-trt (--target tensorrt on CPU), trt-fp16, trt-int8.")
     ] = "eager,onnx-naive,onnx-fp32,onnx-fp16,onnx-int8",
     threads: Annotated[int, typer.Option(help="Threads for every backend (0 = all usable cores).")] = 0,
     warmup: Annotated[int, typer.Option(help="Untimed calls per backend and batch size.")] = 2,

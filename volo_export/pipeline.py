@@ -98,7 +98,7 @@ def export_onnx(request: OnnxRequest, on_stage: StageCallback = lambda _: None,
 
             t0 = time.perf_counter()
             reference = Reference(eager_predictor(loaded.model), "eager PyTorch")
-            lowered = _lower_precision(proto, info, reference, request.precision, request.output,
+            lowered = lower_precision(proto, info, reference, request.precision, request.output,
                                        request.validate_images, on_stage, on_progress)
             result.info, result.report = lowered.info, lowered.report
             result.reports.append(lowered.report)
@@ -119,9 +119,11 @@ class Lowered:
     notes: list[str]
 
 
-def _lower_precision(fp32, info: ArtifactInfo, reference, precision: "PrecisionRequest", output: Path,
-                     validate_images: Path | None, on_stage: StageCallback, on_progress: ProgressCallback) -> Lowered:
-    """FP32 ModelProto -> gated FP16/INT8 ModelProto with metadata; raises ValidationFailed on a miss."""
+def lower_precision(fp32, info: ArtifactInfo, reference, precision: "PrecisionRequest", output: Path,
+                    validate_images: Path | None, on_stage: StageCallback = lambda _: None,
+                    on_progress: ProgressCallback = lambda done, total: None) -> Lowered:
+    """FP32 ModelProto -> gated FP16/INT8 ModelProto with metadata (not written); raises ValidationFailed
+    on a miss. `reference` is a precision.gate.Reference (eager PyTorch, or the FP32 ONNX)."""
     from volo_export.calibration.cache import graph_sha256
     from volo_export.precision.convert import convert_precision
 
@@ -176,7 +178,7 @@ def quantize_onnx(request: QuantizeRequest, on_stage: StageCallback = lambda _: 
     on_stage(f"reading {source}")
     proto = onnx.load(str(source))
     reference, notes = _reference_for(info, source, request.checkpoint, on_stage)
-    lowered = _lower_precision(proto, info, reference, request.precision, request.output, request.validate_images,
+    lowered = lower_precision(proto, info, reference, request.precision, request.output, request.validate_images,
                                on_stage, on_progress)
     result = OnnxResult(request.output, lowered.info, notes, dict(op_histogram(lowered.model)),
                         report=lowered.report, reports=[lowered.report])

@@ -5,6 +5,9 @@ a photo.
 
     write_photo_split("calib", folder)   # 13 photos x 8 crops
     write_photo_split("val", folder)     # the other 13 photos, whole
+
+`write_samples(model, folder)` picks the right real data for a variant: the digits
+calib/test splits for volo_tiny_digits, these photos for the ImageNet variants.
 """
 
 from __future__ import annotations
@@ -56,3 +59,18 @@ def write_photo_split(split: str, folder: Path, crops_per_photo: int = 8) -> int
             crop.save(folder / f"{path.stem}_{k}.png")
             count += 1
     return count
+
+
+def write_samples(model: str, folder: Path) -> tuple[Path, Path]:
+    """Real calibration and (disjoint) validation images for `model` under `folder`: (calib_dir, val_dir)."""
+    folder = Path(folder)
+    calib, val = folder / "calib", folder / "val"
+    if model == "volo_tiny_digits":
+        from volo_export.datasets import write_image_folder
+
+        write_image_folder("calib", calib)
+        write_image_folder("test", val)
+    else:
+        write_photo_split("calib", calib, crops_per_photo=20)
+        write_photo_split("val", val)
+    return calib, val
