@@ -27,6 +27,10 @@ class Tolerance:
     # Largest allowed drop of top-1 accuracy vs the eager FP32 model (fraction, 0.01 = 1 point),
     # checked where the gate images have labels.
     max_accuracy_drop: float | None = None
+    # A top-1 flip between two classes whose reference logits are within this fraction of the
+    # reference's largest |logit| counts as agreement (a near-tie the precision is expected to
+    # break either way). None: the max-abs bound (exact FP32 comparisons).
+    tie_rel: float | None = None
 
 
 FP32 = Tolerance(
@@ -60,6 +64,8 @@ FP16 = Tolerance(
     min_top5_agreement=0.95,
     pooled_agreement=True,
     max_accuracy_drop=0.01,
+    # Five times the measured FP16 logit noise (~1e-3 of the scale).
+    tie_rel=5e-3,
     reason="float16 rounding (2^-11 relative) through ~40 layers; sensitive ops kept float32",
 )
 
@@ -74,6 +80,12 @@ INT8 = Tolerance(
     min_top5_agreement=0.80,
     pooled_agreement=True,
     max_accuracy_drop=0.01,
+    # INT8 moves logits by ~1 % of their scale (measured mean abs error / scale: 0.6-1.2 % on
+    # D1 and the tiny model); flips between classes closer than 2 % are near-ties it may break.
+    # Random-weight models have such ties all the time (D1: median top-2 margin 12 % of the
+    # scale); a trained model's confident predictions are far outside the band, and accuracy
+    # vs FP32 (where labels exist) bounds what the band lets through.
+    tie_rel=0.02,
     reason="8-bit activations and per-channel 8-bit weights; the issue's bar is accuracy within 1 point of FP32",
 )
 

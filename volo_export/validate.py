@@ -143,12 +143,10 @@ def run_gate(reference: Predictor, candidate: Predictor, inputs: Sequence[InputS
 
 
 def _tie(tol: Tolerance, ref: np.ndarray) -> float:
-    """How close two reference logits must be for a top-1 flip between them to be excused.
-
-    Exact (FP32) gates excuse flips the max-abs bound already admits. Reduced-precision
-    gates excuse none: their max-abs bound is loose, and flips are what they count.
-    """
-    return 0.0 if tol.pooled_agreement else tol.max_abs_rel * max(1.0, float(np.abs(ref).max()))
+    """How close two reference logits must be for a top-1 flip between them to be excused:
+    `tol.tie_rel` of the reference scale, else (exact FP32 gates) what the max-abs bound admits."""
+    rel = tol.tie_rel if tol.tie_rel is not None else tol.max_abs_rel
+    return rel * max(1.0, float(np.abs(ref).max()))
 
 
 def eager_predictor(model) -> Predictor:

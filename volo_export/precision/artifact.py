@@ -26,9 +26,10 @@ def bench_artifact(fp32: Path, precision: str, output: Path, loaded, target: str
     info = read_info(Path(fp32))
     with tempfile.TemporaryDirectory(prefix="volo-samples-") as tmp:
         calib, val = write_samples(info.model, Path(tmp))
-        request = PrecisionRequest(precision=precision, target=target if precision == "int8" else "tensorrt",
-                                   calib_data=str(calib) if precision == "int8" else None,
-                                   calib_cache=Path(tmp) / "calib.json")
+        int8 = precision == "int8"
+        request = PrecisionRequest(precision=precision, target=target if int8 else "tensorrt",
+                                   calib_data=str(calib) if int8 else None,
+                                   calib_cache=Path(tmp) / "calib.json" if int8 else None)
         lowered = lower_precision(onnx.load(str(fp32)), info, Reference(eager_predictor(loaded.model), "eager PyTorch"),
                                   request, Path(output), val)
     with atomic_output(Path(output)) as out:
