@@ -32,7 +32,6 @@ BACKENDS = {"onnx-fp32": ("fp32", None), "onnx-fp16": ("fp16", "tensorrt"),
 
 def build_artifacts(model: str, checkpoint: Path | None, workdir: Path, seed: int, on_stage) -> tuple[dict, dict]:
     """({backend: ONNX path}, {backend: gate Report}) for the four graphs."""
-    import onnx
     import torch
 
     from volo_export.calibration.samples import write_samples

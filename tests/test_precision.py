@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, numpy_helper
 
 from volo_export.calibration.data import load_calibration_data
 from volo_export.calibration.methods import compute_ranges

@@ -184,3 +184,28 @@ def test_cli_defaults_match_the_library():
         assert params["calib_method"].default == DEFAULT_METHOD
         assert params["validate_count"].default == DEFAULT_GATE_IMAGES
         assert params["target"].default == "tensorrt"
+
+
+@pytest.mark.slow
+def test_d1_fp16_and_int8_end_to_end(d1_onnx_with_checkpoint, tmp_path):
+    """Full-size VOLO-D1 (randomized weights, checkpoint saved so the gate compares with eager PyTorch):
+    FP16 and INT8 (both targets) through `quantize`, calibrated on scikit-image photo crops, gated on
+    the other photos."""
+    from volo_export.calibration.samples import write_samples
+
+    onnx_path, checkpoint = d1_onnx_with_checkpoint
+    calib, val = write_samples("volo_d1_224", tmp_path / "samples")
+    runs = [("fp16", "tensorrt", []), ("int8", "tensorrt", ["--calib-data", calib, "--calib-size", "64"]),
+            ("int8", "cpu", ["--calib-data", calib, "--calib-size", "64"])]
+    for precision, target, extra in runs:
+        out, report = tmp_path / f"d1_{precision}_{target}.onnx", tmp_path / f"{precision}_{target}.json"
+        result, output = _invoke("quantize", onnx_path, "-o", out, "-c", checkpoint, "--precision", precision,
+                                 "--target", target, "--validate-images", val, "--report", report,
+                                 "--calib-cache", tmp_path / "d1.calib.json", *extra)
+        assert result.exit_code == 0, output
+        data = json.loads(report.read_text())
+        pooled = data["comparisons"][-1]
+        assert data["passed"] and data["reference"] == "eager PyTorch" and pooled["batch_size"] == 13
+        assert min(c["min_cosine"] for c in data["comparisons"]) > (0.9999 if precision == "fp16" else 0.99)
+        info = read_info(out)
+        assert info.precision == precision and info.target == (target if precision == "int8" else "any")
