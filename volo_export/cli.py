@@ -157,6 +157,12 @@ def _show_result(result, report_path: Optional[Path]) -> None:
     what = info.precision + (f", target {info.target}" if info.precision == "int8" else "")
     stdout.print(f"wrote {result.output} ({size_mb:.1f} MB, {what}, opset {info.opset}, "
                  f"{sum(result.op_types.values())} nodes)")
+    from volo_export.trt.check import check_model
+
+    verdict = check_model(result.output).summary()
+    if info.target == "cpu":
+        verdict += " (expected: --target cpu is ONNX Runtime CPU only)"
+    stdout.print(f"TensorRT check: {verdict}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("onnx")
