@@ -58,6 +58,35 @@ def tiny_preprocessing() -> Preprocessing:
     return get_config("volo_tiny_digits").preprocessing
 
 
+@pytest.fixture(scope="session")
+def tiny_trained():
+    """The bundled, trained volo_tiny_digits (LoadedModel)."""
+    from volo_export.models.checkpoint import load_model
+
+    return load_model("volo_tiny_digits")
+
+
+@pytest.fixture(scope="session")
+def tiny_fp32(tiny_trained):
+    """FP32 ONNX ModelProto (with metadata) of the trained tiny model, exported once per session."""
+    from volo_export.export.metadata import ArtifactInfo
+    from volo_export.export.to_onnx import ExportOptions, finalize, torch_to_onnx
+
+    info = ArtifactInfo.for_model(tiny_trained.config, tiny_trained.checkpoint_sha256, 20)
+    return finalize(torch_to_onnx(tiny_trained.model, ExportOptions()), info)
+
+
+@pytest.fixture(scope="session")
+def digits_folders(tmp_path_factory):
+    """The digits calib and test splits written as class folders: (calib_dir, test_dir)."""
+    from volo_export.datasets import write_image_folder
+
+    root = tmp_path_factory.mktemp("digits")
+    write_image_folder("calib", root / "calib")
+    write_image_folder("test", root / "test")
+    return root / "calib", root / "test"
+
+
 def engine_sidecar(info, environment: dict | None = None, build: dict | None = None, **overrides) -> dict:
     """An `X.engine.json` shaped like volo_export.trt.provenance.EngineProvenance.to_dict(), for an
     engine of `info` (an ArtifactInfo) built with TensorRT 10.13 on an L4 (keys: examples/cpp/README.md)."""

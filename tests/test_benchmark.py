@@ -40,7 +40,7 @@ def test_runnable_backends_have_sane_numbers(tiny_run):
     report, _, _ = tiny_run
     flops = 2 * count_macs(get_config("volo_tiny_digits"))
     for r in report.results:
-        if r.backend in ("eager", "onnx-naive", "onnx-fp32"):
+        if r.backend in ("eager", "onnx-naive", "onnx-fp32", "onnx-fp16"):
             assert r.status == "ok", r.reason
             assert r.iterations == 2 and 0 < r.p50_ms <= r.p90_ms <= r.p99_ms
             assert r.gflops == pytest.approx(flops * r.batch_size / (r.p50_ms / 1e3) / 1e9)
@@ -54,10 +54,17 @@ def test_unavailable_backends_carry_their_reason(tiny_run):
     report, _, _ = tiny_run
     by = {(r.backend, r.batch_size): r for r in report.results}
     for n in (1, 3):
-        assert by["onnx-fp16", n].status == "unavailable" and "volo_export.precision" in by["onnx-fp16", n].reason
         assert by["trt-int8", n].status == "unavailable" and by["trt-int8", n].reason == "tensorrt not installed"
         assert by["trt-int8", n].p50_ms is None
     assert any(line.startswith("trt-int8: unavailable: tensorrt not installed") for line in report.footnotes())
+
+
+def test_fp16_backend_is_the_gated_precision_artifact(tiny_run):
+    from volo_export.export.metadata import read_info
+
+    _, artifacts, _ = tiny_run
+    info = read_info(artifacts / "volo_tiny_digits.onnx-fp16.onnx")
+    assert info.precision == "fp16" and "LayerNormalization" in info.extra["kept_float32"]
 
 
 def test_naive_backend_is_the_col2im_export_and_ours_is_not(tiny_run):

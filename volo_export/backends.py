@@ -79,11 +79,12 @@ def _precision_missing() -> str | None:
     return None
 
 
-def _produce_lower_precision(precision: str) -> Callable[[BuildContext, Path], None]:
+def _produce_lower_precision(precision: str, target: str = "cpu") -> Callable[[BuildContext, Path], None]:
     """A producer that converts this project's FP32 export with volo_export.precision.
 
     Contract with the precision stage: `volo_export.precision.bench_artifact(fp32: Path, precision: str,
-    output: Path, loaded) -> None` writes the converted ONNX (INT8 calibrates as it sees fit).
+    output: Path, loaded, target) -> None` writes the converted ONNX (INT8 calibrates as it sees fit;
+    `target` is INT8's --target).
     """
     def produce(ctx: BuildContext, output: Path) -> None:
         import tempfile
@@ -95,7 +96,7 @@ def _produce_lower_precision(precision: str) -> Callable[[BuildContext, Path], N
         with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
             fp32 = Path(tmp) / "fp32.onnx"
             produce_fp32(ctx, fp32)
-            make(fp32, precision, output, ctx.loaded)
+            make(fp32, precision, output, ctx.loaded, target)
 
     return produce
 
@@ -125,6 +126,8 @@ for _b in (
             _precision_missing, precision="fp16"),
     Backend("onnx-int8", "volo-export INT8 ONNX (--target cpu), ONNX Runtime CPU", ONNXRUNTIME,
             _produce_lower_precision("int8"), _precision_missing, precision="int8"),
+    Backend("onnx-int8-trt", "volo-export INT8 ONNX (--target tensorrt, TensorRT Q/DQ), ONNX Runtime CPU",
+            ONNXRUNTIME, _produce_lower_precision("int8", "tensorrt"), _precision_missing, precision="int8"),
     Backend("trt-fp16", "TensorRT FP16 engine", TENSORRT, why_unavailable=_tensorrt_missing, precision="fp16"),
     Backend("trt-int8", "TensorRT INT8 engine", TENSORRT, why_unavailable=_tensorrt_missing, precision="int8"),
 ):

@@ -34,6 +34,32 @@ Checkpoint = Annotated[Optional[Path], typer.Option(
     "Without it the weights are random.")]
 Output = Annotated[Path, typer.Option("--output", "-o", help="Where to write the artifact.")]
 ReportFile = Annotated[Optional[Path], typer.Option("--report", help="Also write the validation report as JSON.")]
+ValidateImages = Annotated[Optional[Path], typer.Option(
+    help="Folder of images for the gate (default: photos shipped with scikit-image; for fp16/int8 also "
+    "calibration images beyond --calib-size). Class folders named 0..N-1 give accuracy too.")]
+Precision = Annotated[str, typer.Option(help="fp32, fp16 (sensitive ops stay fp32) or int8 (explicit Q/DQ).")]
+Target = Annotated[str, typer.Option(help="int8 graph for: tensorrt (TensorRT-parseable Q/DQ, also runs on ONNX "
+                                     "Runtime) or cpu (fastest on ONNX Runtime CPU, CPU-only).")]
+IoDtype = Annotated[str, typer.Option(help="fp16 graph input/output type: float32 or float16.")]
+CalibData = Annotated[Optional[str], typer.Option(
+    help="int8 calibration data: a folder of images (recursive), a .npy/.npz of (N,3,S,S) preprocessed "
+    "tensors, or 'random' (pipeline tests only; stamped in the metadata).")]
+CalibSize = Annotated[int, typer.Option(help="Calibration samples to use.")]
+CalibMethod = Annotated[str, typer.Option(help="Range method: minmax, entropy or percentile.")]
+CalibCache = Annotated[Optional[Path], typer.Option(
+    help="Calibration cache file (default: beside --output, <name>.calib.json); reused only when graph, "
+    "data, preprocessing, method and size match.")]
+ExcludeNodes = Annotated[Optional[list[str]], typer.Option(
+    help="Node names to keep in float (comma-separated or repeated).")]
+ExcludeOpTypes = Annotated[Optional[list[str]], typer.Option(
+    help="int8: op types not to quantise, e.g. Conv (comma-separated or repeated).")]
+Fallback = Annotated[bool, typer.Option(
+    help="int8: when the gate fails, keep the most sensitive layers in float32 until it passes.")]
+MinCosine = Annotated[Optional[float], typer.Option(help="Gate override: minimum cosine vs the reference.")]
+MinTop1 = Annotated[Optional[float], typer.Option(help="Gate override: minimum top-1 agreement (0..1).")]
+MaxAccDrop = Annotated[Optional[float], typer.Option(
+    help="Gate override: largest top-1 accuracy drop vs FP32 (0.01 = 1 point), where images are labelled.")]
+ValidateCount = Annotated[int, typer.Option(help="fp16/int8: held-out images the gate uses.")]
 
 
 @contextlib.contextmanager
@@ -57,6 +83,88 @@ def stages() -> Iterator:
         yield on_stage
 
 
+@contextlib.contextmanager
+def progress() -> Iterator[tuple]:
+    """`timing_progress` for library calls that report (done, total) under the current stage's text."""
+    with timing_progress() as (on_stage, on_progress):
+        current = ["starting"]
+
+        def stage(text: str) -> None:
+            current[0] = text
+            on_stage(text)
+
+        yield stage, lambda done, total: on_progress(done, total, current[0])
+
+
+def _names(values: Optional[list[str]]) -> tuple[str, ...]:
+    """Repeated and/or comma-separated option values -> names."""
+    return tuple(v.strip() for value in values or () for v in value.split(",") if v.strip())
+
+
+def _precision_request(precision: str, target: str, io_dtype: str, calib_data: Optional[str], calib_size: int,
+                       calib_method: str, calib_cache: Optional[Path], exclude_nodes, exclude_op_types,
+                       fallback: bool, min_cosine, min_top1, max_accuracy_drop, validate_count: int):
+    from volo_export.precision.convert import PrecisionRequest
+    from volo_export.precision.gate import GateOverrides
+
+    return PrecisionRequest(precision=precision, target=target, io_dtype=io_dtype, calib_data=calib_data,
+                            calib_size=calib_size, calib_method=calib_method, calib_cache=calib_cache,
+                            exclude_nodes=_names(exclude_nodes), exclude_op_types=_names(exclude_op_types),
+                            fallback=fallback, gate=GateOverrides(min_cosine, min_top1, max_accuracy_drop),
+                            validate_count=validate_count)
+
+
+@contextlib.contextmanager
+def _failed_gate_shown(report_path: Optional[Path]) -> Iterator[None]:
+    """On a failed gate, show its report (and write --report) before the one-line error."""
+    from volo_export.errors import ValidationFailed
+
+    try:
+        yield
+    except ValidationFailed as e:
+        if e.report is not None:
+            _show_report(e.report, report_path)
+        raise
+
+
+def _show_report(report, report_path: Optional[Path]) -> None:
+    stdout.print(report.table())
+    if report.steps:
+        stdout.print(report.steps_table())
+    if report.kept:
+        console.print(f"kept in float32 ({len(report.kept)}): " + "; ".join(report.kept[:12])
+                      + (" ..." if len(report.kept) > 12 else ""), highlight=False)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if report_path:
+        report.write_json(report_path)
+
+
+def _show_result(result, report_path: Optional[Path]) -> None:
+    if result.info.random_weights:
+        console.print("[bold yellow]warning:[/] no --checkpoint: exported RANDOM weights; "
+                      "the model's outputs are meaningless (use only to test the pipeline)")
+    for notice in result.notices:
+        console.print(f"[yellow]notice:[/] {notice}", highlight=False)
+    for earlier in result.reports[:-1]:
+        stdout.print(earlier.table())
+    if result.report:
+        _show_report(result.report, report_path)
+    else:
+        console.print("[bold yellow]warning:[/] --no-validate: the ONNX was NOT compared with eager PyTorch")
+    info = result.info
+    size_mb = result.output.stat().st_size / 1e6
+    what = info.precision + (f", target {info.target}" if info.precision == "int8" else "")
+    stdout.print(f"wrote {result.output} ({size_mb:.1f} MB, {what}, opset {info.opset}, "
+                 f"{sum(result.op_types.values())} nodes)")
+    from volo_export.trt.check import check_model
+
+    verdict = check_model(result.output).summary()
+    if info.target == "cpu":
+        verdict += " (expected: --target cpu is ONNX Runtime CPU only)"
+    stdout.print(f"TensorRT check: {verdict}", markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command("onnx")
 def onnx_command(
     model: ModelName,
@@ -65,11 +173,24 @@ def onnx_command(
     opset: Annotated[int, typer.Option(help="ONNX opset (18-24). 20 has single-op LayerNormalization and Gelu.")] = 20,
     batch: Annotated[Optional[int], typer.Option(help="Static batch size (default: dynamic batch).")] = None,
     validate: Annotated[bool, typer.Option(help="Gate the ONNX against eager PyTorch before writing it.")] = True,
-    validate_images: Annotated[Optional[Path], typer.Option(
-        help="Folder of images for the gate (default: photos shipped with scikit-image).")] = None,
+    validate_images: ValidateImages = None,
     report: ReportFile = None,
+    precision: Precision = "fp32",
+    target: Target = "tensorrt",
+    io_dtype: IoDtype = "float32",
+    calib_data: CalibData = None,
+    calib_size: CalibSize = 256,
+    calib_method: CalibMethod = "minmax",
+    calib_cache: CalibCache = None,
+    exclude_nodes: ExcludeNodes = None,
+    exclude_op_types: ExcludeOpTypes = None,
+    fallback: Fallback = True,
+    min_cosine: MinCosine = None,
+    min_top1: MinTop1 = None,
+    max_accuracy_drop: MaxAccDrop = None,
+    validate_count: ValidateCount = 64,
 ) -> None:
-    """Export a VOLO to a validated ONNX file (dynamic batch, no Col2Im)."""
+    """Export a VOLO to a validated ONNX file (dynamic batch, no Col2Im), optionally FP16 or INT8."""
     with user_errors():
         from volo_export.errors import UsageError
         from volo_export.export.to_onnx import ExportOptions
@@ -79,30 +200,53 @@ def onnx_command(
             raise UsageError("--report needs validation; drop --no-validate")
         if validate_images and not validate:
             raise UsageError("--validate-images needs validation; drop --no-validate")
+        lowered = _precision_request(precision, target, io_dtype, calib_data, calib_size, calib_method, calib_cache,
+                                     exclude_nodes, exclude_op_types, fallback, min_cosine, min_top1,
+                                     max_accuracy_drop, validate_count)
         request = OnnxRequest(model=model, output=output, checkpoint=checkpoint,
                               export=ExportOptions(opset=opset, batch=batch), validate=validate,
-                              validate_images=validate_images)
-        with stages() as on_stage:
-            result = export_onnx(request, on_stage)
-        if result.info.random_weights:
-            console.print("[bold yellow]warning:[/] no --checkpoint: exported RANDOM weights; "
-                          "the model's outputs are meaningless (use only to test the pipeline)")
-        for notice in result.notices:
-            console.print(f"[yellow]notice:[/] {notice}")
-        if result.report:
-            stdout.print(result.report.table())
-            for note in result.report.notes:
-                console.print(f"[yellow]note:[/] {note}")
-            if report:
-                result.report.write_json(report)
-        else:
-            console.print("[bold yellow]warning:[/] --no-validate: the ONNX was NOT compared with eager PyTorch")
-        size_mb = output.stat().st_size / 1e6
-        stdout.print(f"wrote {output} ({size_mb:.1f} MB, opset {opset}, "
-                     f"{'batch ' + str(batch) if batch else 'dynamic batch'}, {sum(result.op_types.values())} nodes)")
-        from volo_export.trt.check import check_model
+                              validate_images=validate_images, precision=lowered)
+        with _failed_gate_shown(report), progress() as (on_stage, on_progress):
+            result = export_onnx(request, on_stage, on_progress)
+        _show_result(result, report)
 
-        stdout.print(f"TensorRT check: {check_model(output).summary()}", markup=False, highlight=False, soft_wrap=True)
+
+@app.command("quantize")
+def quantize_command(
+    source: Annotated[Path, typer.Argument(help="An FP32 ONNX written by `volo-export onnx`.")],
+    output: Output,
+    precision: Precision = "int8",
+    checkpoint: Annotated[Optional[Path], typer.Option(
+        "--checkpoint", "-c", help="The checkpoint SOURCE was exported from, to gate against eager PyTorch "
+        "(without it: bundled weights, else the FP32 ONNX is the reference).")] = None,
+    target: Target = "tensorrt",
+    io_dtype: IoDtype = "float32",
+    calib_data: CalibData = None,
+    calib_size: CalibSize = 256,
+    calib_method: CalibMethod = "minmax",
+    calib_cache: CalibCache = None,
+    exclude_nodes: ExcludeNodes = None,
+    exclude_op_types: ExcludeOpTypes = None,
+    fallback: Fallback = True,
+    min_cosine: MinCosine = None,
+    min_top1: MinTop1 = None,
+    max_accuracy_drop: MaxAccDrop = None,
+    validate_images: ValidateImages = None,
+    validate_count: ValidateCount = 64,
+    report: ReportFile = None,
+) -> None:
+    """Convert an existing FP32 export to FP16 or INT8, gated like `onnx --precision`."""
+    with user_errors():
+        from volo_export.pipeline import QuantizeRequest, quantize_onnx
+
+        lowered = _precision_request(precision, target, io_dtype, calib_data, calib_size, calib_method, calib_cache,
+                                     exclude_nodes, exclude_op_types, fallback, min_cosine, min_top1,
+                                     max_accuracy_drop, validate_count)
+        request = QuantizeRequest(source=source, output=output, precision=lowered, checkpoint=checkpoint,
+                                  validate_images=validate_images)
+        with _failed_gate_shown(report), progress() as (on_stage, on_progress):
+            result = quantize_onnx(request, on_stage, on_progress)
+        _show_result(result, report)
 
 
 @app.command("models")
@@ -321,13 +465,16 @@ def predict_command(
                 table.add_row(Path(p.file).name if rank == 1 else "", str(rank), str(c.index), c.label,
                               f"{c.probability:.1%}", end_section=rank == len(p.top))
         stdout.print(table)
+
+
 @app.command("bench")
 def bench_command(
     model: ModelName,
     checkpoint: Checkpoint = None,
     batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8",
     backends: Annotated[str, typer.Option(
-        help="Comma-separated: eager, onnx-naive, onnx-fp32, onnx-fp16, onnx-int8, trt-fp16, trt-int8.")
+        help="Comma-separated: eager, onnx-naive, onnx-fp32, onnx-fp16, onnx-int8 (--target cpu), "
+        "onnx-int8-trt (--target tensorrt on CPU), trt-fp16, trt-int8.")
     ] = "eager,onnx-naive,onnx-fp32,onnx-fp16,onnx-int8",
     threads: Annotated[int, typer.Option(help="Threads for every backend (0 = all usable cores).")] = 0,
     warmup: Annotated[int, typer.Option(help="Untimed calls per backend and batch size.")] = 2,

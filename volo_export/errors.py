@@ -39,6 +39,10 @@ class ValidationFailed(VoloExportError):
 
     exit_code = 3
 
+    def __init__(self, message: str, report=None):
+        super().__init__(message)
+        self.report = report  # the failed gate's Report, for the CLI to show
+
 
 class TensorRTCheckFailed(VoloExportError):
     """An ONNX graph breaks a rule of TensorRT's ONNX parser (offline check)."""

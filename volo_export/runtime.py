@@ -126,6 +126,10 @@ class OnnxRuntimeRunner:
         self.input_type = self.session.get_inputs()[0].type
         self.providers = self.session.get_providers()
 
+    def run(self, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:
+        """Raw session run: named inputs -> the named outputs (all graph outputs when None), unconverted."""
+        return self.session.run(outputs, feeds)
+
     @property
     def info(self) -> ArtifactInfo:
         """The artifact's volo_export metadata (raises InputDataError when it has none)."""

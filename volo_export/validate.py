@@ -7,7 +7,7 @@ scikit-image ships) in several batch sizes, plus seeded random tensors.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -90,37 +90,63 @@ def compare_logits(label: str, ref: np.ndarray, out: np.ndarray, allowed_abs: fl
 
 
 def gate(comparisons: Sequence[Comparison], tol: Tolerance) -> list[str]:
-    """Every bound of `tol` that some comparison misses, one line each."""
+    """Every bound of `tol` that some comparison misses, one line each.
+
+    Max-abs and cosine hold per batch. Agreement and accuracy hold per batch, or,
+    with `tol.pooled_agreement`, only on the row that pools every input.
+    """
     failures = []
     for c in comparisons:
         allowed = tol.max_abs_rel * max(1.0, c.reference_scale)
+        judged = not tol.pooled_agreement or c.scope == "all"
         checks = [
             (c.max_abs <= allowed, f"max abs error {c.max_abs:.3g} > {allowed:.3g}"),
             (c.min_cosine >= tol.min_cosine, f"cosine {c.min_cosine:.6f} < {tol.min_cosine}"),
-            (c.top1_agreement >= tol.min_top1_agreement,
+            (not judged or c.top1_agreement >= tol.min_top1_agreement,
              f"top-1 agreement {c.top1_agreement:.2%} < {tol.min_top1_agreement:.2%}"),
-            (c.top5_agreement >= tol.min_top5_agreement,
+            (not judged or c.top5_agreement >= tol.min_top5_agreement,
              f"top-5 agreement {c.top5_agreement:.2%} < {tol.min_top5_agreement:.2%}"),
         ]
+        if judged and tol.max_accuracy_drop is not None and c.accuracy is not None:
+            drop = c.reference_accuracy - c.accuracy
+            checks.append((drop <= tol.max_accuracy_drop + 1e-12,
+                           f"accuracy {c.accuracy:.2%} is {drop:.2%} below FP32's {c.reference_accuracy:.2%} "
+                           f"(allowed {tol.max_accuracy_drop:.2%})"))
         failures += [f"{c.inputs} (batch {c.batch_size}): {msg}" for ok, msg in checks if not ok]
     return failures
 
 
 def run_gate(reference: Predictor, candidate: Predictor, inputs: Sequence[InputSet], tol: Tolerance, *,
              artifact: str, model: str, precision: str, notes: Sequence[str] = (),
-             on_batch: Callable[[], None] | None = None) -> Report:
-    """Run both predictors on every input set and gate the results with `tol`."""
-    comparisons = []
+             on_batch: Callable[[], None] | None = None, reference_name: str = "eager PyTorch") -> Report:
+    """Run both predictors on every input set and gate the results with `tol`.
+
+    With `tol.pooled_agreement` a last row ("all", scope "all") compares every input together.
+    """
+    comparisons, refs, outs, targets = [], [], [], []
     for s in inputs:
         ref, out = reference(s.array), candidate(s.array)
         if out.shape != ref.shape:
-            raise InputDataError(f"{artifact} returned shape {out.shape}, eager model {ref.shape}")
-        allowed = tol.max_abs_rel * max(1.0, float(np.abs(ref).max()))
-        comparisons.append(compare_logits(s.label, ref, out, allowed, s.targets))
+            raise InputDataError(f"{artifact} returned shape {out.shape}, {reference_name} {ref.shape}")
+        comparisons.append(compare_logits(s.label, ref, out, _tie(tol, ref), s.targets))
+        refs.append(ref), outs.append(out), targets.append(s.targets)
         if on_batch:
             on_batch()
+    if tol.pooled_agreement and refs:
+        ref, out = np.concatenate(refs), np.concatenate(outs)
+        labels = None if any(t is None for t in targets) else np.concatenate(targets)
+        pooled = compare_logits(f"all {len(ref)} inputs", ref, out, _tie(tol, ref), labels)
+        comparisons.append(replace(pooled, scope="all"))
     return Report(artifact=artifact, model=model, precision=precision, tolerance=tol.name,
-                  comparisons=comparisons, failures=gate(comparisons, tol), notes=list(notes))
+                  comparisons=comparisons, failures=gate(comparisons, tol), notes=list(notes),
+                  reference=reference_name)
+
+
+def _tie(tol: Tolerance, ref: np.ndarray) -> float:
+    """How close two reference logits must be for a top-1 flip between them to be excused:
+    `tol.tie_rel` of the reference scale, else (exact FP32 gates) what the max-abs bound admits."""
+    rel = tol.tie_rel if tol.tie_rel is not None else tol.max_abs_rel
+    return rel * max(1.0, float(np.abs(ref).max()))
 
 
 def eager_predictor(model) -> Predictor:
