@@ -19,7 +19,7 @@ from volo_export.runtime import OnnxRuntimeRunner
 # (onnx-tensorrt docs/operators.md). Col2Im is not, and must never appear.
 TENSORRT_SAFE_OPS = {
     "Add", "AveragePool", "Concat", "Constant", "Conv", "Expand", "Gather", "Gelu", "Gemm",
-    "LayerNormalization", "MatMul", "Mul", "Pad", "ReduceMax", "Relu", "Reshape", "Shape", "Slice",
+    "LayerNormalization", "MatMul", "Mul", "Pad", "ReduceMax", "ReduceMean", "Relu", "Reshape", "Shape", "Slice",
     "Softmax", "Split", "Squeeze", "Transpose", "Unsqueeze",
 }
 
