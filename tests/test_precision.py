@@ -10,6 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
+from conftest import tiny_preprocessing
 from volo_export.calibration.data import load_calibration_data
 from volo_export.calibration.methods import compute_ranges
 from volo_export.calibration.stats import TensorStats, collect_stats
@@ -17,7 +18,7 @@ from volo_export.errors import InputDataError, UsageError
 from volo_export.precision import cpu
 from volo_export.precision.convert import PrecisionRequest, convert_precision
 from volo_export.precision.fallback import fallback_schedule, node_sensitivity
-from volo_export.precision.fp16 import Fp16Options, overflow_nodes, to_fp16
+from volo_export.precision.fp16 import KEEP_FP32_OPS, Fp16Options, overflow_nodes, to_fp16
 from volo_export.precision.gate import GateOverrides, Reference, heldout_inputs, memoized, tolerance_for
 from volo_export.precision.int8 import Selection, find_targets, quantize_qdq
 from volo_export.precision.targets import int8_target
@@ -183,13 +184,19 @@ def test_fp16_conversion_keeps_sensitive_ops_float32(tiny_fp32, test_images):
     model = result.model
     onnx.checker.check_model(model)
     types = {t.name: t.data_type for t in model.graph.initializer}
-    kept_inputs = {i for n in model.graph.node if n.op_type in ("LayerNormalization", "Softmax") for i in n.input}
+    kept_inputs = {i for n in model.graph.node if n.op_type in KEEP_FP32_OPS for i in n.input}
     float32 = {n for n, t in types.items() if t == TensorProto.FLOAT}
-    assert float32 == {n for n in kept_inputs if n in types}  # only LayerNorm scales/biases stay float32
-    assert sum(t == TensorProto.FLOAT16 for t in types.values()) == 64
+    assert float32 and float32 <= kept_inputs  # only weights of kept nodes (LayerNorm scale/bias) stay float32
+    assert all(types[i] == TensorProto.FLOAT for n in model.graph.node if n.op_type == "LayerNormalization"
+               for i in n.input[1:])
+    original = {t.name: t.data_type for t in tiny_fp32.graph.initializer}
+    converted = [n for n, t in original.items() if t == TensorProto.FLOAT and n not in float32]
+    assert converted and all(types[n] == TensorProto.FLOAT16 for n in converted)  # every other weight is float16
     assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
     assert model.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
-    assert [k.split(" ")[1] for k in result.kept] == ["LayerNormalization", "Softmax"]
+    present = {n.op_type for n in tiny_fp32.graph.node}
+    assert [k.split(" ")[1] for k in result.kept] == [t for t in KEEP_FP32_OPS if t in present]
+    assert {"LayerNormalization", "Softmax"} <= present
     out = _run(model, test_images[0][:16])
     ref = _run(tiny_fp32, test_images[0][:16])
     assert _cosine(out, ref) > 0.9999
@@ -212,26 +219,43 @@ def test_fp16_io_and_overflow_kept(tiny_fp32):
         Fp16Options(io_dtype="bfloat16")
 
 
+def test_fp16_extra_op_types_kept(tiny_fp32):
+    from volo_export.precision.fp16 import keep_op_types
+
+    result = to_fp16(tiny_fp32, Fp16Options(keep_op_types=keep_op_types(["Gelu"])))
+    assert any("Gelu (op type kept float32)" in k for k in result.kept)
+    producer = {o: n for n in result.model.graph.node for o in n.output}
+    gelus = [n for n in result.model.graph.node if n.op_type == "Gelu"]
+    assert gelus and all(producer[n.input[0]].op_type == "Cast" for n in gelus)
+    with pytest.raises(UsageError, match="--exclude-op-types: the graph has no Col2Im node"):
+        to_fp16(tiny_fp32, Fp16Options(keep_op_types=keep_op_types(["Col2Im"])))
+
+
 # ---------------------------------------------------------------- gates on the trained tiny model
 
 
-def _convert(tiny_fp32, tiny_trained, digits_folders, tmp_path, **options):
+@pytest.fixture(scope="module")
+def eager_reference(tiny_trained):
+    return Reference(memoized(eager_predictor(tiny_trained.model)), "eager PyTorch")  # shared: eager runs once
+
+
+def _convert(tiny_fp32, eager_reference, digits_folders, tmp_path, **options):
     request = PrecisionRequest(**{"calib_data": str(digits_folders[0]), "validate_count": 450, **options})
-    reference = Reference(eager_predictor(tiny_trained.model), "eager PyTorch")
-    return convert_precision(tiny_fp32, tiny_trained.config.preprocessing, reference, request,
+    reference = eager_reference
+    return convert_precision(tiny_fp32, tiny_preprocessing(), reference, request,
                              output=tmp_path / "m.onnx", model_name="volo_tiny_digits",
                              validate_images=digits_folders[1])
 
 
 @pytest.mark.parametrize("precision,target,min_cos", [
     ("fp16", "tensorrt", 0.9999), ("int8", "tensorrt", 0.998), ("int8", "cpu", 0.997)])
-def test_gate_on_trained_model_within_one_point(tiny_fp32, tiny_trained, digits_folders, tmp_path, precision, target,
+def test_gate_on_trained_model_within_one_point(tiny_fp32, eager_reference, digits_folders, tmp_path, precision, target,
                                                  min_cos):
     """Measured (450 held-out digits): FP32 98.44 %; FP16 98.44 %; INT8 tensorrt 98.44 %, cpu 98.67 %."""
     options = {"precision": precision, "target": target}
     if precision == "fp16":
         options["calib_data"] = None
-    result = _convert(tiny_fp32, tiny_trained, digits_folders, tmp_path, **options)
+    result = _convert(tiny_fp32, eager_reference, digits_folders, tmp_path, **options)
     report = result.report
     pooled = report.comparisons[-1]
     assert report.passed and pooled.scope == "all" and pooled.batch_size == 450
@@ -241,9 +265,9 @@ def test_gate_on_trained_model_within_one_point(tiny_fp32, tiny_trained, digits_
     assert not report.steps  # no fallback needed
 
 
-def test_fallback_keeps_sensitive_nodes_until_the_gate_passes(tiny_fp32, tiny_trained, digits_folders, tmp_path):
+def test_fallback_keeps_sensitive_nodes_until_the_gate_passes(tiny_fp32, eager_reference, digits_folders, tmp_path):
     # INT8 alone reaches min cosine ~0.9991 on these images; ask for 0.9995 so the fallback has to act.
-    result = _convert(tiny_fp32, tiny_trained, digits_folders, tmp_path, precision="int8", validate_count=64,
+    result = _convert(tiny_fp32, eager_reference, digits_folders, tmp_path, precision="int8", validate_count=64,
                       gate=GateOverrides(min_cosine=0.9995))
     report = result.report
     assert report.passed and len(report.steps) >= 2
@@ -255,8 +279,8 @@ def test_fallback_keeps_sensitive_nodes_until_the_gate_passes(tiny_fp32, tiny_tr
     assert int(result.extra["quantized_nodes"]) == TINY_TARGETS - len(kept)
 
 
-def test_fallback_reports_when_it_cannot_pass(tiny_fp32, tiny_trained, digits_folders, tmp_path):
-    result = _convert(tiny_fp32, tiny_trained, digits_folders, tmp_path, precision="int8", validate_count=16,
+def test_fallback_reports_when_it_cannot_pass(tiny_fp32, eager_reference, digits_folders, tmp_path):
+    result = _convert(tiny_fp32, eager_reference, digits_folders, tmp_path, precision="int8", validate_count=16,
                       gate=GateOverrides(min_cosine=1.0))
     report = result.report
     assert not report.passed
@@ -264,8 +288,8 @@ def test_fallback_reports_when_it_cannot_pass(tiny_fp32, tiny_trained, digits_fo
     assert [len(s.kept) for s in report.steps] == [0, 1, 2, 4, 8, 16, 17]
 
 
-def test_no_fallback_when_disabled(tiny_fp32, tiny_trained, digits_folders, tmp_path):
-    result = _convert(tiny_fp32, tiny_trained, digits_folders, tmp_path, precision="int8", validate_count=16,
+def test_no_fallback_when_disabled(tiny_fp32, eager_reference, digits_folders, tmp_path):
+    result = _convert(tiny_fp32, eager_reference, digits_folders, tmp_path, precision="int8", validate_count=16,
                       gate=GateOverrides(min_cosine=1.0), fallback=False)
     assert not result.report.passed and not result.report.steps
 
@@ -328,8 +352,8 @@ def test_tolerance_overrides_and_memo():
         GateOverrides(min_cosine=2.0)
     calls = []
     run = memoized(lambda x: calls.append(1) or x * 2)
-    x = np.ones(3)
-    assert (run(x) == 2).all() and (run(x) == 2).all() and len(calls) == 1
+    assert (run(np.ones(3)) == 2).all() and (run(np.ones(3)) == 2).all() and len(calls) == 1  # same content
+    assert (run(np.zeros(3)) == 0).all() and len(calls) == 2
 
 
 @pytest.mark.parametrize("options,message", [

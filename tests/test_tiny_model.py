@@ -106,7 +106,7 @@ def test_cli_still_warns_for_random_weights(tmp_path, monkeypatch, tiny_config):
     """The warning follows the artifact's `random_weights` (export stubbed: a real one takes ~20 s)."""
     config = dataclasses.replace(tiny_config, bundled_checkpoint=None)
 
-    def fake_export(request, on_stage):
+    def fake_export(request, on_stage, *progress):
         onnx.save(onnx.helper.make_model(onnx.helper.make_graph([], "empty", [], [])), str(request.output))
         return OnnxResult(request.output, ArtifactInfo.for_model(config, None, 20), [], {"Add": 1})
 

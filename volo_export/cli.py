@@ -52,7 +52,7 @@ CalibCache = Annotated[Optional[Path], typer.Option(
 ExcludeNodes = Annotated[Optional[list[str]], typer.Option(
     help="Node names to keep in float (comma-separated or repeated).")]
 ExcludeOpTypes = Annotated[Optional[list[str]], typer.Option(
-    help="int8: op types not to quantise, e.g. Conv (comma-separated or repeated).")]
+    help="Op types to keep in float: int8 MatMul/Gemm/Conv/ConvTranspose, fp16 any (comma-separated or repeated).")]
 Fallback = Annotated[bool, typer.Option(
     help="int8: when the gate fails, keep the most sensitive layers in float32 until it passes.")]
 MinCosine = Annotated[Optional[float], typer.Option(help="Gate override: minimum cosine vs the reference.")]

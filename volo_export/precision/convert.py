@@ -68,8 +68,8 @@ class PrecisionRequest:
             raise UsageError("--precision int8 needs --calib-data DIR|FILE.npy|FILE.npz (images like the ones the "
                              "model will see); '--calib-data random' only to test the pipeline")
         if self.precision != "int8":
-            given = [name for name, on in (("--calib-data", self.calib_data), ("--calib-cache", self.calib_cache),
-                                           ("--exclude-op-types", self.exclude_op_types)) if on]
+            given = [name for name, on in (("--calib-data", self.calib_data), ("--calib-cache", self.calib_cache))
+                     if on]
             if given:
                 raise UsageError(f"{given[0]} applies to --precision int8 only")
         if self.precision != "fp16" and self.io_dtype != "float32":
@@ -77,8 +77,8 @@ class PrecisionRequest:
         if self.precision == "fp16" and self.target == "cpu":
             raise UsageError("--target cpu is for int8: ONNX Runtime CPU has no fast float16 kernels, so the "
                              "FP16 graph is TensorRT's (it still runs and is validated on CPU)")
-        if self.precision == "fp32" and self.exclude_nodes:
-            raise UsageError("--exclude-nodes applies to --precision fp16/int8 only")
+        if self.precision == "fp32" and (self.exclude_nodes or self.exclude_op_types):
+            raise UsageError("--exclude-nodes/--exclude-op-types apply to --precision fp16/int8 only")
 
     def cache_path(self, output: Path) -> Path:
         return self.calib_cache or Path(output).with_suffix(".calib.json")
@@ -118,7 +118,7 @@ def _gate(model, inputs: list[InputSet], reference: Reference, tol, *, artifact:
 
 def _fp16(fp32, prep, reference, request, output, model_name, validate_images, on_stage) -> PrecisionResult:
     from volo_export.calibration.stats import float_tensor_names
-    from volo_export.precision.fp16 import Fp16Options, overflow_nodes, to_fp16
+    from volo_export.precision.fp16 import Fp16Options, keep_op_types, overflow_nodes, to_fp16
     from volo_export.tolerances import FP16_SAFE_ABS
 
     on_stage("FP16: scanning activations for float16 overflow")
@@ -129,7 +129,9 @@ def _fp16(fp32, prep, reference, request, output, model_name, validate_images, o
     stats = collect_stats(fp32, floats, scan, batch=len(scan), histogram=False)
     overflow = overflow_nodes(fp32, stats, FP16_SAFE_ABS)
     on_stage("FP16: converting the graph (LayerNorm, Softmax, reductions and overflowing nodes stay float32)")
-    converted = to_fp16(fp32, Fp16Options(io_dtype=request.io_dtype, keep_nodes=request.exclude_nodes), overflow)
+    options = Fp16Options(io_dtype=request.io_dtype, keep_op_types=keep_op_types(request.exclude_op_types),
+                          keep_nodes=request.exclude_nodes)
+    converted = to_fp16(fp32, options, overflow)
     on_stage("FP16: gating against the reference on ONNX Runtime CPU")
     report = _gate(converted.model, inputs, reference, tolerance_for("fp16", request.gate), artifact=output.name,
                    model_name=model_name, precision="fp16", notes=notes)
@@ -169,9 +171,9 @@ def _int8(fp32, prep, reference, request, output, model_name, validate_images, o
 
     on_stage(f"INT8: {len(targets)} nodes quantised ({target.describe}); gating on ONNX Runtime CPU")
     model, report = attempt(targets)
-    kept: list[str] = [f"{n} (excluded)" for n in request.exclude_nodes]
-    kept += [f"{n.name} (op type {n.op_type} excluded)" for n in fp32.graph.node
-             if n.op_type in request.exclude_op_types]
+    chosen = {t.node for t in targets}
+    kept: list[str] = [f"{t.node} ({'excluded' if t.node in request.exclude_nodes else 'op type excluded'})"
+                       for t in everything if t.node not in chosen]
     floated = 0
     if not report.passed and request.fallback:
         model, report, fell_back = _fallback(fp32, targets, ranges, calib, attempt, report, on_stage)
@@ -190,8 +192,9 @@ def calibrate(fp32, tensors: list[str], calib: CalibrationData, method: str, pre
               on_stage: StageCallback, on_progress: ProgressCallback) -> tuple[dict[str, Range], str]:
     """Ranges of `tensors` on the calibration samples: from the cache when it matches, else computed
     (and cached). Returns the ranges and a line saying which happened and why."""
+    names = [str(f.relative_to(calib.root)) if calib.root else f.name for f in calib.files]
     key = calib_cache.CacheKey(calib_cache.graph_sha256(fp32), calib.digest, dataclasses.asdict(prep), method,
-                               len(calib.array), tuple(zip((str(f) for f in calib.files), calib.file_hashes)))
+                               len(calib.array), tuple(zip(names, calib.file_hashes)))
     found = calib_cache.lookup(cache_path, key, tensors)
     if found.hit:
         on_stage(found.reason)

@@ -70,6 +70,9 @@ def to_fp16(model, options: Fp16Options = Fp16Options(), overflow: dict[str, flo
     if unknown:
         raise UsageError(f"--exclude-nodes: no node named {unknown[0]!r} in the graph")
     present = {n.op_type for n in model.graph.node}
+    absent = [t for t in options.keep_op_types if t not in present and t not in KEEP_FP32_OPS]
+    if absent:
+        raise UsageError(f"--exclude-op-types: the graph has no {absent[0]} node")
     keep_ops = [t for t in options.keep_op_types if t in present]
     keep_nodes = list(dict.fromkeys([*options.keep_nodes, *overflow]))
     converted = convert_float_to_float16(model, keep_io_types=options.io_dtype == "float32",
