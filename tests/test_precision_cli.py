@@ -195,13 +195,12 @@ def test_d1_fp16_and_int8_end_to_end(d1_onnx_with_checkpoint, tmp_path):
 
     onnx_path, checkpoint = d1_onnx_with_checkpoint
     calib, val = write_samples("volo_d1_224", tmp_path / "samples")
-    runs = [("fp16", "tensorrt", []), ("int8", "tensorrt", ["--calib-data", calib, "--calib-size", "64"]),
-            ("int8", "cpu", ["--calib-data", calib, "--calib-size", "64"])]
+    int8 = ["--calib-data", calib, "--calib-size", "64", "--calib-cache", tmp_path / "d1.calib.json"]
+    runs = [("fp16", "tensorrt", []), ("int8", "tensorrt", int8), ("int8", "cpu", int8)]
     for precision, target, extra in runs:
         out, report = tmp_path / f"d1_{precision}_{target}.onnx", tmp_path / f"{precision}_{target}.json"
         result, output = _invoke("quantize", onnx_path, "-o", out, "-c", checkpoint, "--precision", precision,
-                                 "--target", target, "--validate-images", val, "--report", report,
-                                 "--calib-cache", tmp_path / "d1.calib.json", *extra)
+                                 "--target", target, "--validate-images", val, "--report", report, *extra)
         assert result.exit_code == 0, output
         data = json.loads(report.read_text())
         pooled = data["comparisons"][-1]
