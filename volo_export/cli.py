@@ -287,9 +287,9 @@ def preprocess_command(
         prep = preprocessing_for(model, model_name)
         batch = write_input_file(images, prep, out)
         stdout.print(f"wrote {out}: float32 {tuple(batch.shape)} (size {prep.size}, crop_pct {prep.crop_pct}, "
-                     f"{prep.interpolation})", highlight=False)
+                     f"{prep.interpolation})", highlight=False, soft_wrap=True)
         for i, path in enumerate(images):
-            stdout.print(f"  {i}: {path}", highlight=False)
+            stdout.print(f"  {i}: {path}", highlight=False, soft_wrap=True)
 Artifact = Annotated[Path, typer.Option("--model", "-m", help="An artifact: .onnx (ONNX Runtime) or .engine "
                                         "(TensorRT, with its .engine.json sidecar).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
