@@ -28,17 +28,15 @@ def main() -> None:
     parser.add_argument("--targets", default="tensorrt,cpu")
     args = parser.parse_args()
 
+    from volo_export.activations import collect_stats
     from volo_export.calibration.data import load_calibration_data
     from volo_export.calibration.methods import METHODS, compute_ranges
-    from volo_export.calibration.stats import collect_stats
-    from volo_export.export.metadata import ArtifactInfo
-    from volo_export.export.to_onnx import ExportOptions, finalize, torch_to_onnx
+    from volo_export.export.to_onnx import export_model
+    from volo_export.gate import eager_reference, gate_artifact, gate_inputs, plan_for
     from volo_export.models.checkpoint import load_model
-    from volo_export.precision.gate import heldout_inputs, memoized, tolerance_for
     from volo_export.precision.int8 import find_targets
-    from volo_export.precision.targets import int8_target
-    from volo_export.runtime import OnnxRuntimeRunner, SessionSettings
-    from volo_export.validate import eager_predictor, run_gate
+    from volo_export.precision.targets import Int8State, Int8Target, Prepared
+    from volo_export.tolerances import tolerance_for
 
     work = Path(tempfile.mkdtemp(prefix="calib-methods-"))
     calib_dir, test_dir = work / "calib", work / "test"
@@ -54,14 +52,13 @@ def main() -> None:
         count = 64
     loaded = load_model(args.model)
     prep = loaded.config.preprocessing
-    info = ArtifactInfo.for_model(loaded.config, loaded.checkpoint_sha256, 20)
-    fp32 = finalize(torch_to_onnx(loaded.model, ExportOptions()), info)
-    reference = memoized(eager_predictor(loaded.model))
-    inputs, _ = heldout_inputs(prep, calibration=None, validate_images=test_dir, count=count)
+    fp32 = export_model(loaded)[0]
+    reference = eager_reference(loaded.model)
+    inputs, _ = gate_inputs(prep, plan_for("int8", test_dir, count))
     tol = tolerance_for("int8")
-    everything = {t: find_targets(fp32, int8_target(t).selection()) for t in args.targets.split(",")}
-    tensors = list(dict.fromkeys(n for t, targets in everything.items()
-                                 for n in int8_target(t).calibration_tensors(fp32, targets)))
+    forms = {name: Int8Target(name) for name in args.targets.split(",")}
+    everything = {name: find_targets(fp32, form.selection()) for name, form in forms.items()}
+    tensors = list(dict.fromkeys(n for form in forms.values() for n in form.calibration_tensors(fp32)))
 
     table = Table(title=f"INT8 gate metrics by calibration method: {args.model} ({len(inputs)} gate batches)")
     for col in ("target", "method", "size", "min cosine", "mean abs", "top-1 agr.", "accuracy (FP32)", "gate"):
@@ -73,11 +70,10 @@ def main() -> None:
         for method in METHODS:
             ranges = compute_ranges(stats, method)
             for target, targets in everything.items():
-                t = int8_target(target)
-                model = t.build(fp32, targets, ranges)
-                runner = OnnxRuntimeRunner(model.SerializeToString(), SessionSettings(
-                    providers=("CPUExecutionProvider",), optimization=t.gate_optimization))
-                report = run_gate(reference, runner, inputs, tol, artifact="m", model=args.model, precision="int8")
+                form = forms[target]
+                built = form.build(fp32, Prepared(Int8State(targets, ranges, [], calib.array)))
+                report = gate_artifact(form.runner(built.model), reference, inputs, tol, artifact="m",
+                                       model=args.model, precision="int8")
                 pooled = report.comparisons[-1]
                 acc = "" if pooled.accuracy is None else f"{pooled.accuracy:.2%} ({pooled.reference_accuracy:.2%})"
                 rows.append((target, method, size, min(c.min_cosine for c in report.comparisons), pooled.mean_abs,

@@ -28,21 +28,22 @@ def main(
     from rich.console import Console
     from rich.table import Table
 
-    from volo_export.bench import BenchSettings
-    from volo_export.benchmark import BenchRequest, run_benchmark
+    from volo_export.bench.run import BenchRequest, run_benchmark
+    from volo_export.bench.timing import BenchSettings
+    from volo_export.progress import StageLog
     from volo_export.pipeline import OnnxRequest, export_onnx
 
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="volo-export-vs-naive-") as tmp:
         ours = Path(tmp) / f"{model}.onnx"
         t0 = time.perf_counter()
-        exported = export_onnx(OnnxRequest(model=model, output=ours), on_stage=lambda text: console.log(text))
+        exported = export_onnx(OnnxRequest(model=model, output=ours), StageLog(console.log))
         total_s = time.perf_counter() - t0
         request = BenchRequest(model=model, backends=("onnx-naive", "onnx-fp32"), prebuilt={"onnx-fp32": ours},
                                threads=threads, memory=False,
                                settings=BenchSettings(batch_sizes=tuple(int(b) for b in batch.split(",")),
                                                       warmup=warmup, iterations=iterations))
-        report = run_benchmark(request, on_stage=lambda text: console.log(text))
+        report = run_benchmark(request, StageLog(console.log))
 
     out = Console(width=160)
     t = exported.timings

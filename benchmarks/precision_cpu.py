@@ -4,13 +4,13 @@
     python benchmarks/precision_cpu.py --threads 1 --iterations 10 --profile
     python benchmarks/precision_cpu.py --model volo_tiny_digits --report results/precision_tiny.json
 
-1. Export the FP32 ONNX once (random weights are seeded; or --checkpoint).
-2. Build FP16, INT8 --target tensorrt and INT8 --target cpu from it exactly as
-   `volo-export quantize` does: calibration on real images that ship with the
-   dependencies (scikit-image photo crops; the digits calib split for the tiny model),
-   gated against eager PyTorch on held-out images. Their gate metrics are printed.
-3. Time the four graphs interleaved (volo_export.bench.measure via `volo-export bench`'s
-   run_benchmark: round-robin calls, rotating order), latency p50/p90/p99 and images/s.
+1-2. `volo-export bench`'s run_benchmark builds the FP32 ONNX (random weights are seeded; or
+   --checkpoint) and FP16, INT8 --target tensorrt and INT8 --target cpu from it as `volo-export
+   quantize` does: calibration on real images that ship with the dependencies (scikit-image
+   photo crops; the digits calib split for the tiny model), gated against eager PyTorch on
+   held-out images. Their gate metrics are printed.
+3. It times the four graphs interleaved (round-robin calls, rotating order): latency
+   p50/p90/p99 and images/s.
 4. Print throughput ratios vs FP32 per batch size; with --profile, kernel time by op type
    (ONNX Runtime's profiler) for FP32 and INT8 cpu at the largest batch.
 
@@ -26,58 +26,21 @@ from typing import Annotated, Optional
 
 import typer
 
-BACKENDS = {"onnx-fp32": ("fp32", None), "onnx-fp16": ("fp16", "tensorrt"),
-            "onnx-int8-trt": ("int8", "tensorrt"), "onnx-int8": ("int8", "cpu")}
+BACKENDS = ("onnx-fp32", "onnx-fp16", "onnx-int8-trt", "onnx-int8")
 
 
-def build_artifacts(model: str, checkpoint: Path | None, workdir: Path, seed: int, on_stage) -> tuple[dict, dict]:
-    """({backend: ONNX path}, {backend: gate Report}) for the four graphs."""
-    import torch
-
-    from volo_export.calibration.samples import write_samples
-    from volo_export.export.metadata import ArtifactInfo
-    from volo_export.export.to_onnx import ExportOptions, finalize, save_onnx, torch_to_onnx
-    from volo_export.models.checkpoint import load_model
-    from volo_export.pipeline import lower_precision
-    from volo_export.precision.convert import PrecisionRequest
-    from volo_export.precision.gate import Reference
-    from volo_export.validate import eager_predictor
-
-    torch.manual_seed(seed)
-    loaded = load_model(model, checkpoint)
-    on_stage(f"exporting {model} FP32")
-    info = ArtifactInfo.for_model(loaded.config, loaded.checkpoint_sha256, 20)
-    fp32 = finalize(torch_to_onnx(loaded.model, ExportOptions()), info)
-    paths = {"onnx-fp32": workdir / f"{model}.fp32.onnx"}
-    save_onnx(fp32, paths["onnx-fp32"])
-    calib, val = write_samples(model, workdir / "samples")
-    reference = Reference(eager_predictor(loaded.model), "eager PyTorch")
-    reports = {}
-    for backend, (precision, target) in BACKENDS.items():
-        if precision == "fp32":
-            continue
-        on_stage(f"building {backend} ({precision}{', --target ' + target if precision == 'int8' else ''}), gated")
-        int8 = precision == "int8"
-        request = PrecisionRequest(precision=precision, target=target, calib_data=str(calib) if int8 else None,
-                                   calib_cache=workdir / "calib.json" if int8 else None)
-        lowered = lower_precision(fp32, info, reference, request, workdir / f"{model}.{backend}.onnx", val)
-        paths[backend] = workdir / f"{model}.{backend}.onnx"
-        save_onnx(lowered.model, paths[backend])
-        reports[backend] = lowered.report
-    return paths, reports
-
-
-def gate_table(reports: dict):
+def gate_table(gates: dict):
+    """{backend: gate Report as JSON data} -> a rich table."""
     from rich.table import Table
 
     table = Table(title="gates (vs eager PyTorch, held-out images)")
     for col in ("backend", "gate", "images", "min cosine", "mean abs", "max abs", "top-1", "top-5"):
         table.add_column(col, justify="right")
-    for backend, report in reports.items():
-        pooled = report.comparisons[-1]
-        table.add_row(backend, "PASS" if report.passed else "FAIL", str(pooled.batch_size),
-                      f"{min(c.min_cosine for c in report.comparisons):.5f}", f"{pooled.mean_abs:.2e}",
-                      f"{pooled.max_abs:.2e}", f"{pooled.top1_agreement:.1%}", f"{pooled.top5_agreement:.1%}")
+    for backend, report in gates.items():
+        pooled = report["comparisons"][-1]
+        table.add_row(backend, "PASS" if report["passed"] else "FAIL", str(pooled["batch_size"]),
+                      f"{min(c['min_cosine'] for c in report['comparisons']):.5f}", f"{pooled['mean_abs']:.2e}",
+                      f"{pooled['max_abs']:.2e}", f"{pooled['top1_agreement']:.1%}", f"{pooled['top5_agreement']:.1%}")
     return table
 
 
@@ -104,7 +67,7 @@ def ratio_table(bench):
 def profile_table(paths: dict, batch: int, threads: int):
     from rich.table import Table
 
-    from volo_export.benchmark import profile_onnx
+    from volo_export.bench.profile import profile_onnx
 
     profiles = {b: {r.op_type: r for r in profile_onnx(paths[b], batch, threads)} for b in ("onnx-fp32", "onnx-int8")}
     totals = {b: sum(r.ms_per_run for r in p.values()) for b, p in profiles.items()}
@@ -135,31 +98,35 @@ def main(
     artifacts: Annotated[Optional[Path], typer.Option(help="Keep the ONNX files here.")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write gates + timings as JSON.")] = None,
 ) -> None:
+    import torch
     from rich.console import Console
 
-    from volo_export.bench import BenchSettings
-    from volo_export.benchmark import BenchRequest, run_benchmark
+    from volo_export.bench import render
+    from volo_export.bench.run import BenchRequest, run_benchmark
+    from volo_export.bench.timing import BenchSettings
+    from volo_export.progress import StageLog
 
     console = Console(width=150)
     sizes = tuple(int(b) for b in batch.split(","))
+    torch.manual_seed(seed)  # the random weights, when there is no checkpoint
     with tempfile.TemporaryDirectory(prefix="precision-cpu-") as tmp:
         workdir = Path(artifacts or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        paths, reports = build_artifacts(model, checkpoint, workdir, seed, console.log)
-        console.print(gate_table(reports))
-        console.log("timing, interleaved")
-        bench = run_benchmark(BenchRequest(model=model, checkpoint=checkpoint, backends=tuple(BACKENDS),
-                                           prebuilt=paths, threads=threads, memory=False, gemm_size=1024,
+        bench = run_benchmark(BenchRequest(model=model, checkpoint=checkpoint, backends=BACKENDS, artifacts=workdir,
+                                           threads=threads, memory=False, gemm_size=1024,
                                            settings=BenchSettings(batch_sizes=sizes, warmup=warmup,
-                                                                  iterations=iterations)), console.log)
-        console.print(bench.table())
+                                                                  iterations=iterations)), StageLog(console.log))
+        gates = {b.name: b.gate for b in bench.backends if b.gate}
+        paths = {b.name: Path(b.artifact) for b in bench.backends if b.artifact}
+        console.print(gate_table(gates))
+        console.print(render.table(bench))
         for line in bench.environment_lines():
             console.print(line, highlight=False)
         console.print(ratio_table(bench))
         if profile:
             console.print(profile_table(paths, max(sizes), threads))
     if report:
-        data = {"gates": {b: r.to_dict() for b, r in reports.items()}, "bench": bench.to_dict()}
+        data = {"gates": gates, "bench": bench.to_dict()}
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(data, indent=2) + "\n")
 

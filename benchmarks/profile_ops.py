@@ -23,7 +23,7 @@ def main(
     from rich.console import Console
     from rich.table import Table
 
-    from volo_export.benchmark import profile_onnx
+    from volo_export.bench.profile import profile_onnx
 
     rows = profile_onnx(model, batch, threads, runs)
     total = sum(r.ms_per_run for r in rows)

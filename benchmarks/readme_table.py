@@ -34,25 +34,27 @@ def main(
 ) -> None:
     from rich.console import Console
 
-    from volo_export.bench import BenchSettings
-    from volo_export.benchmark import BenchRequest, require_matplotlib, run_benchmark
+    from volo_export.bench import render
+    from volo_export.bench.run import BenchRequest, run_benchmark
+    from volo_export.bench.timing import BenchSettings
+    from volo_export.progress import StageLog
     from volo_export.io import atomic_output
 
     console = Console(stderr=True)
     if plot:
-        require_matplotlib()
+        render.require_matplotlib()
     request = BenchRequest(model=model, backends=tuple(backends.split(",")), threads=threads, artifacts=artifacts,
                            settings=BenchSettings(batch_sizes=tuple(int(b) for b in batch.split(",")),
                                                   warmup=warmup, iterations=iterations))
-    report = run_benchmark(request, on_stage=lambda text: console.log(text))
+    report = run_benchmark(request, StageLog(console.log))
     output.mkdir(parents=True, exist_ok=True)
-    markdown = report.markdown()
+    markdown = render.markdown(report)
     with atomic_output(output / f"{model}.md") as tmp:
         tmp.write_text(markdown)
     report.write_json(output / f"{model}.json")
     if plot:
-        report.plot(output / f"{model}.png")
-    Console(width=200).print(report.table())
+        render.plot(report, output / f"{model}.png")
+    Console(width=200).print(render.table(report))
     print(markdown)
 
 

@@ -34,10 +34,10 @@ def main(
     from rich.console import Console
     from rich.table import Table
 
-    from volo_export.bench import BenchSettings, make_input, measure
+    from volo_export.bench.timing import BenchSettings, make_input, measure
     from volo_export.export.metadata import read_info
     from volo_export.preprocess import find_images, preprocess_files
-    from volo_export.runtime import OnnxRuntimeRunner, SessionSettings
+    from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
 
     prep = read_info(fp32).preprocessing
     data = preprocess_files(find_images(calib)[:64], prep).array
@@ -61,7 +61,7 @@ def main(
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.MinMax,
                             extra_options={"QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}})
-        settings = SessionSettings(providers=("CPUExecutionProvider",), threads=threads, spinning=False)
+        settings = SessionSettings(providers=CPU_ONLY, threads=threads, spinning=False)
         runners = {name: OnnxRuntimeRunner(Path(path), settings) for name, path in files.items()}
         shape = (3, prep.size, prep.size)
         results = {r.backend: r for r in measure(runners, shape, BenchSettings(batch_sizes=(batch,),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from volo_export.bench import (FAILED, OK, BenchSettings, gemm_peak, measure, peak_rss_mb, summarize,
-                               unavailable, with_flops)
+from helpers import RecordingProgress
+from volo_export.bench.machine import gemm_peak, peak_rss_mb
+from volo_export.bench.timing import FAILED, OK, BenchSettings, measure, summarize, unavailable, with_flops
 from volo_export.errors import UsageError
 
 
@@ -59,10 +60,9 @@ def test_time_budget_stops_early_but_keeps_min_iterations():
 
 
 def test_progress_reaches_total():
-    seen = []
-    measure({"a": lambda x: x}, (1,), BenchSettings(batch_sizes=(1, 2), warmup=1, iterations=2),
-            lambda done, total, text: seen.append((done, total)))
-    assert seen[-1] == (6, 6) and [d for d, _ in seen] == list(range(1, 7))
+    seen = RecordingProgress()
+    measure({"a": lambda x: x}, (1,), BenchSettings(batch_sizes=(1, 2), warmup=1, iterations=2), seen)
+    assert seen.advances[-1] == (6, 6) and [d for d, _ in seen.advances] == list(range(1, 7))
 
 
 def test_summarize_percentiles():

@@ -10,15 +10,20 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from volo_export.backends import BACKENDS, ONNXRUNTIME, Backend, resolve
-from volo_export.bench import BenchSettings
-from volo_export.benchmark import BenchRequest, require_matplotlib, run_benchmark
+from volo_export.bench import render
+from volo_export.bench.backends import BACKENDS, ONNXRUNTIME, Backend, backends_named
+from volo_export.bench.run import BenchRequest, run_benchmark
+from volo_export.bench.timing import BenchSettings
 from volo_export.cli import app
+from helpers import RecordingProgress
 from volo_export.errors import ExportError, UsageError
 from volo_export.models.variants import get_config
 from volo_export.models.volo import count_macs
 
-BACKENDS_UNDER_TEST = ("eager", "onnx-naive", "onnx-fp32", "onnx-fp16", "trt-int8")
+BACKENDS_UNDER_TEST = ("eager", "onnx-naive", "onnx-fp32", "onnx-fp16", "onnx-absent")
+# A backend whose runtime is not installed, as an optional runtime would be on a machine without it.
+ABSENT = Backend("onnx-absent", "a runtime this machine lacks", ONNXRUNTIME, produce=None,
+                 why_unavailable=lambda: "fakeruntime not installed")
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +31,8 @@ def tiny_run(tmp_path_factory):
     artifacts = tmp_path_factory.mktemp("artifacts")
     request = BenchRequest(model="volo_tiny_digits", backends=BACKENDS_UNDER_TEST, artifacts=artifacts,
                            settings=BenchSettings(batch_sizes=(1, 3), warmup=1, iterations=2), gemm_size=128)
-    stages = []
-    return run_benchmark(request, stages.append), artifacts, stages
+    progress = RecordingProgress()
+    return run_benchmark(request, progress, {**BACKENDS, ABSENT.name: ABSENT}), artifacts, progress.stages
 
 
 def test_rows_cover_every_backend_and_batch_in_order(tiny_run):
@@ -54,9 +59,9 @@ def test_unavailable_backends_carry_their_reason(tiny_run):
     report, _, _ = tiny_run
     by = {(r.backend, r.batch_size): r for r in report.results}
     for n in (1, 3):
-        assert by["trt-int8", n].status == "unavailable" and by["trt-int8", n].reason == "tensorrt not installed"
-        assert by["trt-int8", n].p50_ms is None
-    assert any(line.startswith("trt-int8: unavailable: tensorrt not installed") for line in report.footnotes())
+        assert by["onnx-absent", n].status == "unavailable"
+        assert by["onnx-absent", n].reason == "fakeruntime not installed" and by["onnx-absent", n].p50_ms is None
+    assert any(line.startswith("onnx-absent: unavailable: fakeruntime not installed") for line in report.footnotes())
 
 
 def test_fp16_backend_is_the_gated_precision_artifact(tiny_run):
@@ -95,57 +100,57 @@ def test_json_schema(tiny_run, tmp_path):
 
 def test_markdown_and_table_render(tiny_run):
     report, _, _ = tiny_run
-    md = report.markdown()
-    assert md.count("| onnx-fp32 |") == 2 and md.count("| trt-int8 | all | unavailable |") == 1
+    md = render.markdown(report)
+    assert md.count("| onnx-fp32 |") == 2 and md.count("| onnx-absent | all | unavailable |") == 1
     assert "x eager" in md and "x naive" in md and report.memory_method in md
     from rich.console import Console
 
     console = Console(width=200, record=True)
-    console.print(report.table())
+    console.print(render.table(report))
     assert "onnx-naive" in console.export_text()
 
 
 def test_plot_writes_png(tiny_run, tmp_path):
     pytest.importorskip("matplotlib")
     report, _, _ = tiny_run
-    report.plot(tmp_path / "p.png")
+    render.plot(report, tmp_path / "p.png")
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_plot_without_matplotlib_is_a_usage_error(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
     with pytest.raises(UsageError, match="matplotlib"):
-        require_matplotlib()
+        render.require_matplotlib()
 
 
-def test_a_backend_that_fails_to_build_is_reported(monkeypatch):
+def test_a_backend_that_fails_to_build_is_reported():
     def broken(ctx, output):
         raise ExportError("exporter exploded")
 
-    monkeypatch.setitem(BACKENDS, "onnx-broken", Backend("onnx-broken", "test", ONNXRUNTIME, broken))
+    registry = {**BACKENDS, "onnx-broken": Backend("onnx-broken", "test", ONNXRUNTIME, broken)}
     report = run_benchmark(BenchRequest(model="volo_tiny_digits", backends=("onnx-broken", "eager"), memory=False,
                                         settings=BenchSettings(batch_sizes=(1,), warmup=0, iterations=1),
-                                        gemm_size=64))
+                                        gemm_size=64), registry=registry)
     by = {r.backend: r for r in report.results}
     assert by["onnx-broken"].status == "failed" and by["onnx-broken"].reason == "ExportError: exporter exploded"
     assert by["eager"].status == "ok" and by["eager"].peak_rss_mb is None
 
 
-def test_resolve_rejects_unknown_and_duplicate_backends():
+def test_unknown_and_duplicate_backends_are_refused():
     with pytest.raises(UsageError, match="onnx-fp32"):
-        resolve(["onnx-fp64"])
+        backends_named(["onnx-fp64"])
     with pytest.raises(UsageError, match="twice"):
-        resolve(["eager", "eager"])
+        backends_named(["eager", "eager"])
 
 
 def test_cli_bench_json_report_and_bad_backend(tmp_path):
     runner = CliRunner()
-    out = runner.invoke(app, ["bench", "--model", "volo_tiny_digits", "--backends", "eager,trt-fp16", "--batch", "2",
+    out = runner.invoke(app, ["bench", "--model", "volo_tiny_digits", "--backends", "eager", "--batch", "2",
                               "--iterations", "1", "--warmup", "0", "--gemm-size", "64", "--no-memory", "--json",
                               "--report", str(tmp_path / "r.json")])
     assert out.exit_code == 0, out.output
     printed = json.loads(out.stdout)
-    assert [(r["backend"], r["status"]) for r in printed["results"]] == [("eager", "ok"), ("trt-fp16", "unavailable")]
+    assert [(r["backend"], r["status"]) for r in printed["results"]] == [("eager", "ok")]
     assert json.loads((tmp_path / "r.json").read_text())["results"][0]["latencies_ms"]
     bad = runner.invoke(app, ["bench", "--model", "volo_tiny_digits", "--backends", "eager,onnx-fp64"])
     assert bad.exit_code == 2 and "unknown backend(s) onnx-fp64" in bad.output
@@ -154,7 +159,7 @@ def test_cli_bench_json_report_and_bad_backend(tmp_path):
 
 
 def test_profile_sums_kernel_time_by_op(tiny_run):
-    from volo_export.benchmark import profile_onnx
+    from volo_export.bench.profile import profile_onnx
 
     _, artifacts, _ = tiny_run
     rows = profile_onnx(artifacts / "volo_tiny_digits.onnx-fp32.onnx", batch_size=2, threads=1, runs=2)

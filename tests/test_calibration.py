@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_preprocessing
+from helpers import tiny_preprocessing
+from volo_export.activations import HIST_BINS, TensorStats
 from volo_export.calibration import cache
 from volo_export.calibration.data import load_calibration_data, select_files
 from volo_export.calibration.methods import (Range, compute_ranges, entropy_amax, percentile_amax)
-from volo_export.calibration.stats import HIST_BINS, TensorStats, sample_batches
 from volo_export.errors import InputDataError, UsageError
+from volo_export.export.metadata import graph_sha256
 from volo_export.tolerances import MIN_CALIBRATION_SAMPLES
 
 PREP = tiny_preprocessing()
@@ -178,10 +179,15 @@ def test_unknown_method():
         compute_ranges({}, "kl")
 
 
-def test_static_batch_cycles_samples():
-    a = np.arange(5)[:, None]
-    assert [b.ravel().tolist() for b in sample_batches(a, 8, fixed=2)] == [[0, 1], [2, 3], [4, 0]]
-    assert [len(b) for b in sample_batches(a, 2, fixed=None)] == [2, 2, 1]
+def test_batches_fit_the_graph_by_repeating_rows():
+    from volo_export.runtime.base import BatchRange
+
+    static = BatchRange(2, 2).chunks(5)
+    assert [(index.tolist(), rows) for index, rows in static] == [([0, 1], 2), ([2, 3], 2), ([4, 4], 1)]
+    assert [rows for _, rows in BatchRange().chunks(5, 2)] == [2, 2, 1]
+    assert [len(index) for index, _ in BatchRange(1, 4).chunks(10)] == [4, 4, 2]  # default: the largest batch
+    with pytest.raises(UsageError, match="outside"):
+        BatchRange(2, 2).chunks(5, 3)
 
 
 # ---------------------------------------------------------------- cache
@@ -230,6 +236,6 @@ def test_graph_hash_ignores_metadata(tiny_fp32):
     other = onnx.ModelProto()
     other.CopyFrom(tiny_fp32)
     other.metadata_props.add(key="volo_export.extra", value="x")
-    assert cache.graph_sha256(other) == cache.graph_sha256(tiny_fp32)
+    assert graph_sha256(other) == graph_sha256(tiny_fp32)
     other.graph.initializer[0].raw_data = bytes(len(other.graph.initializer[0].raw_data))
-    assert cache.graph_sha256(other) != cache.graph_sha256(tiny_fp32)
+    assert graph_sha256(other) != graph_sha256(tiny_fp32)

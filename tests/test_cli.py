@@ -8,24 +8,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from volo_export import pipeline
+from helpers import assert_one_line_error as _assert_one_line_error
 from volo_export.cli import app
-from volo_export.tolerances import FP32, Tolerance
 
 runner = CliRunner()
 
 
 def _run(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def _assert_one_line_error(result, code, *fragments):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.output
-    for fragment in fragments:
-        assert fragment in result.output
 
 
 @pytest.fixture(scope="module")
@@ -108,12 +98,12 @@ def test_bad_opset_and_batch(tmp_path):
                            2, "--batch must be >= 1")
 
 
-def test_failed_gate_leaves_no_file(tmp_path, monkeypatch):
-    impossible = Tolerance(**{**FP32.__dict__, "name": "impossible", "min_cosine": 1.5})
-    monkeypatch.setattr(pipeline, "FP32", impossible)
-    result = _run("onnx", "-m", "volo_tiny_digits", "-o", tmp_path / "x.onnx")
-    _assert_one_line_error(result, 3, "failed validation, not written", "cosine")
-    assert list(tmp_path.iterdir()) == []
+def test_failed_gate_shows_the_report_and_leaves_no_file(tmp_path):
+    result = _run("onnx", "-m", "volo_tiny_digits", "-o", tmp_path / "x.onnx", "--min-cosine", "1",
+                  "--report", tmp_path / "r.json")
+    _assert_one_line_error(result, 3, "x.onnx failed its fp32 gate, not written", "cosine")
+    assert "FAIL" in result.stdout and json.loads((tmp_path / "r.json").read_text())["passed"] is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # the report of the miss, no model
 
 
 def test_validate_images_folder_with_junk(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import build_cmake_project, engine_sidecar
+from helpers import build_cmake_project, engine_sidecar
 from volo_export.cli import app
 from volo_export.export.metadata import ArtifactInfo
 from volo_export.models.variants import get_config

@@ -7,13 +7,13 @@ import onnx
 import pytest
 import torch
 
-from conftest import small_config
+from helpers import small_config
 from volo_export.export import to_onnx
 from volo_export.export.metadata import ArtifactInfo, read_info
 from volo_export.export.to_onnx import ExportOptions, finalize, op_histogram, save_onnx, torch_to_onnx
 from volo_export.models.variants import model_names
 from volo_export.models.volo import create_model
-from volo_export.runtime import OnnxRuntimeRunner
+from volo_export.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
 # Every op type our export may contain; each is in TensorRT 10/11's ONNX parser support table
 # (onnx-tensorrt docs/operators.md). Col2Im is not, and must never appear.
@@ -30,11 +30,9 @@ def _export(config, **options):
     return model, proto
 
 
-@pytest.mark.parametrize("name", model_names())
-def test_every_variant_exports_without_col2im(name):
-    """Each variant at its real resolution and widths, one block per stage (op types do not depend on
-    depth), exported and run in ONNX Runtime against eager."""
-    model, proto = _export(small_config(name))
+def _assert_exact_and_col2im_free(config):
+    """Export `config`, run it in ONNX Runtime against eager, and check its op types."""
+    model, proto = _export(config)
     x = torch.randn(1, 3, model.config.img_size, model.config.img_size)
     with torch.no_grad():
         ref = model(x).numpy()
@@ -43,6 +41,20 @@ def test_every_variant_exports_without_col2im(name):
     assert "Col2Im" not in ops
     assert set(ops) <= TENSORRT_SAFE_OPS, set(ops) - TENSORRT_SAFE_OPS
     assert ops["LayerNormalization"] >= 5 and ops["Softmax"] >= 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", model_names())
+def test_every_variant_exports_without_col2im(name):
+    """Each variant at its real resolution and widths, one block per stage (op types do not depend on
+    depth), exported and run in ONNX Runtime against eager."""
+    _assert_exact_and_col2im_free(small_config(name))
+
+
+@pytest.mark.parametrize("family", ["volo_d1_224", "volo_d2_224", "volo_d3_224", "volo_d4_224", "volo_d5_224"])
+def test_every_family_exports_without_col2im_at_64px(family):
+    """The fast form of the test above: every architecture's real widths and heads at 64x64."""
+    _assert_exact_and_col2im_free(small_config(family, size=64))
 
 
 def test_naive_export_has_col2im(tiny_config):

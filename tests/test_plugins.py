@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import build_cmake_project
+from helpers import build_cmake_project
 from volo_export.models.volo import OutlookAttention
 from volo_export.tensorfile import read_tensor, write_tensor
 

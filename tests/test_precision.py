@@ -10,21 +10,23 @@ import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
-from conftest import tiny_preprocessing
 from volo_export.calibration.data import load_calibration_data
 from volo_export.calibration.methods import compute_ranges
-from volo_export.calibration.stats import TensorStats, collect_stats
+from volo_export.activations import TensorStats, collect_stats
 from volo_export.errors import InputDataError, UsageError
 from volo_export.precision import cpu
-from volo_export.precision.convert import PrecisionRequest, convert_precision
+from volo_export.export.metadata import read_info
+from volo_export.gate.inputs import InputPlan, fit_to, gate_inputs, plan_for
+from volo_export.gate.reference import eager_reference as reference_of, memoized
+from volo_export.precision.convert import PrecisionRequest, lower_precision
 from volo_export.precision.fallback import fallback_schedule, node_sensitivity
 from volo_export.precision.fp16 import KEEP_FP32_OPS, Fp16Options, overflow_nodes, to_fp16
-from volo_export.precision.gate import GateOverrides, Reference, heldout_inputs, memoized, tolerance_for
 from volo_export.precision.int8 import Selection, find_targets, quantize_qdq
-from volo_export.precision.targets import int8_target
-from volo_export.runtime import OnnxRuntimeRunner, SessionSettings
+from volo_export.precision.targets import Int8Target, precision_target
+from volo_export.runtime.base import BatchRange
+from volo_export.runtime.onnxruntime_runner import OnnxRuntimeRunner, SessionSettings
+from volo_export.tolerances import GateOverrides, tolerance_for
 from volo_export.trt.check import check_model
-from volo_export.validate import eager_predictor
 
 # The bundled tiny model: 4 stem convs + downsample conv, 29 linear layers (head and aux head included).
 TINY_CONVS, TINY_TARGETS = 5, 34
@@ -58,7 +60,7 @@ def trt_model(tiny_fp32, targets, ranges):
 
 @pytest.fixture(scope="module")
 def cpu_model(tiny_fp32, ranges):
-    return cpu.build(tiny_fp32, find_targets(tiny_fp32, int8_target("cpu").selection()), ranges)
+    return cpu.build(tiny_fp32, find_targets(tiny_fp32, Int8Target("cpu").selection()), ranges)
 
 
 @pytest.fixture(scope="module")
@@ -236,15 +238,13 @@ def test_fp16_extra_op_types_kept(tiny_fp32):
 
 @pytest.fixture(scope="module")
 def eager_reference(tiny_trained):
-    return Reference(memoized(eager_predictor(tiny_trained.model)), "eager PyTorch")  # shared: eager runs once
+    return reference_of(tiny_trained.model)  # memoized and shared: eager runs once per image
 
 
 def _convert(tiny_fp32, eager_reference, digits_folders, tmp_path, **options):
     request = PrecisionRequest(**{"calib_data": str(digits_folders[0]), "validate_count": 450, **options})
-    reference = eager_reference
-    return convert_precision(tiny_fp32, tiny_preprocessing(), reference, request,
-                             output=tmp_path / "m.onnx", model_name="volo_tiny_digits",
-                             validate_images=digits_folders[1])
+    return lower_precision(tiny_fp32, read_info(tiny_fp32), eager_reference, request, tmp_path / "m.onnx",
+                           digits_folders[1])
 
 
 @pytest.mark.parametrize("precision,target,min_cos", [
@@ -276,7 +276,7 @@ def test_fallback_keeps_sensitive_nodes_until_the_gate_passes(tiny_fp32, eager_r
     assert report.steps[-1].min_cosine >= 0.9995 > report.steps[0].min_cosine
     kept = [k for k in report.kept if "(sensitive" in k]
     assert len(kept) == len(report.steps[-1].kept)
-    assert int(result.extra["quantized_nodes"]) == TINY_TARGETS - len(kept)
+    assert int(result.info.extra["quantized_nodes"]) == TINY_TARGETS - len(kept)
 
 
 def test_fallback_reports_when_it_cannot_pass(tiny_fp32, eager_reference, digits_folders, tmp_path):
@@ -323,7 +323,7 @@ def test_gate_images_are_disjoint_from_calibration(tmp_path, digits_folders, pre
     shutil.copy(calib.files[0], val / "copy_of_calibration_image.png")
     own = next((digits_folders[1] / "3").iterdir())
     shutil.copy(own, val / own.name)
-    sets, notes = heldout_inputs(prep, calibration=calib, validate_images=tmp_path / "val")
+    sets, notes = gate_inputs(prep, plan_for("int8", tmp_path / "val"), calib)
     assert sum(len(s.array) for s in sets) == 1
     assert "left out 1 image(s) that are also calibration images" in notes[0]
     assert sets[0].targets.tolist() == [3]
@@ -331,21 +331,26 @@ def test_gate_images_are_disjoint_from_calibration(tmp_path, digits_folders, pre
 
 def test_gate_images_default_to_calibration_leftovers(digits_folders, prep):
     data = load_calibration_data(digits_folders[0], prep, size=200)
-    sets, notes = heldout_inputs(prep, calibration=data, validate_images=None, count=500)
+    sets, notes = gate_inputs(prep, plan_for("int8", count=500), data)
     assert sum(len(s.array) for s in sets) == len(data.unused) == 69
     assert all(s.targets is not None for s in sets) and "(held out)" in notes[-1]
 
 
 def test_gate_images_static_batch_and_errors(tmp_path, digits_folders, prep):
-    sets, _ = heldout_inputs(prep, calibration=None, validate_images=digits_folders[1], count=10, static_batch=4)
-    assert [len(s.array) for s in sets] == [4, 4, 4]
+    sets, _ = gate_inputs(prep, plan_for("int8", digits_folders[1], count=10))
+    assert [len(s.array) for s in sets] == [8, 2]
+    fitted = fit_to(sets, BatchRange(4, 4))
+    assert [len(s.array) for s in fitted] == [4, 4, 4] and "rows repeated to batch 4" in fitted[-1].label
+    assert fitted[-1].targets.tolist() == sets[-1].targets[[0, 1, 0, 1]].tolist()  # labels follow their rows
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputDataError, match="no images"):
-        heldout_inputs(prep, calibration=None, validate_images=tmp_path / "empty")
+        gate_inputs(prep, plan_for("int8", tmp_path / "empty"))
+    with pytest.raises(UsageError, match="--validate-count"):
+        InputPlan(count=0)
 
 
 def test_tolerance_overrides_and_memo():
-    tol = tolerance_for("int8", GateOverrides(min_cosine=0.5))
+    tol = tolerance_for("int8", overrides=GateOverrides(min_cosine=0.5))
     assert tol.min_cosine == 0.5 and tol.name == "int8 (overridden)" and tol.pooled_agreement
     assert tolerance_for("fp16").name == "fp16"
     with pytest.raises(UsageError, match="--min-cosine must be within 0..1"):
@@ -365,6 +370,8 @@ def test_tolerance_overrides_and_memo():
     (dict(precision="fp16", calib_data="x"), "--calib-data applies to --precision int8 only"),
     (dict(precision="int8", calib_data="x", io_dtype="float16"), "--io-dtype float16 applies to --precision fp16"),
     (dict(precision="int8", calib_data="x", calib_size=0), "--calib-size must be >= 1"),
+    (dict(precision="fp32", target="cpu"), "--target cpu applies to --precision int8 only"),
+    (dict(precision="fp32", exclude_nodes=("a",)), "--exclude-nodes/--exclude-op-types apply"),
 ])
 def test_request_errors(options, message):
     with pytest.raises(UsageError, match=message):
@@ -372,7 +379,11 @@ def test_request_errors(options, message):
 
 
 def test_targets_registry():
-    assert int8_target("tensorrt").gate_optimization == "basic"
-    assert int8_target("cpu").gate_optimization == "all"
+    assert precision_target("int8", "tensorrt").gate_optimization == "basic"
+    assert precision_target("int8", "cpu").gate_optimization == "all"
+    assert precision_target("fp16").stamp == "any" and precision_target("int8", "cpu").stamp == "cpu"
+    assert precision_target("int8").has_fallback and not precision_target("fp16").has_fallback
     with pytest.raises(UsageError):
-        int8_target("gpu")
+        precision_target("int8", "gpu")
+    with pytest.raises(UsageError, match="nothing to lower"):
+        precision_target("fp32")

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from helpers import assert_one_line_error
 from volo_export.cli import app
 from volo_export.export.metadata import read_info
 from volo_export.export.to_onnx import save_onnx
@@ -27,12 +28,6 @@ def fp32_file(tiny_fp32, tmp_path_factory):
 def _invoke(*args: str):
     result = runner.invoke(app, [str(a) for a in args])
     return result, result.output
-
-
-def _one_line_error(output: str) -> str:
-    lines = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in output, output
-    return lines[0]
 
 
 def test_quantize_int8_writes_gated_artifact_and_reuses_cache(fp32_file, digits_folders, tmp_path):
@@ -102,8 +97,7 @@ def test_failed_gate_writes_nothing_and_shows_the_report(fp32_file, digits_folde
     out, report = tmp_path / "f.onnx", tmp_path / "f.json"
     result, output = _invoke("quantize", fp32_file, "-o", out, "--calib-data", digits_folders[0], "--validate-images",
                              digits_folders[1], "--validate-count", "16", "--min-cosine", "1", "--report", report)
-    assert result.exit_code == 3
-    assert "INT8 misses the gate even with 17 of 34" in _one_line_error(output)
+    assert_one_line_error(result, 3, "INT8 misses the gate even with 17 of 34")
     assert "automatic precision fallback" in output and "FAIL" in output
     assert not out.exists() and not list(tmp_path.glob(".f.onnx*"))
     data = json.loads(report.read_text())
@@ -140,8 +134,8 @@ def test_bad_inputs_are_one_line_errors(fp32_file, tmp_path):
         ([*q, "--calib-data", junk], 1, "none of the 1 image file(s)"),
         ([*q, "--calib-data", tmp_path / "hwc.npy"], 1, "expected float tensors of shape (N, 3, 64, 64)"),
         ([*q, "--calib-data", tmp_path / "missing"], 1, "not found"),
-        ([*q, "--calib-data", "random", "--calib-method", "kl"], 2, "unknown calibration method 'kl'"),
-        ([*q, "--calib-data", "random", "--target", "gpu"], 2, "--target 'gpu'"),
+        ([*q, "--calib-data", "random", "--calib-method", "kl"], 2, "'kl' is not one of 'minmax', 'entropy', 'percentile'"),
+        ([*q, "--calib-data", "random", "--target", "gpu"], 2, "'gpu' is not one of 'tensorrt', 'cpu'"),
         ([*q, "--precision", "fp32"], 2, "the source already is FP32"),
         ([*q, "--precision", "fp16", "--calib-data", "random"], 2, "--calib-data applies to --precision int8 only"),
         ([*q, "--precision", "fp16", "--target", "cpu"], 2, "--target cpu is for int8"),
@@ -151,9 +145,7 @@ def test_bad_inputs_are_one_line_errors(fp32_file, tmp_path):
          "--no-validate is not available with --precision fp16"),
     ]
     for args, code, message in cases:
-        result, output = _invoke(*args)
-        assert result.exit_code == code, (args, output)
-        assert message in " ".join(_one_line_error(output).split()), (args, output)
+        assert_one_line_error(_invoke(*args)[0], code, message)
         assert not out.exists()
 
 
@@ -163,27 +155,20 @@ def test_quantize_refuses_non_fp32_and_foreign_models(fp32_file, digits_folders,
                         digits_folders[1], "--validate-count", "8")
     assert result.exit_code == 0
     result, output = _invoke("quantize", fp16, "-o", tmp_path / "x.onnx", "--calib-data", "random")
-    assert result.exit_code == 2 and "is already fp16" in _one_line_error(output)
+    assert_one_line_error(result, 2, "is already fp16")
     foreign = tmp_path / "foreign.onnx"
     foreign.write_bytes(b"not onnx")
     result, output = _invoke("quantize", foreign, "-o", tmp_path / "y.onnx", "--calib-data", "random")
-    assert result.exit_code == 1 and "is not an ONNX model" in _one_line_error(output)
+    assert_one_line_error(result, 1, "is not an ONNX model")
 
 
 def test_cli_defaults_match_the_library():
-    import inspect
+    from volo_export.cli.options import GateOptions, Precision, PrecisionOptions
+    from volo_export.precision.convert import PrecisionRequest
 
-    from volo_export.calibration.data import DEFAULT_CALIB_SIZE
-    from volo_export.calibration.methods import DEFAULT_METHOD
-    from volo_export.cli import onnx_command, quantize_command
-    from volo_export.precision.gate import DEFAULT_GATE_IMAGES
-
-    for command in (onnx_command, quantize_command):
-        params = inspect.signature(command).parameters
-        assert params["calib_size"].default == DEFAULT_CALIB_SIZE
-        assert params["calib_method"].default == DEFAULT_METHOD
-        assert params["validate_count"].default == DEFAULT_GATE_IMAGES
-        assert params["target"].default == "tensorrt"
+    cli = PrecisionOptions(calib_data="x").request(GateOptions(), Precision.int8)
+    assert cli == PrecisionRequest(precision="int8", calib_data="x")
+    assert PrecisionOptions().request(GateOptions(), Precision.fp32) == PrecisionRequest()
 
 
 @pytest.mark.slow

@@ -10,13 +10,14 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from conftest import write_fake_engine
+from helpers import assert_one_line_error, write_fake_engine
 from volo_export.cli import app
 from volo_export.errors import InputDataError, UsageError
 from volo_export.labels import class_names
 from volo_export.predict import predict_files, softmax, top_k
 from volo_export.preprocess import preprocess_files, sample_photos
-from volo_export.runtime import OnnxRuntimeRunner, open_runner
+from volo_export.runtime import open_runner
+from volo_export.runtime.onnxruntime_runner import OnnxRuntimeRunner
 from volo_export.trt.config import BuildSettings
 
 
@@ -62,7 +63,7 @@ def test_cli_predict_json(tiny_onnx, photos):
                                    "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert out["providers"] == ["CPUExecutionProvider"]
+    assert out["runtime"].startswith("ONNX Runtime ") and out["runtime"].endswith(" CPUExecutionProvider")
     assert [len(p["top"]) for p in out["predictions"]] == [2, 2, 2, 2]
     assert all(c["label"] in "0123456789" for p in out["predictions"] for c in p["top"])
     table = CliRunner().invoke(app, ["predict", str(photos[0]), "-m", str(tiny_onnx)])
@@ -79,38 +80,31 @@ def test_cli_predict_engine_matches_onnx(fake_gpu, tmp_path, tiny_onnx, photos):
     assert fake_gpu.sessions[0].batches == [4, 2]  # 6 images in the engine's profile 1..4
 
 
-def _one_line_error(res, code, text):
-    assert res.exit_code == code, res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and text in lines[0], res.stderr
-    assert "Traceback" not in res.output
-
-
 def test_cli_predict_bad_inputs(fake_gpu, tmp_path, tiny_onnx, photos):
     runner = CliRunner()
     not_image = tmp_path / "notes.jpg"
     not_image.write_text("this is not a picture")
-    _one_line_error(runner.invoke(app, ["predict", str(photos[0]), str(not_image), "-m", str(tiny_onnx)]),
+    assert_one_line_error(runner.invoke(app, ["predict", str(photos[0]), str(not_image), "-m", str(tiny_onnx)]),
                     1, "cannot read image")
-    _one_line_error(runner.invoke(app, ["predict", str(tmp_path / "gone.png"), "-m", str(tiny_onnx)]),
+    assert_one_line_error(runner.invoke(app, ["predict", str(tmp_path / "gone.png"), "-m", str(tiny_onnx)]),
                     1, "image not found")
-    _one_line_error(runner.invoke(app, ["predict", str(photos[0]), "-m", str(tiny_onnx), "--top-k", "0"]),
+    assert_one_line_error(runner.invoke(app, ["predict", str(photos[0]), "-m", str(tiny_onnx), "--top-k", "0"]),
                     2, "--top-k must be >= 1")
 
     engine = write_fake_engine(tiny_onnx, tmp_path / "tiny.engine", BuildSettings(max_batch=4))
-    _one_line_error(runner.invoke(app, ["predict", str(photos[0]), "-m", str(engine), "--batch-size", "8"]),
-                    2, "batch 8 is outside the engine tiny.engine's optimization profile (batch 1..4)")
+    assert_one_line_error(runner.invoke(app, ["predict", str(photos[0]), "-m", str(engine), "--batch-size", "8"]),
+                    2, "batch 8 does not fit tiny.engine, which takes batch 1..4; choose a --batch-size in range")
 
     plan = engine.read_bytes()
     engine.write_bytes(b"\x08\x07" + plan[2:])  # an engine file that is not the plan its sidecar describes
-    _one_line_error(runner.invoke(app, ["predict", str(photos[0]), "-m", str(engine)]),
+    assert_one_line_error(runner.invoke(app, ["predict", str(photos[0]), "-m", str(engine)]),
                     1, "tiny.engine does not match its sidecar (sha256 differs)")
     engine.write_bytes(b"not a plan")
-    _one_line_error(runner.invoke(app, ["predict", str(photos[0]), "-m", str(engine)]),
+    assert_one_line_error(runner.invoke(app, ["predict", str(photos[0]), "-m", str(engine)]),
                     1, "10 bytes: too small to be a TensorRT plan")
     orphan = tmp_path / "orphan.engine"
     orphan.write_bytes(plan)
-    _one_line_error(runner.invoke(app, ["predict", str(photos[0]), "-m", str(orphan)]),
+    assert_one_line_error(runner.invoke(app, ["predict", str(photos[0]), "-m", str(orphan)]),
                     1, "has no sidecar orphan.engine.json beside it")
 
 
@@ -120,7 +114,7 @@ def test_cli_predict_engine_from_another_machine(fake_gpu, tmp_path, tiny_onnx, 
     engine = write_fake_engine(tiny_onnx, tmp_path / "tiny.engine")
     fake_gpu.running = dataclasses.replace(fake_gpu.running, gpu_name="NVIDIA H100 80GB HBM3",
                                            compute_capability="9.0", tensorrt="11.1.0")
-    _one_line_error(CliRunner().invoke(app, ["predict", str(photos[0]), "-m", str(engine)]),
+    assert_one_line_error(CliRunner().invoke(app, ["predict", str(photos[0]), "-m", str(engine)]),
                     1, "built with TensorRT 10.13.0.35 but this machine runs TensorRT 11.1.0")
 
 

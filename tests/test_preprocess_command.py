@@ -12,11 +12,11 @@ import pytest
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
-from conftest import engine_sidecar
+from helpers import assert_one_line_error, engine_sidecar
 from volo_export.cli import app
 from volo_export.errors import InputDataError
 from volo_export.export.metadata import ArtifactInfo, write_info
-from volo_export.runtime import read_artifact_info
+from volo_export.artifact import read_artifact_info
 from volo_export.models.variants import Preprocessing, get_config
 from volo_export.preprocess import load_image, preprocess_image, sample_photos
 from volo_export.tensorfile import read_tensor
@@ -109,24 +109,17 @@ def test_sidecar_metadata_round_trips_and_bad_sidecars_are_one_line(tmp_path):
         assert "\n" not in str(info.value)
 
 
-def _one_line_error(result, exit_code: int, needle: str) -> None:
-    assert result.exit_code == exit_code, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], result.output
-    assert "Traceback" not in result.output
-
-
 def test_unreadable_image_is_one_line_and_writes_nothing(tmp_path):
     bad = tmp_path / "not_an_image.jpg"
     bad.write_bytes(b"this is text, not a JPEG")
     out = tmp_path / "input.bin"
-    _one_line_error(run(photos(1)[0], bad, "--model-name", "volo_tiny_digits", "--out", out), 1,
+    assert_one_line_error(run(photos(1)[0], bad, "--model-name", "volo_tiny_digits", "--out", out), 1,
                     f"cannot read image {bad}")
     assert not out.exists() and list(tmp_path.iterdir()) == [bad]
 
 
 def test_missing_image_is_one_line(tmp_path):
-    _one_line_error(run(tmp_path / "nope.jpg", "--model-name", "volo_tiny_digits", "--out", tmp_path / "x.bin"), 1,
+    assert_one_line_error(run(tmp_path / "nope.jpg", "--model-name", "volo_tiny_digits", "--out", tmp_path / "x.bin"), 1,
                     f"image not found: {tmp_path / 'nope.jpg'}")
 
 
@@ -139,10 +132,10 @@ def test_missing_image_is_one_line(tmp_path):
 ])
 def test_bad_model_options_are_one_line(tmp_path, monkeypatch, args, code, needle):
     monkeypatch.chdir(tmp_path)
-    _one_line_error(run(photos(1)[0], *args, "--out", tmp_path / "input.bin"), code, needle)
+    assert_one_line_error(run(photos(1)[0], *args, "--out", tmp_path / "input.bin"), code, needle)
     assert not (tmp_path / "input.bin").exists()
 
 
 def test_unwritable_output_fails_before_work(tmp_path):
-    _one_line_error(run(photos(1)[0], "--model-name", "volo_tiny_digits", "--out", tmp_path / "no" / "x.bin"), 2,
+    assert_one_line_error(run(photos(1)[0], "--model-name", "volo_tiny_digits", "--out", tmp_path / "no" / "x.bin"), 2,
                     "does not exist")

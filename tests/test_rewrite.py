@@ -87,7 +87,7 @@ def test_exported_tiny_model_matches_eager_with_every_export_time_rewrite(tiny_m
     import numpy as np
 
     from volo_export.export.to_onnx import ExportOptions, op_histogram, torch_to_onnx
-    from volo_export.runtime import OnnxRuntimeRunner
+    from volo_export.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
     proto = torch_to_onnx(tiny_model, ExportOptions())
     ops = op_histogram(proto)

@@ -1,5 +1,6 @@
 """runtime: provider options, batching within an artifact's batch range, and the TensorRT runner's
-checks before TensorRT sees a plan (sidecar, plan file, machine, batch) -- on CPU with a fake GPU."""
+checks before TensorRT sees a plan (sidecar, plan file, machine, batch) -- on CPU, with the machine
+and the engine session passed in as a fake GPU."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from conftest import write_fake_engine
+from helpers import build_environment, fake_session_factory, write_fake_engine
 from volo_export.errors import EngineError, InputDataError, UsageError
-from volo_export.runtime import (OnnxRuntimeRunner, TensorRTRunner, default_cache_dir, open_runner, provider_options,
-                                 run_in_batches)
+from volo_export.runtime import open_runner, run_in_batches
+from volo_export.runtime.base import BatchRange
+from volo_export.runtime.onnxruntime_runner import OnnxRuntimeRunner, default_cache_dir, provider_options
+from volo_export.runtime.tensorrt_runner import TensorRTRunner
 from volo_export.trt.config import BuildSettings, InputSpec, compute_profile
 
 
@@ -47,19 +50,21 @@ def _static_batch_model(batch: int) -> bytes:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
 
 
-def test_run_in_batches_pads_static_batches():
+def test_run_in_batches_fills_static_batches_with_real_rows():
     runner = OnnxRuntimeRunner(_static_batch_model(4))
-    assert runner.batch_range == (4, 4)
+    assert runner.batch_range == BatchRange(4, 4)
     x = np.random.default_rng(0).standard_normal((7, 3, 2, 2)).astype(np.float32)
-    out = run_in_batches(runner, x)  # 4 + 3 (padded to 4, padding dropped)
+    out = run_in_batches(runner, x)  # 4 + 3 (the 3 repeat their own first row to make 4; extra output dropped)
     np.testing.assert_array_equal(out, x.reshape(7, 12))
-    with pytest.raises(UsageError, match="batch 2 does not fit .* its batch is static \\(4\\)"):
-        run_in_batches(runner, x, batch_size=2)
+    for size in (2, 0, -2):
+        with pytest.raises(UsageError, match=f"batch {size} does not fit .* which takes batch exactly 4"):
+            run_in_batches(runner, x, batch_size=size)
 
 
 def test_run_in_batches_dynamic(tiny_onnx):
     runner = open_runner(tiny_onnx)
-    assert isinstance(runner, OnnxRuntimeRunner) and runner.batch_range == (1, None)
+    assert isinstance(runner, OnnxRuntimeRunner) and runner.batch_range == BatchRange(1, None)
+    assert runner.runtime == "onnxruntime-cpu" and "CPUExecutionProvider" in runner.describe()
     x = np.random.default_rng(1).standard_normal((5, 3, 64, 64)).astype(np.float32)
     whole = runner(x)
     np.testing.assert_allclose(run_in_batches(runner, x, batch_size=2), whole, rtol=0, atol=1e-5)
@@ -82,38 +87,47 @@ def engine(tmp_path, tiny_onnx):
     return write_fake_engine(tiny_onnx, tmp_path / "tiny.engine", BuildSettings(max_batch=4))
 
 
-def test_engine_runner_uses_sidecar_and_profile(fake_gpu, engine, tiny_onnx):
-    runner = open_runner(engine)
-    assert isinstance(runner, TensorRTRunner)
-    assert runner.info.model == "volo_tiny_digits" and runner.batch_range == (1, 4)
-    assert runner.providers == ["TensorRT 10.13.0.35 on NVIDIA L4"] and runner.notices == []
+def test_engine_runner_uses_sidecar_and_profile(engine, tiny_onnx):
+    sessions = []
+    runner = TensorRTRunner(engine, running=build_environment(), session=fake_session_factory(sessions))
+    assert runner.info.model == "volo_tiny_digits" and runner.batch_range == BatchRange(1, 4)
+    assert runner.describe() == "TensorRT 10.13.0.35 on NVIDIA L4" and runner.notices == []
+    assert runner.runtime == "tensorrt"
     x = np.random.default_rng(2).standard_normal((3, 3, 64, 64)).astype(np.float32)
     np.testing.assert_array_equal(runner(x), OnnxRuntimeRunner(tiny_onnx)(x))
-    with pytest.raises(UsageError, match=r"batch 5 is outside the engine tiny.engine's optimization profile "
-                                         r"\(batch 1..4\)"):
+    with pytest.raises(UsageError, match=r"batch 5 does not fit engine tiny.engine, which takes batch 1..4"):
         runner(np.zeros((5, 3, 64, 64), np.float32))
     out = run_in_batches(runner, np.concatenate([x, x, x]))  # 9 rows in chunks of at most 4
-    assert out.shape == (9, 10) and fake_gpu.sessions[0].batches == [3, 4, 4, 1]
+    assert out.shape == (9, 10) and sessions[0].batches == [3, 4, 4, 1]
 
 
-def test_engine_runner_refuses_before_tensorrt(fake_gpu, engine, tmp_path):
-    fake_gpu.running = dataclasses.replace(fake_gpu.running, tensorrt="11.1.0")
+def test_open_runner_picks_the_engine_runner(fake_gpu, engine):
+    assert isinstance(open_runner(engine), TensorRTRunner) and len(fake_gpu.sessions) == 1
+
+
+def test_engine_runner_refuses_before_tensorrt(engine, tmp_path):
+    sessions = []
+
+    def open_on(path=engine, **machine):
+        running = dataclasses.replace(build_environment(), **machine)
+        return TensorRTRunner(path, running=running, session=fake_session_factory(sessions))
+
     with pytest.raises(EngineError, match="built with TensorRT 10.13.0.35 but this machine runs TensorRT 11.1.0"):
-        open_runner(engine)
-    fake_gpu.running = dataclasses.replace(fake_gpu.running, tensorrt="10.13.0.35", compute_capability="9.0")
+        open_on(tensorrt="11.1.0")
     with pytest.raises(EngineError, match="compute capability 8.9"):
-        open_runner(engine)
-    assert fake_gpu.sessions == []  # no plan was handed to TensorRT
+        open_on(compute_capability="9.0")
+    assert sessions == []  # no plan was handed to TensorRT
     lonely = tmp_path / "lonely.engine"
     lonely.write_bytes(engine.read_bytes())
     with pytest.raises(InputDataError, match="has no sidecar lonely.engine.json"):
-        open_runner(lonely)
+        open_on(lonely)
 
 
-def test_plugins_from_sidecar_or_caller(fake_gpu, tmp_path, tiny_onnx):
+def test_plugins_from_sidecar_or_caller(tmp_path, tiny_onnx):
     plugin = tmp_path / "libp.so"
     plugin.write_bytes(b"\x7fELF")
     engine = write_fake_engine(tiny_onnx, tmp_path / "p.engine", BuildSettings(plugins=(plugin,)))
-    open_runner(engine)
-    open_runner(engine, plugins=[Path("/elsewhere/libp.so")])
-    assert [s.plugins for s in fake_gpu.sessions] == [[plugin], [Path("/elsewhere/libp.so")]]
+    sessions = []
+    for plugins in ((), [Path("/elsewhere/libp.so")]):
+        TensorRTRunner(engine, plugins, running=build_environment(), session=fake_session_factory(sessions))
+    assert [s.plugins for s in sessions] == [[plugin], [Path("/elsewhere/libp.so")]]

@@ -12,15 +12,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import randomize, write_fake_engine
+from helpers import assert_one_line_error, randomize, write_fake_engine
 from volo_export.cli import app
 from volo_export.errors import UsageError
 from volo_export.export.metadata import read_info, write_info
+from volo_export.gate.inputs import InputSet, fit_to
 from volo_export.models.volo import create_model
-from volo_export.tolerances import FP32, TENSORRT_FP32
+from volo_export.runtime.base import BatchRange
+from volo_export.tolerances import FP16, FP32, GPU_FP32, GateOverrides, tolerance_for
 from volo_export.trt.config import BuildSettings
-from volo_export.validate import InputSet
-from volo_export.validate_artifact import fit_batches, tolerance_for
 
 
 def test_validate_onnx_against_its_checkpoint(tmp_path, tiny_onnx, tiny_checkpoint):
@@ -38,20 +38,24 @@ def test_validate_onnx_against_its_checkpoint(tmp_path, tiny_onnx, tiny_checkpoi
     assert all(c["top1_agreement"] == 1.0 for c in comps)
 
 
-def test_validate_with_other_weights_fails_and_says_why(tmp_path, tiny_onnx, tiny_config):
+def test_validate_refuses_other_weights(tmp_path, tiny_onnx, tiny_config):
     other = tmp_path / "other.pth"
     torch.save(randomize(create_model(tiny_config), seed=7).state_dict(), other)
     res = CliRunner().invoke(app, ["validate", "--model", str(tiny_onnx), "-c", str(other)])
-    assert res.exit_code == 3
-    assert "differs from the one tiny_digits.onnx was exported from" in res.stderr
-    assert res.stderr.strip().splitlines()[-1].startswith("error: tiny_digits.onnx differs from eager PyTorch:")
+    assert_one_line_error(res, 2, "is not the checkpoint tiny_digits.onnx was exported from")
+
+
+def test_validate_failure_shows_the_report_then_one_line(tiny_onnx, tiny_checkpoint):
+    res = CliRunner().invoke(app, ["validate", "--model", str(tiny_onnx), "-c", str(tiny_checkpoint),
+                                   "--min-cosine", "1"])
+    assert_one_line_error(res, 3, "error: tiny_digits.onnx differs from eager PyTorch:", "cosine")
     assert "FAIL" in res.stdout
 
 
 def test_validate_needs_a_reference(tmp_path, tiny_onnx):
     runner = CliRunner()
     res = runner.invoke(app, ["validate", "--model", str(tiny_onnx)])
-    assert res.exit_code == 2 and "pass --checkpoint" in res.stderr and "sha256" in res.stderr
+    assert res.exit_code == 2 and "pass --checkpoint" in res.stderr and "sha256" in res.stderr, res.output
     proto = onnx.load(str(tiny_onnx))
     write_info(proto, dataclasses.replace(read_info(proto), checkpoint_sha256=None, random_weights=True))
     onnx.save(proto, str(tmp_path / "random.onnx"))
@@ -66,26 +70,29 @@ def test_validate_engine_uses_its_profile_and_tensorrt_tolerance(fake_gpu, tmp_p
     res = CliRunner().invoke(app, ["validate", "--engine", str(engine), "-c", str(tiny_checkpoint), "--json"])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
-    assert report["passed"] and report["tolerance"] == "tensorrt-fp32" and report["precision"] == "fp32 (TensorRT)"
+    assert report["passed"] and report["tolerance"] == "fp32-tf32" and report["precision"] == "fp32 (tensorrt)"
     assert {c["batch_size"] for c in report["comparisons"]} <= {2, 3, 4}  # every batch inside the profile
     assert set(fake_gpu.sessions[0].batches) <= {2, 3, 4}
 
 
-def test_fit_batches():
+def test_fit_to_batch_range():
     rows = np.arange(9, dtype=np.float32).reshape(9, 1)
     sets = [InputSet("one", rows[:1]), InputSet("nine", rows), InputSet("three", rows[:3])]
-    fitted = fit_batches(sets, 2, 4)
+    fitted = fit_to(sets, BatchRange(2, 4))
     assert [(s.label, len(s.array)) for s in fitted] == [
         ("one (rows repeated to batch 2)", 2), ("nine[0:4]", 4), ("nine[4:8]", 4),
         ("nine[8:9] (rows repeated to batch 2)", 2), ("three", 3)]
     assert fitted[0].array[:, 0].tolist() == [0, 0] and fitted[3].array[:, 0].tolist() == [8, 8]
-    unchanged = fit_batches(sets, 1, None)
+    unchanged = fit_to(sets, BatchRange())
     assert [s.label for s in unchanged] == ["one", "nine", "three"]
     assert all(a.array is b.array for a, b in zip(unchanged, sets))
 
 
-def test_tolerance_for():
-    assert tolerance_for("fp32", engine=False) is FP32
-    assert tolerance_for("fp32", engine=True) is TENSORRT_FP32
-    with pytest.raises(UsageError, match="no tolerance for precision 'int3'"):
-        tolerance_for("int3", engine=False)
+def test_tolerance_follows_precision_and_runtime():
+    assert tolerance_for("fp32") == FP32 and tolerance_for("fp32", "onnxruntime-cpu") == FP32
+    for gpu in ("tensorrt", "onnxruntime-tensorrt", "onnxruntime-cuda"):  # TF32 tensor cores
+        assert tolerance_for("fp32", gpu) == GPU_FP32
+    assert tolerance_for("fp16", "tensorrt") == FP16  # the precision is in the graph
+    assert tolerance_for("fp32", overrides=GateOverrides(min_cosine=0.5)).min_cosine == 0.5
+    with pytest.raises(UsageError, match="no gate for precision 'int3'"):
+        tolerance_for("int3")

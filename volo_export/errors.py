@@ -34,21 +34,36 @@ class ExportError(VoloExportError):
     """torch -> ONNX export failed or produced an unusable graph."""
 
 
-class ValidationFailed(VoloExportError):
-    """An artifact's outputs differ from eager PyTorch beyond tolerance."""
+class RuntimeUnavailable(VoloExportError):
+    """The runtime asked for (a library, an execution provider, a device) is not available here."""
 
-    exit_code = 3
+
+class VerdictFailed(VoloExportError):
+    """A check ran and said no. `report` is what it found, for the CLI to show before the message."""
 
     def __init__(self, message: str, report=None):
         super().__init__(message)
-        self.report = report  # the failed gate's Report, for the CLI to show
+        self.report = report
 
 
-class TensorRTCheckFailed(VoloExportError):
-    """An ONNX graph breaks a rule of TensorRT's ONNX parser (offline check)."""
+class ValidationFailed(VerdictFailed):
+    """An artifact's outputs differ from its reference beyond tolerance (`report`: the gate's Report)."""
+
+    exit_code = 3
+
+
+class TensorRTCheckFailed(VerdictFailed):
+    """An ONNX graph breaks a rule of TensorRT's ONNX parser (`report`: the CheckResult, when there is one)."""
 
     exit_code = 4
 
 
 class EngineError(VoloExportError):
     """A TensorRT engine that cannot be built, or cannot be loaded or run on this machine."""
+
+
+def raise_if_failed(report, what: str) -> None:
+    """The one place where a failed gate becomes an error: ValidationFailed naming `what` and the
+    first failed bound, carrying the Report. Library functions return reports; use cases call this."""
+    if not report.passed:
+        raise ValidationFailed(f"{what}: {report.failures[0]}", report)

@@ -1,37 +1,30 @@
-"""checkpoint -> eager VOLO -> ONNX -> validation gate [-> FP16/INT8 -> gate] -> file at --output.
+"""The use cases that write an ONNX file: `volo-export onnx` and `volo-export quantize`.
 
-`export_onnx` is the function behind `volo-export onnx`, `quantize_onnx` the one
-behind `volo-export quantize` (an existing FP32 export -> FP16/INT8). Each step is
-a call into the stage modules; nothing lands at the output path unless every
-gate passed.
+    export_onnx:   checkpoint -> eager VOLO -> ONNX (export.export_model) -> FP32 gate
+                   [-> FP16/INT8 (precision.lower_precision) -> its gate] -> file at --output
+    quantize_onnx: FP32 ONNX file -> FP16/INT8 -> gate (eager reference rebuilt when it can be) -> file
+
+Every step is a call into a stage; a failed gate becomes ValidationFailed here
+(`errors.raise_if_failed`), and nothing lands at the output path unless every gate passed.
+The result carries what the CLI shows, TensorRT check verdict included.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
-
-from volo_export.errors import UsageError, ValidationFailed
+from volo_export.errors import UsageError, raise_if_failed
 from volo_export.export.metadata import ArtifactInfo
-from volo_export.export.to_onnx import ExportOptions, finalize, op_histogram, save_onnx, torch_to_onnx
+from volo_export.export.to_onnx import ExportOptions, export_model, op_histogram, save_onnx
+from volo_export.gate import Report, eager_reference, gate_artifact, gate_inputs, onnx_reference, plan_for, rebuild_eager
 from volo_export.io import atomic_output, ensure_writable
 from volo_export.models.checkpoint import load_model
-from volo_export.report import Report
-from volo_export.runtime import OnnxRuntimeRunner, SessionSettings
-from volo_export.tolerances import FP32
-from volo_export.validate import InputSet, ValidationPlan, eager_predictor, run_gate, validation_inputs
-
-if TYPE_CHECKING:
-    from volo_export.precision.convert import PrecisionRequest
-
-StageCallback = Callable[[str], None]
-ProgressCallback = Callable[[int, int], None]
+from volo_export.precision.convert import PrecisionRequest, lower_precision
+from volo_export.progress import SILENT, Progress
+from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
+from volo_export.tolerances import GateOverrides, tolerance_for
 
 
 @dataclass(frozen=True)
@@ -44,101 +37,80 @@ class OnnxRequest:
     export: ExportOptions = ExportOptions()
     validate: bool = True
     validate_images: Path | None = None
-    plan: ValidationPlan = ValidationPlan()
-    precision: "PrecisionRequest | None" = None  # None: FP32
+    precision: PrecisionRequest = PrecisionRequest(precision="fp32")
 
     def __post_init__(self):
-        if self.precision and self.precision.precision != "fp32" and not self.validate:
+        if self.precision.lowers and not self.validate:
             raise UsageError(f"--no-validate is not available with --precision {self.precision.precision}: "
                              "reduced precision is always gated")
+        if self.validate_images is not None and not self.validate:
+            raise UsageError("--validate-images needs validation; drop --no-validate")
 
 
 @dataclass
 class OnnxResult:
+    """What was written and what every gate said (the written artifact's gate last)."""
+
     output: Path
     info: ArtifactInfo
     notices: list[str]
     op_types: dict[str, int]
-    report: Report | None = None  # the written artifact's gate
+    reports: list[Report] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    reports: list[Report] = field(default_factory=list)  # every gate run, in order (FP32 first)
+    trt_check: str = ""  # the offline TensorRT check's one-line verdict on the written file
+
+    @property
+    def report(self) -> Report | None:
+        """The written artifact's gate (None with --no-validate)."""
+        return self.reports[-1] if self.reports else None
 
 
-def export_onnx(request: OnnxRequest, on_stage: StageCallback = lambda _: None,
-                on_progress: ProgressCallback = lambda done, total: None) -> OnnxResult:
-    """Export, validate (and lower precision, gated) and write the ONNX model; raises ValidationFailed
+def export_onnx(request: OnnxRequest, progress: Progress = SILENT) -> OnnxResult:
+    """Export, gate (and lower precision, gated) and write the ONNX model; raises ValidationFailed
     (nothing written) on a miss."""
     ensure_writable(request.output)
     timings = {}
     t0 = time.perf_counter()
-    on_stage(f"loading {request.model}" + (f" from {request.checkpoint}" if request.checkpoint else ""))
+    progress.stage(f"loading {request.model}" + (f" from {request.checkpoint}" if request.checkpoint else ""))
     loaded = load_model(request.model, request.checkpoint)
     timings["load_s"] = time.perf_counter() - t0
 
-    on_stage("exporting to ONNX (outlook attention rewritten, no Col2Im)")
+    progress.stage("exporting to ONNX (outlook attention rewritten, no Col2Im)")
     t0 = time.perf_counter()
-    info = ArtifactInfo.for_model(loaded.config, loaded.checkpoint_sha256, request.export.opset)
-    proto = finalize(torch_to_onnx(loaded.model, request.export), info)
+    proto, info = export_model(loaded, request.export)
     timings["export_s"] = time.perf_counter() - t0
 
     result = OnnxResult(request.output, info, loaded.notices, dict(op_histogram(proto)), timings=timings)
+    lowering = request.precision.lowers
+    reference = eager_reference(loaded.model)
     with atomic_output(request.output) as tmp:
         save_onnx(proto, tmp)
         if request.validate:
-            on_stage("validating against eager PyTorch")
+            progress.stage("validating against eager PyTorch")
             t0 = time.perf_counter()
-            result.report = gate_onnx(tmp, loaded, request, on_stage)
-            result.reports.append(result.report)
+            runner = OnnxRuntimeRunner(tmp, SessionSettings(providers=CPU_ONLY))
+            inputs, notes = gate_inputs(info.preprocessing, plan_for("fp32", request.validate_images))
+            # The user's gate overrides are for the written artifact's gate, not for the FP32 stage of a lowering.
+            overrides = GateOverrides() if lowering else request.precision.gate
+            report = gate_artifact(runner, reference, inputs, tolerance_for("fp32", runner.runtime, overrides),
+                                   artifact=request.output.name + (" (FP32 stage)" if lowering else ""),
+                                   model=info.model, precision="fp32", notes=notes, progress=progress)
+            result.reports.append(report)
             timings["validate_s"] = time.perf_counter() - t0
-            if not result.report.passed:
-                raise ValidationFailed(f"{request.output.name} failed validation, not written: "
-                                       f"{result.report.failures[0]}", result.report)
-        if request.precision and request.precision.precision != "fp32":
-            from volo_export.precision.gate import Reference
-
+            raise_if_failed(report, f"{request.output.name} failed its fp32 gate, not written")
+        if lowering:
             t0 = time.perf_counter()
-            reference = Reference(eager_predictor(loaded.model), "eager PyTorch")
             lowered = lower_precision(proto, info, reference, request.precision, request.output,
-                                       request.validate_images, on_stage, on_progress)
-            result.info, result.report = lowered.info, lowered.report
+                                      request.validate_images, progress)
             result.reports.append(lowered.report)
-            result.op_types = dict(op_histogram(lowered.model))
+            raise_if_failed(lowered.report, f"{request.output.name} failed its {request.precision.precision} gate, "
+                                            "not written")
+            result.info, result.op_types = lowered.info, dict(op_histogram(lowered.model))
             save_onnx(lowered.model, tmp)
             timings["precision_s"] = time.perf_counter() - t0
         del proto
+        result.trt_check = _trt_verdict(tmp, result.info)
     return result
-
-
-@dataclass
-class Lowered:
-    """A gated FP16/INT8 model with its metadata."""
-
-    model: object
-    info: ArtifactInfo
-    report: Report
-    notes: list[str]
-
-
-def lower_precision(fp32, info: ArtifactInfo, reference, precision: "PrecisionRequest", output: Path,
-                    validate_images: Path | None, on_stage: StageCallback = lambda _: None,
-                    on_progress: ProgressCallback = lambda done, total: None) -> Lowered:
-    """FP32 ModelProto -> gated FP16/INT8 ModelProto with metadata (not written); raises ValidationFailed
-    on a miss. `reference` is a precision.gate.Reference (eager PyTorch, or the FP32 ONNX)."""
-    from volo_export.calibration.cache import graph_sha256
-    from volo_export.precision.convert import convert_precision
-
-    converted = convert_precision(fp32, info.preprocessing, reference, precision, output=output,
-                                  model_name=info.model, validate_images=validate_images,
-                                  on_stage=on_stage, on_progress=on_progress)
-    if not converted.report.passed:
-        raise ValidationFailed(f"{output.name} ({precision.precision}) failed its gate, not written: "
-                               f"{converted.report.failures[0]}", converted.report)
-    target = precision.target if precision.precision == "int8" else "any"
-    extra = {**info.extra, **converted.extra, "fp32_graph_sha256": graph_sha256(fp32)}
-    if converted.random_calibration:
-        extra["calibration_random"] = "true"
-    lowered_info = dataclasses.replace(info, precision=precision.precision, target=target, extra=extra)
-    return Lowered(finalize(converted.model, lowered_info), lowered_info, converted.report, converted.notes)
 
 
 @dataclass(frozen=True)
@@ -147,22 +119,21 @@ class QuantizeRequest:
 
     source: Path
     output: Path
-    precision: "PrecisionRequest"
+    precision: PrecisionRequest
     checkpoint: Path | None = None
     validate_images: Path | None = None
 
     def __post_init__(self):
-        if self.precision.precision == "fp32":
+        if not self.precision.lowers:
             raise UsageError("--precision fp32: the source already is FP32; choose fp16 or int8")
 
 
-def quantize_onnx(request: QuantizeRequest, on_stage: StageCallback = lambda _: None,
-                  on_progress: ProgressCallback = lambda done, total: None) -> OnnxResult:
+def quantize_onnx(request: QuantizeRequest, progress: Progress = SILENT) -> OnnxResult:
     """Convert an existing FP32 volo-export ONNX to FP16/INT8, gated, written atomically.
 
-    The gate compares with eager PyTorch when the model can be rebuilt exactly (its checkpoint,
-    or bundled weights, with the sha256 recorded in the ONNX); otherwise with the FP32 ONNX
-    itself, and the report says so.
+    The gate compares with eager PyTorch when the model can be rebuilt exactly (`gate.rebuild_eager`:
+    its checkpoint, or bundled weights, with the sha256 recorded in the ONNX); otherwise with the
+    FP32 ONNX itself, and the report says so.
     """
     import onnx
 
@@ -175,61 +146,33 @@ def quantize_onnx(request: QuantizeRequest, on_stage: StageCallback = lambda _: 
     info = read_info(source)
     if info.precision != "fp32":
         raise UsageError(f"{source} is already {info.precision}; convert the FP32 export instead")
-    on_stage(f"reading {source}")
+    progress.stage(f"reading {source}")
     proto = onnx.load(str(source))
-    reference, notes = _reference_for(info, source, request.checkpoint, on_stage)
+    progress.stage(f"rebuilding the eager reference of {info.model}")
+    loaded, why_not = rebuild_eager(info, request.checkpoint, source.name)
+    notices = []
+    if loaded is not None:
+        reference = eager_reference(loaded.model)
+    else:
+        reference = onnx_reference(source)
+        notices.append(f"gate reference is the FP32 ONNX {source.name}, not eager PyTorch: {why_not}")
     lowered = lower_precision(proto, info, reference, request.precision, request.output, request.validate_images,
-                               on_stage, on_progress)
-    result = OnnxResult(request.output, lowered.info, notes, dict(op_histogram(lowered.model)),
-                        report=lowered.report, reports=[lowered.report])
+                              progress)
+    raise_if_failed(lowered.report, f"{request.output.name} failed its {request.precision.precision} gate, "
+                                    "not written")
+    result = OnnxResult(request.output, lowered.info, notices, dict(op_histogram(lowered.model)),
+                        reports=[lowered.report])
     with atomic_output(request.output) as tmp:
         save_onnx(lowered.model, tmp)
+        result.trt_check = _trt_verdict(tmp, lowered.info)
     return result
 
 
-def _reference_for(info: ArtifactInfo, source: Path, checkpoint: Path | None, on_stage: StageCallback):
-    """(Reference, notes): eager PyTorch when the exported weights can be reloaded, else the FP32 ONNX."""
-    from volo_export.errors import UnknownModelError
-    from volo_export.precision.gate import Reference
+def _trt_verdict(path: Path, info: ArtifactInfo) -> str:
+    """The offline TensorRT check's one line on the file about to be written (named as the output)."""
+    from volo_export.trt.check import check_model
 
-    onnx_reference = Reference(OnnxRuntimeRunner(source, SessionSettings(providers=("CPUExecutionProvider",))),
-                               f"FP32 ONNX {source.name}")
-    if info.random_weights:
-        if checkpoint is not None:
-            raise UsageError(f"{source} was exported with random weights; --checkpoint cannot rebuild them")
-        return onnx_reference, [f"gate reference is the FP32 ONNX {source.name}, not eager PyTorch: its random "
-                                "weights cannot be rebuilt"]
-    on_stage(f"loading {info.model} to rebuild the eager reference")
-    try:
-        loaded = load_model(info.model, checkpoint)
-    except UnknownModelError:
-        return onnx_reference, [f"gate reference is the FP32 ONNX {source.name}: model {info.model!r} is not "
-                                "registered here"]
-    if loaded.checkpoint_sha256 == info.checkpoint_sha256:
-        return Reference(eager_predictor(loaded.model), "eager PyTorch"), []
-    if checkpoint is not None:
-        raise UsageError(f"--checkpoint {checkpoint} is not the checkpoint {source.name} was exported from "
-                         f"(sha256 {str(loaded.checkpoint_sha256)[:12]}... vs {str(info.checkpoint_sha256)[:12]}...)")
-    return onnx_reference, [f"gate reference is the FP32 ONNX {source.name}, not eager PyTorch: pass the "
-                            "--checkpoint it was exported from to compare with eager"]
-
-
-def gate_onnx(path: Path, loaded, request: OnnxRequest, on_stage: StageCallback) -> Report:
-    """Compare the ONNX file at `path` with the eager model on the request's validation inputs."""
-    inputs, notes = validation_inputs(loaded.config.preprocessing, request.plan, request.validate_images)
-    if request.export.batch:
-        inputs = _rebatch(inputs, request.export.batch)
-    runner = OnnxRuntimeRunner(path)
-    lowering = request.precision is not None and request.precision.precision != "fp32"
-    artifact = f"{request.output.name} (FP32 stage)" if lowering else request.output.name
-    return run_gate(eager_predictor(loaded.model), runner, inputs, FP32, artifact=artifact,
-                    model=loaded.config.name, precision="fp32", notes=notes)
-
-
-def _rebatch(inputs, batch: int):
-    """A static-batch graph only takes `batch` rows: regroup every input into batches of exactly that size."""
-    rows = np.concatenate([s.array for s in inputs])
-    reps = -(-batch // len(rows))
-    rows = np.concatenate([rows] * reps)
-    full = len(rows) // batch * batch
-    return [InputSet(f"all inputs, static batch {batch} [{i}]", rows[i:i + batch]) for i in range(0, full, batch)]
+    verdict = check_model(path).summary()
+    if info.target == "cpu":
+        verdict += " (expected: --target cpu is ONNX Runtime CPU only)"
+    return verdict

@@ -15,7 +15,7 @@ import numpy as np
 from volo_export.errors import InputDataError, UsageError
 from volo_export.labels import class_names
 from volo_export.preprocess import preprocess_paths
-from volo_export.runtime import run_in_batches
+from volo_export.runtime.base import run_in_batches
 
 
 @dataclass(frozen=True)

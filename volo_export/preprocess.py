@@ -108,7 +108,7 @@ def preprocessing_for(model: Path | None = None, model_name: str | None = None) 
         from volo_export.models.variants import get_config
 
         return get_config(model_name).preprocessing
-    from volo_export.runtime import read_artifact_info
+    from volo_export.artifact import read_artifact_info
 
     return read_artifact_info(Path(model)).preprocessing
 
@@ -134,13 +134,3 @@ def sample_photos() -> list[Path]:
         return []
     data = Path(next(iter(spec.submodule_search_locations))) / "data"
     return sorted(p for p in data.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def batches(array: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
-    """Split `array` into consecutive batches cycling through `sizes` (last one may be short)."""
-    out, i, k = [], 0, 0
-    while i < len(array):
-        n = sizes[k % len(sizes)]
-        out.append(array[i:i + n])
-        i, k = i + n, k + 1
-    return out

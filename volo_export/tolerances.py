@@ -7,7 +7,10 @@ largest |logit| (at least 1), so one tolerance serves random weights
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+
+from volo_export.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ FP32 = Tolerance(
     max_abs_rel=1e-4,
     min_cosine=0.99999,
     # Identical maths: top-1 may only flip where two logits tie within max_abs,
-    # and such ties are excluded from the count (see validate.top1_flips).
+    # and such ties count as agreement (see gate.compare.compare_logits).
     min_top1_agreement=1.0,
     min_top5_agreement=0.95,
     reason="same float32 maths as eager; differences come only from kernel summation order",
@@ -89,8 +92,6 @@ INT8 = Tolerance(
     reason="8-bit activations and per-channel 8-bit weights; the issue's bar is accuracy within 1 point of FP32",
 )
 
-PRECISION_TOLERANCES = {"fp32": FP32, "fp16": FP16, "int8": INT8}
-
 # Calibration sets smaller than this draw a warning: ranges of rare large activations
 # (the ones that decide the scales) are then estimated from too few images. TensorRT
 # and ONNX Runtime guides use 100-1000. Measured on volo_tiny_digits: minmax ranges from
@@ -108,8 +109,8 @@ FP16_SAFE_ABS = 65504.0 / 8
 # an INT8 model any more; the command then fails and says so.
 MAX_FALLBACK_FRACTION = 0.5
 
-TENSORRT_FP32 = Tolerance(
-    name="tensorrt-fp32",
+GPU_FP32 = Tolerance(
+    name="fp32-tf32",
     # An FP32 engine still runs MatMul/Conv on TF32 tensor cores by default (TensorRT's
     # TF32 builder flag is on): operands keep a 10-bit mantissa (~5e-4 relative rounding
     # each), and VOLO's 20+ residual blocks accumulate that to ~1e-3 of the logit scale.
@@ -122,3 +123,37 @@ TENSORRT_FP32 = Tolerance(
     min_top5_agreement=0.95,
     reason="FP32 graph on TF32 tensor cores: 10-bit mantissa products, FP32 accumulation",
 )
+
+
+@dataclass(frozen=True)
+class GateOverrides:
+    """Command-line overrides of single gate bounds (None: the documented default)."""
+
+    min_cosine: float | None = None
+    min_top1_agreement: float | None = None
+    max_accuracy_drop: float | None = None
+
+    def __post_init__(self):
+        for name in ("min_cosine", "min_top1_agreement", "max_accuracy_drop"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise UsageError(f"--{name.replace('_', '-')} must be within 0..1, got {value}")
+
+
+# The gate for (artifact precision, runtime). The runtime is `Runner.runtime`
+# (volo_export.runtime.base): what really executes the graph decides the arithmetic.
+# FP32 graphs on NVIDIA GPUs (TensorRT, ONNX Runtime's TensorRT and CUDA providers) run
+# MatMul/Conv on TF32 tensor cores by default; FP16/INT8 graphs already carry their
+# precision, so their gates do not depend on the runtime.
+_BY_PRECISION = {"fp32": FP32, "fp16": FP16, "int8": INT8}
+_BY_RUNTIME = {("fp32", runtime): GPU_FP32 for runtime in ("tensorrt", "onnxruntime-tensorrt", "onnxruntime-cuda")}
+
+
+def tolerance_for(precision: str, runtime: str = "onnxruntime-cpu",
+                  overrides: GateOverrides = GateOverrides()) -> Tolerance:
+    """The gate for an artifact of `precision` run by `runtime`, with the user's overrides applied."""
+    base = _BY_RUNTIME.get((precision, runtime)) or _BY_PRECISION.get(precision)
+    if base is None:
+        raise UsageError(f"no gate for precision {precision!r}; known: {', '.join(_BY_PRECISION)}")
+    changes = {k: v for k, v in dataclasses.asdict(overrides).items() if v is not None}
+    return dataclasses.replace(base, **changes, name=f"{base.name}{' (overridden)' if changes else ''}")

@@ -1,160 +1,50 @@
-"""Gate an artifact against the eager PyTorch model: same inputs, compare logits.
+"""`volo-export validate`: judge an existing artifact (.onnx or .engine) against eager PyTorch.
 
-Inputs are real photographs (the user's `--validate-images`, else the ones
-scikit-image ships) in several batch sizes, plus seeded random tensors.
+The same gate as at export time (`gate.gate_artifact`): the eager reference is rebuilt
+from the artifact's metadata and the weights it was exported from (`gate.rebuild_eager`,
+one checkpoint policy), the inputs follow the artifact's precision (`gate.plan_for`), and
+the tolerance follows its precision and the runtime that really runs it
+(`tolerances.tolerance_for`: an FP32 graph on TensorRT is judged as TF32 arithmetic).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from volo_export.errors import InputDataError
-from volo_export.models.variants import Preprocessing
-from volo_export.preprocess import batches, find_images, preprocess_files, sample_photos
-from volo_export.report import Comparison, Report
-from volo_export.tolerances import Tolerance
-
-Predictor = Callable[[np.ndarray], np.ndarray]
+from volo_export.errors import UsageError, raise_if_failed
+from volo_export.gate import Report, eager_reference, gate_artifact, gate_inputs, plan_for, rebuild_eager
+from volo_export.progress import SILENT, Progress
+from volo_export.runtime import SessionSettings, open_runner
+from volo_export.tolerances import GateOverrides, tolerance_for
 
 
 @dataclass(frozen=True)
-class InputSet:
-    """One batch to compare on: a label saying where it came from, images (N, 3, S, S), optional labels."""
+class ValidateRequest:
+    """What `volo-export validate` was asked to compare."""
 
-    label: str
-    array: np.ndarray
-    targets: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class ValidationPlan:
-    """Which inputs the gate runs. Batch sizes cycle over the images; random batches come on top."""
-
-    image_batch_sizes: tuple[int, ...] = (1, 4, 8)
-    random_batch_sizes: tuple[int, ...] = (2,)
-    max_images: int = 16
-    seed: int = 0
+    artifact: Path
+    checkpoint: Path | None = None
+    images: Path | None = None
+    plugins: tuple[Path, ...] = ()
+    settings: SessionSettings = SessionSettings()
+    gate: GateOverrides = GateOverrides()
 
 
-def validation_inputs(prep: Preprocessing, plan: ValidationPlan = ValidationPlan(),
-                      images_dir: Path | None = None) -> tuple[list[InputSet], list[str]]:
-    """Build the input batches; returns them with notes (e.g. skipped files)."""
-    notes: list[str] = []
-    if images_dir is not None:
-        files, source = find_images(images_dir), Path(images_dir).name
-        if not files:
-            raise InputDataError(f"no images (jpg/png/webp/bmp) under {images_dir}")
-    else:
-        files, source = sample_photos(), "photos"
-        if not files:
-            notes.append("scikit-image is not installed: validating on random inputs only")
-    loaded = preprocess_files(files[:plan.max_images], prep)
-    if loaded.skipped:
-        notes.append(f"skipped {len(loaded.skipped)} unreadable image(s): "
-                     + ", ".join(p.name for p in loaded.skipped[:3]))
-    sets = [InputSet(f"{source}[{i}]", b) for i, b in enumerate(batches(loaded.array, plan.image_batch_sizes))]
-    rng = np.random.default_rng(plan.seed)
-    for n in plan.random_batch_sizes:
-        sets.append(InputSet("random", rng.standard_normal((n, 3, prep.size, prep.size), dtype=np.float32)))
-    return sets, notes
-
-
-def _topk(logits: np.ndarray, k: int) -> np.ndarray:
-    return np.argsort(-logits, axis=1, kind="stable")[:, :k]
-
-
-def compare_logits(label: str, ref: np.ndarray, out: np.ndarray, allowed_abs: float = 0.0,
-                   targets: np.ndarray | None = None) -> Comparison:
-    """Numbers for one batch. A top-1 disagreement counts as agreement when the reference's two
-    candidates are within `allowed_abs` of each other (a tie the tolerance already admits)."""
-    ref, out = ref.astype(np.float64), out.astype(np.float64)
-    diff = np.abs(ref - out)
-    cos = (ref * out).sum(1) / np.maximum(np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1), 1e-30)
-    r1, o1 = ref.argmax(1), out.argmax(1)
-    rows = np.arange(len(ref))
-    tie = np.abs(ref[rows, r1] - ref[rows, o1]) <= allowed_abs
-    k = min(5, ref.shape[1])
-    r5, o5 = _topk(ref, k), _topk(out, k)
-    overlap = [len(set(a) & set(b)) / k for a, b in zip(r5, o5)]
-    acc = ref_acc = None
-    if targets is not None:
-        acc, ref_acc = float((o1 == targets).mean()), float((r1 == targets).mean())
-    return Comparison(inputs=label, batch_size=len(ref), max_abs=float(diff.max()), mean_abs=float(diff.mean()),
-                      min_cosine=float(cos.min()), top1_agreement=float(((r1 == o1) | tie).mean()),
-                      top5_agreement=float(np.mean(overlap)), reference_scale=float(np.abs(ref).max()),
-                      accuracy=acc, reference_accuracy=ref_acc)
-
-
-def gate(comparisons: Sequence[Comparison], tol: Tolerance) -> list[str]:
-    """Every bound of `tol` that some comparison misses, one line each.
-
-    Max-abs and cosine hold per batch. Agreement and accuracy hold per batch, or,
-    with `tol.pooled_agreement`, only on the row that pools every input.
-    """
-    failures = []
-    for c in comparisons:
-        allowed = tol.max_abs_rel * max(1.0, c.reference_scale)
-        judged = not tol.pooled_agreement or c.scope == "all"
-        checks = [
-            (c.max_abs <= allowed, f"max abs error {c.max_abs:.3g} > {allowed:.3g}"),
-            (c.min_cosine >= tol.min_cosine, f"cosine {c.min_cosine:.6f} < {tol.min_cosine}"),
-            (not judged or c.top1_agreement >= tol.min_top1_agreement,
-             f"top-1 agreement {c.top1_agreement:.2%} < {tol.min_top1_agreement:.2%}"),
-            (not judged or c.top5_agreement >= tol.min_top5_agreement,
-             f"top-5 agreement {c.top5_agreement:.2%} < {tol.min_top5_agreement:.2%}"),
-        ]
-        if judged and tol.max_accuracy_drop is not None and c.accuracy is not None:
-            drop = c.reference_accuracy - c.accuracy
-            checks.append((drop <= tol.max_accuracy_drop + 1e-12,
-                           f"accuracy {c.accuracy:.2%} is {drop:.2%} below FP32's {c.reference_accuracy:.2%} "
-                           f"(allowed {tol.max_accuracy_drop:.2%})"))
-        failures += [f"{c.inputs} (batch {c.batch_size}): {msg}" for ok, msg in checks if not ok]
-    return failures
-
-
-def run_gate(reference: Predictor, candidate: Predictor, inputs: Sequence[InputSet], tol: Tolerance, *,
-             artifact: str, model: str, precision: str, notes: Sequence[str] = (),
-             on_batch: Callable[[], None] | None = None, reference_name: str = "eager PyTorch") -> Report:
-    """Run both predictors on every input set and gate the results with `tol`.
-
-    With `tol.pooled_agreement` a last row ("all", scope "all") compares every input together.
-    """
-    comparisons, refs, outs, targets = [], [], [], []
-    for s in inputs:
-        ref, out = reference(s.array), candidate(s.array)
-        if out.shape != ref.shape:
-            raise InputDataError(f"{artifact} returned shape {out.shape}, {reference_name} {ref.shape}")
-        comparisons.append(compare_logits(s.label, ref, out, _tie(tol, ref), s.targets))
-        refs.append(ref), outs.append(out), targets.append(s.targets)
-        if on_batch:
-            on_batch()
-    if tol.pooled_agreement and refs:
-        ref, out = np.concatenate(refs), np.concatenate(outs)
-        labels = None if any(t is None for t in targets) else np.concatenate(targets)
-        pooled = compare_logits(f"all {len(ref)} inputs", ref, out, _tie(tol, ref), labels)
-        comparisons.append(replace(pooled, scope="all"))
-    return Report(artifact=artifact, model=model, precision=precision, tolerance=tol.name,
-                  comparisons=comparisons, failures=gate(comparisons, tol), notes=list(notes),
-                  reference=reference_name)
-
-
-def _tie(tol: Tolerance, ref: np.ndarray) -> float:
-    """How close two reference logits must be for a top-1 flip between them to be excused:
-    `tol.tie_rel` of the reference scale, else (exact FP32 gates) what the max-abs bound admits."""
-    rel = tol.tie_rel if tol.tie_rel is not None else tol.max_abs_rel
-    return rel * max(1.0, float(np.abs(ref).max()))
-
-
-def eager_predictor(model) -> Predictor:
-    """Wrap an eval-mode torch model as numpy -> numpy."""
-    import torch
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
-
-    return predict
+def validate_artifact(request: ValidateRequest, progress: Progress = SILENT) -> Report:
+    """Run the artifact and its eager reference on the same inputs; returns the passing Report,
+    raises ValidationFailed (carrying it) when the artifact misses its gate."""
+    name = Path(request.artifact).name
+    runner = open_runner(request.artifact, request.settings, request.plugins)
+    info = runner.info
+    loaded, why_not = rebuild_eager(info, request.checkpoint, name)
+    if loaded is None:
+        raise UsageError(f"cannot rebuild the eager model to compare {name} with: {why_not}")
+    inputs, notes = gate_inputs(info.preprocessing, plan_for(info.precision, request.images))
+    progress.stage(f"running {name} on {runner.describe()} and eager PyTorch on the same images")
+    report = gate_artifact(runner, eager_reference(loaded.model), inputs,
+                           tolerance_for(info.precision, runner.runtime, request.gate), artifact=name,
+                           model=info.model, precision=f"{info.precision} ({runner.runtime})",
+                           notes=list(loaded.notices) + notes + list(runner.notices), progress=progress)
+    raise_if_failed(report, f"{name} differs from eager PyTorch")
+    return report

@@ -12,11 +12,12 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from conftest import build_environment
+from helpers import build_environment
 from volo_export.cli import app
 from volo_export.errors import EngineError, UsageError
 from volo_export.export.metadata import read_info, write_info
-from volo_export.trt.build import BuildProgress, EngineRequest, build_engine
+from volo_export.progress import Progress
+from volo_export.trt.build import EngineRequest, build_engine
 from volo_export.trt.config import BuildSettings
 from volo_export.trt.provenance import read_sidecar, sidecar_path
 
@@ -143,7 +144,7 @@ def fake_tensorrt(version="10.13.0.35", parse_ok=True, build_ok=True):
     return trt
 
 
-class Recorder(BuildProgress):
+class Recorder(Progress):
     def __init__(self):
         self.events = []
 
@@ -153,7 +154,7 @@ class Recorder(BuildProgress):
     def phase_start(self, name, parent, steps):
         self.events.append(("start", name, steps))
 
-    def step(self, name, step):
+    def phase_step(self, name, step):
         self.events.append(("step", step))
         return True
 

@@ -64,13 +64,9 @@ def test_profile_from_onnx_input_and_metadata():
         compute_profile(InputSpec("input", ("N", 3, 224)), 224, BuildSettings())
 
 
-def test_profile_batch_check_is_one_line():
+def test_profile_round_trips_through_the_sidecar_dict():
     p = compute_profile(DYNAMIC, 224, BuildSettings(max_batch=16))
-    p.check_batch(1)
-    p.check_batch(16)
-    with pytest.raises(UsageError, match=r"batch 17 is outside the engine's optimization profile \(batch 1..16\)"):
-        p.check_batch(17)
-    assert Profile.from_dict(p.to_dict()) == p
+    assert p.batches == (1, 8, 16) and Profile.from_dict(p.to_dict()) == p
 
 
 def test_builder_calls_as_data_trt10():

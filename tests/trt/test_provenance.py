@@ -9,7 +9,7 @@ from datetime import datetime
 import onnx
 import pytest
 
-from conftest import build_environment, write_fake_engine
+from helpers import build_environment, write_fake_engine
 from volo_export.errors import EngineError, InputDataError
 from volo_export.export.metadata import read_info, write_info
 from volo_export.io import sha256_file

@@ -8,7 +8,6 @@ otherwise says which one differs, so the caller can recompute and tell the user 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,11 +27,6 @@ class CacheKey:
     method: str
     size: int
     files: tuple[tuple[str, str], ...] = field(default=(), compare=False)  # (name, sha256), for messages only
-
-
-def graph_sha256(model_proto) -> str:
-    """Hash of the graph (nodes and weights), not of the metadata: what the activations depend on."""
-    return hashlib.sha256(model_proto.graph.SerializeToString(deterministic=True)).hexdigest()
 
 
 @dataclass

@@ -10,7 +10,6 @@ calibration cache compares.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 from volo_export.errors import InputDataError, UsageError
 from volo_export.models.variants import Preprocessing
 from volo_export.preprocess import IMAGE_SUFFIXES, find_images, load_image, preprocess_image
+from volo_export.progress import SILENT, Progress
 from volo_export.tolerances import MIN_CALIBRATION_SAMPLES
 
 RANDOM = "random"
@@ -27,8 +27,6 @@ DEFAULT_CALIB_SIZE = 256
 # Files are picked from a folder in a seeded shuffle of the sorted list, so a folder
 # laid out by class (`0/`, `1/`, ...) contributes every class, not only the first ones.
 SELECTION_SEED = 0
-
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass
@@ -62,7 +60,7 @@ def content_hash(path: Path) -> str:
 
 
 def load_calibration_data(spec: str | Path, prep: Preprocessing, size: int = DEFAULT_CALIB_SIZE,
-                          on_progress: ProgressCallback = lambda done, total: None) -> CalibrationData:
+                          progress: Progress = SILENT) -> CalibrationData:
     """Resolve `--calib-data` into preprocessed samples.
 
     `spec` is a folder of images (recursive), a `.npy`/`.npz` file of (N, 3, S, S) or
@@ -76,7 +74,7 @@ def load_calibration_data(spec: str | Path, prep: Preprocessing, size: int = DEF
     else:
         path = Path(spec)
         if path.is_dir():
-            data = _from_folder(path, prep, size, on_progress)
+            data = _from_folder(path, prep, size, progress)
         elif path.is_file() and path.suffix.lower() in TENSOR_SUFFIXES:
             data = _from_tensor_file(path, prep, size)
         elif path.is_file():
@@ -107,7 +105,7 @@ def select_files(files: list[Path], size: int) -> tuple[list[Path], list[Path]]:
     return chosen, [f for f in files if f not in chosen_set]
 
 
-def _from_folder(folder: Path, prep: Preprocessing, size: int, on_progress: ProgressCallback) -> CalibrationData:
+def _from_folder(folder: Path, prep: Preprocessing, size: int, progress: Progress) -> CalibrationData:
     files = find_images(folder)
     others = sum(1 for p in folder.rglob("*") if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
     if not files:
@@ -127,7 +125,7 @@ def _from_folder(folder: Path, prep: Preprocessing, size: int, on_progress: Prog
             skipped.append(path)
             if rest:
                 pending.append(rest.pop(0))
-        on_progress(len(used) + len(skipped), len(chosen) + len(skipped))
+        progress.advance(len(used) + len(skipped), len(chosen) + len(skipped))
     notes = []
     if skipped:
         notes.append(f"skipped {len(skipped)} unreadable image(s): " + ", ".join(p.name for p in skipped[:3])

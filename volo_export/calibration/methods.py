@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from volo_export.calibration.stats import TensorStats
+from volo_export.activations import TensorStats
 from volo_export.errors import UsageError
 
 METHODS = ("minmax", "entropy", "percentile")

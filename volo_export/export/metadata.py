@@ -3,6 +3,7 @@ validated or benchmarked alone (preprocessing, classes, provenance)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -82,6 +83,12 @@ def library_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return out
+
+
+def graph_sha256(model_proto) -> str:
+    """Hash of the graph (nodes and weights), not of the metadata: what outputs and activations depend on.
+    Lowered artifacts record their FP32 source's as `fp32_graph_sha256`; calibration caches key on it."""
+    return hashlib.sha256(model_proto.graph.SerializeToString(deterministic=True)).hexdigest()
 
 
 def write_info(model_proto, info: ArtifactInfo) -> None:

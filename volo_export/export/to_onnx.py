@@ -8,6 +8,7 @@ I/O contract: input `input` float32 (N, 3, S, S), output `logits` float32
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import warnings
@@ -21,6 +22,7 @@ from volo_export.errors import ExportError, UsageError
 from volo_export.export.gemm import bias_in_gemm
 from volo_export.export.metadata import ArtifactInfo, write_info
 from volo_export.export.rewrite import export_friendly
+from volo_export.models.checkpoint import LoadedModel
 from volo_export.models.volo import VOLO
 
 INPUT_NAME = "input"
@@ -48,6 +50,19 @@ class ExportOptions:
                              f"(Col2Im-free VOLO needs LayerNormalization; TensorRT parses up to {MAX_OPSET})")
         if self.batch is not None and self.batch < 1:
             raise UsageError(f"--batch must be >= 1, got {self.batch}")
+
+
+# Stamped (metadata `export`) on graphs exported without the rewrite, so they are never mistaken for ours.
+NAIVE_EXPORT = "naive (stock exporter, Col2Im)"
+
+
+def export_model(loaded: LoadedModel, options: ExportOptions = ExportOptions()) -> tuple[object, ArtifactInfo]:
+    """The one way from a loaded eager model to a finished ONNX ModelProto: trace (`torch_to_onnx`), attach
+    the metadata and run the checker (`finalize`). Returns (proto, its ArtifactInfo); nothing is written."""
+    info = ArtifactInfo.for_model(loaded.config, loaded.checkpoint_sha256, options.opset)
+    if not options.rewrite:
+        info = dataclasses.replace(info, extra={**info.extra, "export": NAIVE_EXPORT})
+    return finalize(torch_to_onnx(loaded.model, options), info), info
 
 
 def torch_to_onnx(model: VOLO, options: ExportOptions):

@@ -36,7 +36,7 @@ class Preprocessing:
 
 @dataclass(frozen=True)
 class VoloConfig:
-    """Architecture of one VOLO variant (see VOLO_ARCHITECTURE.md)."""
+    """Architecture of one VOLO variant (the arguments of sail-sg/volo `models/volo.py`'s VOLO class)."""
 
     name: str
     layers: tuple[int, int, int, int]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from volo_export.calibration.methods import Range
-from volo_export.calibration.stats import capture
+from volo_export.activations import capture
 from volo_export.precision.int8 import QuantTarget, fake_quantize, quantize_weight
 from volo_export.tolerances import MAX_FALLBACK_FRACTION
 
@@ -54,7 +54,7 @@ def _run_node(model, node, feeds: dict[str, np.ndarray], weights: dict[str, np.n
     import onnx
     from onnx import helper, numpy_helper
 
-    from volo_export.runtime import OnnxRuntimeRunner, SessionSettings
+    from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
 
     inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
               for n, v in feeds.items()]
@@ -63,7 +63,7 @@ def _run_node(model, node, feeds: dict[str, np.ndarray], weights: dict[str, np.n
                               [numpy_helper.from_array(v, n) for n, v in weights.items()])
     single = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
     runner = OnnxRuntimeRunner(single.SerializeToString(),
-                               SessionSettings(providers=("CPUExecutionProvider",), optimization="disable"))
+                               SessionSettings(providers=CPU_ONLY, optimization="disable"))
     return runner.run(feeds, [node.output[0]])[0]
 
 

@@ -87,14 +87,6 @@ def to_fp16(model, options: Fp16Options = Fp16Options(), overflow: dict[str, flo
     return Fp16Result(converted, kept)
 
 
-def float16_summary(model) -> dict[str, int]:
-    """Count of float16 vs float32 tensors among initializers, for reports and tests."""
-    from onnx import TensorProto
-
-    types = [t.data_type for t in model.graph.initializer]
-    return {"float16": types.count(TensorProto.FLOAT16), "float32": types.count(TensorProto.FLOAT)}
-
-
 def keep_op_types(extra: Sequence[str]) -> tuple[str, ...]:
     """The default FP32 op types plus the user's."""
     return tuple(dict.fromkeys([*KEEP_FP32_OPS, *extra]))

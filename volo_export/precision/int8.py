@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from volo_export.calibration.methods import Range
-from volo_export.errors import UsageError
+from volo_export.errors import ExportError, UsageError
+
 INT8_MAX = 127
 WEIGHTED_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
 
@@ -159,7 +160,8 @@ def quantize_qdq(model, targets: Sequence[QuantTarget], ranges: dict[str, Range]
     def activation(name: str) -> str:
         if name not in dq_of:
             if name not in ranges:
-                raise KeyError(f"no calibrated range for {name}")
+                raise ExportError(f"no calibrated range for activation {name!r}: the calibration ranges do not "
+                                  "cover this graph (stale --calib-cache?)")
             base = _safe(name)
             scale_value, zp_value = activation_qparams(ranges[name], asymmetric, activation_levels)
             scale = add_init(f"{base}_scale", scale_value)

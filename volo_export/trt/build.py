@@ -13,30 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from volo_export.errors import EngineError, InputDataError, TensorRTCheckFailed, UsageError
+from volo_export.errors import EngineError, InputDataError, TensorRTCheckFailed
 from volo_export.io import atomic_output, ensure_writable, sha256_file
-from volo_export.trt.check import TARGETS, check_model, first_violation
+from volo_export.progress import SILENT, Progress
+from volo_export.trt.check import TRT_VERSIONS, check_model, first_violation
 from volo_export.trt.config import (BuildPlan, BuildSettings, Enum, Profile, Ref, build_plan, compute_profile,
                                     input_spec, trt_major, trtexec_command)
 from volo_export.trt.provenance import (EngineProvenance, Environment, calibration_info, now_utc, sidecar_path,
                                         write_sidecar)
-
-
-class BuildProgress:
-    """Callbacks for a long build; the CLI renders them. Default: silent."""
-
-    def stage(self, text: str) -> None:
-        """A coarse step: 'parsing ONNX', 'building' ..."""
-
-    def phase_start(self, name: str, parent: str | None, steps: int) -> None:
-        """A TensorRT builder phase began (IProgressMonitor)."""
-
-    def step(self, name: str, step: int) -> bool:
-        """A step of phase `name` finished; return False to cancel the build."""
-        return True
-
-    def phase_finish(self, name: str) -> None:
-        """A TensorRT builder phase ended."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +68,7 @@ def prepare(request: EngineRequest, trt_target: int = 10) -> PreparedBuild:
     info = ArtifactInfo.from_props(props, source=str(request.onnx))
     profile = compute_profile(input_spec(proto), info.preprocessing.size, request.settings)
     if request.check:
-        result = check_model(request.onnx, trt=min(trt_target, max(TARGETS)))
+        result = check_model(request.onnx, trt=min(trt_target, max(TRT_VERSIONS)))
         if not result.passed:
             raise TensorRTCheckFailed(f"{request.onnx.name} breaks TensorRT's ONNX parser rules "
                                       f"({len(result.errors)} error(s); first: {first_violation(result)}); "
@@ -97,14 +81,13 @@ def prepare(request: EngineRequest, trt_target: int = 10) -> PreparedBuild:
                          outputs[0] if outputs else "logits")
 
 
-def build_engine(request: EngineRequest, progress: BuildProgress | None = None,
+def build_engine(request: EngineRequest, progress: Progress = SILENT,
                  environment: Callable[[], Environment] | None = None) -> EngineResult:
     """Build, then write the plan and its sidecar atomically (both or neither). `environment`
     describes the build machine for the sidecar (default: probe this one)."""
     from volo_export.trt.environment import running_environment, tensorrt_version
     from volo_export.trt.infer import import_tensorrt
 
-    progress = progress or BuildProgress()
     ensure_writable(request.output)
     progress.stage(f"reading {request.onnx.name} and checking it against TensorRT's ONNX parser rules")
     installed = tensorrt_version()
@@ -170,7 +153,7 @@ def _make_logger(trt):
     return CollectingLogger()
 
 
-def _make_monitor(trt, progress: BuildProgress):
+def _make_monitor(trt, progress: Progress):
     class Monitor(trt.IProgressMonitor):
         def __init__(self):
             trt.IProgressMonitor.__init__(self)
@@ -179,7 +162,7 @@ def _make_monitor(trt, progress: BuildProgress):
             progress.phase_start(phase_name, parent_phase, num_steps)
 
         def step_complete(self, phase_name, step):
-            return progress.step(phase_name, step)
+            return progress.phase_step(phase_name, step)
 
         def phase_finish(self, phase_name):
             progress.phase_finish(phase_name)
@@ -187,7 +170,7 @@ def _make_monitor(trt, progress: BuildProgress):
     return Monitor()
 
 
-def resolve(arg, trt, objects: dict):
+def resolve_arg(arg, trt, objects: dict):
     """A plan argument -> the real value: Enum -> trt enum member, Ref -> builder object."""
     if isinstance(arg, Enum):
         value = trt
@@ -203,7 +186,7 @@ def apply_calls(plan: BuildPlan, trt, objects: dict) -> None:
     """Replay the plan's builder calls on the real objects."""
     for call in plan.calls:
         target = objects[call.target]
-        args = [resolve(a, trt, objects) for a in call.args]
+        args = [resolve_arg(a, trt, objects) for a in call.args]
         if call.assign:
             setattr(target, call.name, args[0])
         else:
@@ -218,7 +201,7 @@ def _parser_error(parser, logger) -> str:
     return logger.errors[0] if logger.errors else "unknown parser error"
 
 
-def _build(trt, onnx_path: Path, plan: BuildPlan, progress: BuildProgress) -> tuple[bytes, bytes | None, list[str]]:
+def _build(trt, onnx_path: Path, plan: BuildPlan, progress: Progress) -> tuple[bytes, bytes | None, list[str]]:
     """Returns (serialized plan, serialized timing cache or None, builder warnings)."""
     from volo_export.trt.infer import load_plugins
 
@@ -249,21 +232,3 @@ def _build(trt, onnx_path: Path, plan: BuildPlan, progress: BuildProgress) -> tu
                           f"{logger.errors[0] if logger.errors else 'build cancelled or failed'}")
     cache = bytes(memoryview(config.get_timing_cache().serialize())) if plan.timing_cache else None
     return bytes(memoryview(serialized)), cache, logger.warnings
-
-
-def trtexec_for(onnx: Path, major: int = 10, settings: BuildSettings = BuildSettings(),
-                output: Path | None = None) -> str:
-    """The trtexec command that builds `onnx` with `settings` (no TensorRT, no check). The image size
-    comes from the volo-export metadata, else from a static input height."""
-    from volo_export.export.metadata import PREFIX, load_graph
-
-    onnx = Path(onnx)
-    proto = load_graph(onnx)
-    spec = input_spec(proto)
-    size = next((int(p.value) for p in proto.metadata_props if p.key == PREFIX + "image_size"), None)
-    if size is None and len(spec.dims) == 4 and isinstance(spec.dims[2], int):
-        size = spec.dims[2]
-    if size is None:
-        raise UsageError(f"{onnx.name}: dynamic image size and no volo-export metadata; no profile to print")
-    profile = compute_profile(spec, size, settings)
-    return trtexec_command(onnx, output or onnx.with_suffix(".engine"), settings, profile, major)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from volo_export.errors import UsageError
+from volo_export.errors import TensorRTCheckFailed, UsageError
 
 # --------------------------------------------------------------------------- data
 
@@ -39,7 +39,7 @@ class TrtTarget:
     source: str
 
 
-TARGETS = {
+TRT_VERSIONS = {
     10: TrtTarget(10, 9, 24, "onnx-tensorrt docs/operators.md (TensorRT 10.15): opsets 9-24"),
     11: TrtTarget(11, 9, 25, "TensorRT 11.x: opsets 9-25, same operator table as 10.15"),
 }
@@ -618,13 +618,13 @@ def check_model(model: Path | object, trt: int = DEFAULT_TRT, name: str | None =
     """Check an ONNX file (or ModelProto) against TensorRT `trt`'s ONNX parser rules."""
     from volo_export.export.metadata import load_graph
 
-    if trt not in TARGETS:
-        raise UsageError(f"--trt {trt} unsupported; choose {' or '.join(map(str, TARGETS))}")
+    if trt not in TRT_VERSIONS:
+        raise UsageError(f"--trt {trt} unsupported; choose {' or '.join(map(str, TRT_VERSIONS))}")
     base_dir = None
     if isinstance(model, (str, Path)):
         path = Path(model)
         model, base_dir, name = load_graph(path), path.parent, name or path.name
-    target = TARGETS[trt]
+    target = TRT_VERSIONS[trt]
     opset, findings = _opset_findings(model, target)
     types, shapes, notes = _infer_types(model)
     findings += notes
@@ -647,3 +647,18 @@ def first_violation(result: CheckResult) -> str:
     f = min(result.errors, key=lambda e: _FIRST.index(e.rule) if e.rule in _FIRST else len(_FIRST))
     return f"{f.node + ': ' if f.node else ''}{f.message}"
 
+
+
+def check_artifact(path: Path, trt: int = DEFAULT_TRT, with_trtexec: bool = False) -> CheckResult:
+    """`volo-export check`: the passing CheckResult, or TensorRTCheckFailed carrying the failing one.
+    `with_trtexec` adds the trtexec command that builds an engine from the file."""
+    from volo_export.trt.config import trtexec_for
+
+    path = Path(path)
+    result = check_model(path, trt=trt)
+    if with_trtexec:
+        result.trtexec = trtexec_for(path, trt)
+    if not result.passed:
+        raise TensorRTCheckFailed(f"{path.name}: {len(result.errors)} violation(s) of TensorRT {trt}'s ONNX parser "
+                                  f"rules; first: {first_violation(result)}", result)
+    return result

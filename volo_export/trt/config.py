@@ -102,14 +102,6 @@ class Profile:
     def fixed(self) -> bool:
         return self.min == self.max
 
-    def check_batch(self, n: int, what: str = "engine") -> None:
-        """Raise a one-line UsageError when batch `n` is outside [min, max]."""
-        lo, _, hi = self.batches
-        if not lo <= n <= hi:
-            span = f"exactly {lo}" if lo == hi else f"{lo}..{hi}"
-            raise UsageError(f"batch {n} is outside the {what}'s optimization profile (batch {span}); "
-                             f"use a batch in range or rebuild with --min-batch/--max-batch")
-
     def to_dict(self) -> dict:
         return {"input": self.input, "min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
 
@@ -294,3 +286,21 @@ def trtexec_command(onnx: Path, engine: Path, settings: BuildSettings, profile: 
         args.append("--versionCompatible")
     args += [f"--staticPlugins={q(str(p))}" for p in settings.plugins]
     return " ".join(args)
+
+
+def trtexec_for(onnx: Path, major: int = 10, settings: BuildSettings = BuildSettings(),
+                output: Path | None = None) -> str:
+    """The trtexec command that builds `onnx` with `settings` (no TensorRT, no check). The image size
+    comes from the volo-export metadata, else from a static input height."""
+    from volo_export.export.metadata import PREFIX, load_graph
+
+    onnx = Path(onnx)
+    proto = load_graph(onnx)
+    spec = input_spec(proto)
+    size = next((int(p.value) for p in proto.metadata_props if p.key == PREFIX + "image_size"), None)
+    if size is None and len(spec.dims) == 4 and isinstance(spec.dims[2], int):
+        size = spec.dims[2]
+    if size is None:
+        raise UsageError(f"{onnx.name}: dynamic image size and no volo-export metadata; no profile to print")
+    profile = compute_profile(spec, size, settings)
+    return trtexec_command(onnx, output or onnx.with_suffix(".engine"), settings, profile, major)

@@ -1,20 +1,23 @@
-"""Activation statistics of an FP32 ONNX graph on calibration samples.
+"""A probe of an FP32 ONNX graph's intermediate tensors (activations) on real inputs.
 
 The graph runs in ONNX Runtime (CPU) with the tensors of interest added as
-outputs; per tensor we keep min, max and a histogram of |x| that the range
-methods (`calibration.methods`) read.
+outputs. `collect_stats` keeps per tensor min, max and a histogram of |x|: INT8
+calibration derives ranges from them (`calibration.methods`), FP16 conversion
+finds the tensors that would overflow float16. `capture` returns the values of one
+batch: the INT8 fallback measures each layer's sensitivity on them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-HIST_BINS = 2048
+from volo_export.progress import SILENT, Progress
+from volo_export.runtime.base import batch_range_of
 
-ProgressCallback = Callable[[int, int], None]
+HIST_BINS = 2048
 
 
 @dataclass
@@ -96,44 +99,35 @@ def with_outputs(model_proto, names: Sequence[str]):
     return out
 
 
-def fixed_batch(model_proto) -> int | None:
-    """The graph's static batch size, or None when the batch is dynamic."""
-    dim = model_proto.graph.input[0].type.tensor_type.shape.dim[0]
-    return dim.dim_value if dim.HasField("dim_value") else None
+def _probe(model_proto, names: Sequence[str]):
+    """An ONNX Runtime CPU session of the FP32 graph that also returns `names`. Optimisation 'basic'
+    keeps the tensors as the graph names them (higher levels fuse some of them away)."""
+    from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
 
-
-def sample_batches(array: np.ndarray, batch: int, fixed: int | None) -> Iterable[np.ndarray]:
-    """Consecutive batches of `array`; for a static-batch graph exactly `fixed` rows each (cycling the data)."""
-    size = fixed or batch
-    if fixed and len(array) % fixed:
-        array = array[np.arange(-(-len(array) // fixed) * fixed) % len(array)]
-    for i in range(0, len(array), size):
-        yield array[i:i + size]
+    return OnnxRuntimeRunner(with_outputs(model_proto, names).SerializeToString(),
+                             SessionSettings(providers=CPU_ONLY, optimization="basic"))
 
 
 def collect_stats(model_proto, names: Sequence[str], array: np.ndarray, *, batch: int = 8, histogram: bool = True,
-                  on_progress: ProgressCallback = lambda done, total: None) -> dict[str, TensorStats]:
-    """Run the FP32 `model_proto` on `array` (N, 3, S, S) and return statistics of every tensor in `names`."""
-    from volo_export.runtime import OnnxRuntimeRunner, SessionSettings
-
+                  progress: Progress = SILENT) -> dict[str, TensorStats]:
+    """Run the FP32 `model_proto` on `array` (N, 3, S, S) in batches the graph takes and return
+    statistics of every tensor in `names`. Rows repeated to fill a static batch count twice (ranges do
+    not change; intermediate tensors need not have a batch axis to cut them off by)."""
     names = list(dict.fromkeys(names))
-    runner = OnnxRuntimeRunner(with_outputs(model_proto, names).SerializeToString(),
-                               SessionSettings(providers=("CPUExecutionProvider",), optimization="basic"))
+    runner = _probe(model_proto, names)
     stats = {n: TensorStats.empty(histogram) for n in names}
-    chunks = list(sample_batches(array, batch, fixed_batch(model_proto)))
-    for i, x in enumerate(chunks):
-        values = runner.run({runner.input_name: np.ascontiguousarray(x)}, names)
+    batches = batch_range_of(model_proto)
+    chunks = batches.chunks(len(array), None if batches.static else batch)
+    for i, (index, _) in enumerate(chunks):
+        values = runner.run({runner.input_name: np.ascontiguousarray(array[index])}, names)
         for name, v in zip(names, values):
             stats[name].update(v)
-        on_progress(i + 1, len(chunks))
+        progress.advance(i + 1, len(chunks))
     return stats
 
 
 def capture(model_proto, names: Sequence[str], x: np.ndarray) -> dict[str, np.ndarray]:
-    """The values of tensors `names` when the FP32 model runs on one batch `x`."""
-    from volo_export.runtime import OnnxRuntimeRunner, SessionSettings
-
+    """The values of tensors `names` when the FP32 model runs on one batch `x` (a batch the graph takes)."""
     names = list(dict.fromkeys(names))
-    runner = OnnxRuntimeRunner(with_outputs(model_proto, names).SerializeToString(),
-                               SessionSettings(providers=("CPUExecutionProvider",), optimization="basic"))
+    runner = _probe(model_proto, names)
     return dict(zip(names, runner.run({runner.input_name: np.ascontiguousarray(x)}, names)))

@@ -1,4 +1,4 @@
-"""The one report type for every comparison (eager vs ONNX, FP16, INT8, engine),
+"""The one report type for every gate (eager vs ONNX, FP16, INT8, engine, any runtime),
 rendered as a rich table or JSON."""
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class Report:
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     reference: str = "eager PyTorch"
+    tolerance_reason: str = ""  # why the bounds are what they are (volo_export/tolerances.py)
     # Nodes left in higher precision (FP16: kept float32; INT8: not quantized), with the reason.
     kept: list[str] = field(default_factory=list)
     steps: list[FallbackStep] = field(default_factory=list)

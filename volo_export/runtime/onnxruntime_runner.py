@@ -1,10 +1,9 @@
-"""One inference API over this project's artifacts: `open_runner(path)(batch) -> logits`.
+"""ONNX files in ONNX Runtime: session settings, execution providers and their options, the runner.
 
-ONNX models run in ONNX Runtime with the best available provider
-(TensorRT EP, CUDA EP, CPU EP, in that order of preference); `.engine` files
-run in TensorRT after their sidecar was checked against this machine. The
-artifact's own metadata (ONNX metadata_props, or the engine's sidecar) says
-how to preprocess, so a file alone is enough to run it.
+Provider policy, explicit: `SessionSettings.providers` None ("auto") prefers TensorRT EP >
+CUDA EP > CPU EP, for predict and validate, where speed matters and the tolerance follows the
+provider that really runs (`OnnxRuntimeRunner.runtime`). The export gate always runs on the CPU
+EP (`CPU`): exact FP32 arithmetic, the reference runtime for every ONNX artifact.
 """
 
 from __future__ import annotations
@@ -16,18 +15,21 @@ from pathlib import Path
 
 import numpy as np
 
-from volo_export.errors import InputDataError, UsageError
+from volo_export.errors import InputDataError, RuntimeUnavailable
 from volo_export.export.metadata import ArtifactInfo, load_graph, read_info
+from volo_export.runtime.base import (ONNXRUNTIME_CPU, ONNXRUNTIME_CUDA, ONNXRUNTIME_TENSORRT, BatchRange)
 
-_PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-DEFAULT_PREDICT_BATCH = 32
+PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+_RUNTIME_OF_PROVIDER = {"TensorrtExecutionProvider": ONNXRUNTIME_TENSORRT,
+                        "CUDAExecutionProvider": ONNXRUNTIME_CUDA, "CPUExecutionProvider": ONNXRUNTIME_CPU}
+OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
 
 @dataclass(frozen=True)
 class SessionSettings:
-    """ONNX Runtime session settings. `threads` 0 lets ONNX Runtime use every core.
-    `cache_dir`: where the TensorRT EP keeps engine and timing caches (default: user cache).
+    """ONNX Runtime session settings. `providers` None: the preference above, as available.
+    `threads` 0 lets ONNX Runtime use every core. `cache_dir`: where the TensorRT EP keeps engine and
+    timing caches (default: user cache).
 
     `spinning` False stops idle intra-op threads from busy-waiting between runs (ONNX Runtime spins by
     default): a little latency for not stealing cores from other work, e.g. interleaved benchmarks.
@@ -42,6 +44,9 @@ class SessionSettings:
     spinning: bool = True
     profile_prefix: str | None = None
     optimized_model: Path | None = None
+
+
+CPU_ONLY = ("CPUExecutionProvider",)  # the gate's provider: exact FP32 arithmetic
 
 
 def default_cache_dir() -> Path:
@@ -81,13 +86,15 @@ def _default_profile(model: Path):
 
 
 def available_providers(requested: tuple[str, ...] | None = None) -> list[str]:
+    """The requested providers (default: the preference order) that this ONNX Runtime build has."""
     import onnxruntime as ort
 
     have = ort.get_available_providers()
-    wanted = requested or _PROVIDER_PREFERENCE
+    wanted = requested or PROVIDER_PREFERENCE
     chosen = [p for p in wanted if p in have]
     if not chosen:
-        raise InputDataError(f"none of the providers {', '.join(wanted)} is available (have {', '.join(have)})")
+        raise RuntimeUnavailable(f"none of the execution providers {', '.join(wanted)} is available in this "
+                                 f"ONNX Runtime (it has {', '.join(have)})")
     return chosen
 
 
@@ -125,6 +132,8 @@ class OnnxRuntimeRunner:
         self.input_name = self.session.get_inputs()[0].name
         self.input_type = self.session.get_inputs()[0].type
         self.providers = self.session.get_providers()
+        self.runtime = _RUNTIME_OF_PROVIDER.get(self.providers[0], ONNXRUNTIME_CPU)
+        self.notices: list[str] = []
 
     def run(self, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:
         """Raw session run: named inputs -> the named outputs (all graph outputs when None), unconverted."""
@@ -136,16 +145,15 @@ class OnnxRuntimeRunner:
         return ArtifactInfo.from_props(self.session.get_modelmeta().custom_metadata_map, self.name)
 
     @property
-    def batch_range(self) -> tuple[int, int | None]:
-        """(smallest, largest) batch the graph takes: (n, n) for a static batch, (1, None) if dynamic."""
+    def batch_range(self) -> BatchRange:
+        """(n, n) for a static batch, (1, unbounded) for a dynamic one."""
         n = self.session.get_inputs()[0].shape[0]
-        return (n, n) if isinstance(n, int) else (1, None)
+        return BatchRange(n, n) if isinstance(n, int) else BatchRange()
 
-    def check_batch(self, n: int) -> None:
-        lo, hi = self.batch_range
-        if hi is not None and not lo <= n <= hi:
-            raise UsageError(f"batch {n} does not fit {Path(self.name).name}: its batch is static ({lo}); "
-                             f"use --batch-size {lo} or re-export with dynamic batch")
+    def describe(self) -> str:
+        import onnxruntime as ort
+
+        return f"ONNX Runtime {ort.__version__} {self.providers[0]}"
 
     def end_profiling(self) -> Path:
         """Stop ONNX Runtime's profiler (needs `profile_prefix`); returns its JSON trace file."""
@@ -155,85 +163,3 @@ class OnnxRuntimeRunner:
         dtype = np.float16 if self.input_type == "tensor(float16)" else np.float32
         out = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=dtype)})[0]
         return out.astype(np.float32, copy=False)
-
-
-class TensorRTRunner:
-    """Runs a volo-export TensorRT engine: `runner(x: float32 (N, 3, S, S)) -> logits (N, classes)`.
-
-    Before TensorRT sees the plan: the sidecar must exist, the plan must match it
-    (size, sha256), and the sidecar's TensorRT/GPU must suit this machine; each
-    failure is a one-line error. Batches outside the profile are refused likewise.
-    """
-
-    def __init__(self, path: Path, plugins: Sequence[Path] = ()):
-        from volo_export.trt import environment, infer
-        from volo_export.trt.provenance import ensure_compatible, read_sidecar, verify_plan_file
-
-        path = Path(path)
-        self.name = str(path)
-        self.provenance = read_sidecar(path)
-        verify_plan_file(path, self.provenance)
-        self.info: ArtifactInfo = self.provenance.info
-        self.profile = self.provenance.profile
-        running = environment.running_environment()
-        self.notices = ensure_compatible(self.provenance, running)
-        libs = [Path(p) for p in plugins] or [Path(p) for p in self.provenance.plugins]
-        self.session = infer.EngineSession(path.read_bytes(), path.name, libs)
-        self.providers = [f"TensorRT {running.tensorrt} on {running.gpu_name or 'GPU'}"]
-
-    @property
-    def batch_range(self) -> tuple[int, int]:
-        lo, _, hi = self.profile.batches
-        return lo, hi
-
-    def check_batch(self, n: int) -> None:
-        self.profile.check_batch(n, what=f"engine {Path(self.name).name}")
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        self.check_batch(len(x))
-        return self.session(x)
-
-
-def read_artifact_info(path: Path) -> ArtifactInfo:
-    """ArtifactInfo of any artifact without opening a session: an ONNX file (its metadata_props),
-    a TensorRT plan `X.engine` or its sidecar `X.engine.json` (the sidecar's `metadata`)."""
-    from volo_export.trt.provenance import SIDECAR_SUFFIX, read_sidecar
-
-    path = Path(path)
-    if path.name.endswith(SIDECAR_SUFFIX):
-        return read_sidecar(path.with_name(path.name[:-len(SIDECAR_SUFFIX)])).info
-    if path.suffix in ENGINE_SUFFIXES:
-        return read_sidecar(path).info
-    return read_info(path)
-
-
-def open_runner(path: Path, settings: SessionSettings = SessionSettings(), plugins: Sequence[Path] = ()):
-    """A runner for an artifact file: .onnx -> ONNX Runtime, .engine/.plan/.trt -> TensorRT."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputDataError(f"model not found: {path}")
-    if path.suffix == ".onnx":
-        return OnnxRuntimeRunner(path, settings)
-    if path.suffix in ENGINE_SUFFIXES:
-        return TensorRTRunner(path, plugins)
-    raise InputDataError(f"{path}: unsupported artifact type {path.suffix!r} "
-                         f"(expected .onnx or {'/'.join(ENGINE_SUFFIXES)})")
-
-
-def run_in_batches(runner, array: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-    """Run `array` (N, 3, S, S) through `runner` in chunks the artifact accepts; returns (N, classes).
-
-    Chunks are `batch_size` rows (default: 32, or the artifact's largest batch); a short last
-    chunk is zero-padded up to the artifact's smallest batch and the padding rows dropped.
-    """
-    lo, hi = runner.batch_range
-    size = batch_size or min(DEFAULT_PREDICT_BATCH, hi or DEFAULT_PREDICT_BATCH)
-    runner.check_batch(size)
-    outs = []
-    for start in range(0, len(array), size):
-        chunk = array[start:start + size]
-        n = len(chunk)
-        if n < lo:
-            chunk = np.concatenate([chunk, np.zeros((lo - n, *chunk.shape[1:]), chunk.dtype)])
-        outs.append(runner(chunk)[:n])
-    return np.concatenate(outs)

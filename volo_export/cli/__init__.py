@@ -1,0 +1,63 @@
+"""The `volo-export` command line: one small module per command, composed here; no logic.
+
+Heavy libraries (torch, onnx, onnxruntime, tensorrt) are imported inside the commands
+so `--help` is instant. Library errors become one line on stderr and an exit code in
+`console.user_errors`, the only place that maps them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from volo_export.cli import bench, check, engine, export, models, predict, preprocess, quantize, validate
+from volo_export.cli.console import error_line
+
+
+# The click that typer runs on (typer >= 0.29 vendors its own copy): its exception classes.
+_click = sys.modules[typer.BadParameter.__module__]
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors found while parsing (unknown option, bad value, missing argument) read like the
+    tool's own errors: one `error:` line and exit 2, instead of click's boxed panel. Help stays rich."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _click.ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # `volo-export` or a command with no arguments
+                typer.echo(e.ctx.get_help())
+                code = 0
+            else:
+                where = e.ctx.command_path if getattr(e, "ctx", None) else "volo-export"
+                error_line(f"{e.format_message()} (see {where} --help)")
+                code = e.exit_code
+        except typer.Abort:
+            error_line("aborted")
+            code = 1
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=OneLineErrors,
+    name="volo-export",
+    help="Export VOLO vision transformers to validated ONNX (and beyond).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for name, module in (("onnx", export), ("quantize", quantize), ("models", models), ("preprocess", preprocess),
+                     ("check", check), ("engine", engine), ("validate", validate), ("predict", predict),
+                     ("bench", bench)):
+    app.command(name)(module.command)
+
+
+def main() -> None:
+    app()

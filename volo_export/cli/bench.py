@@ -1,0 +1,68 @@
+"""`volo-export bench`: eager PyTorch, the naive export and volo-export's artifacts in one interleaved run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from volo_export.cli.console import stdout, user_errors
+from volo_export.cli.options import AsJson, Checkpoint, ModelName, ReportFile
+from volo_export.cli.progress import progress
+from volo_export.cli.render import print_json
+
+
+def command(
+    model: ModelName,
+    checkpoint: Checkpoint = None,
+    batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8",
+    backends: Annotated[str, typer.Option(
+        help="Comma-separated: eager, onnx-naive, onnx-fp32, onnx-fp16, onnx-int8 (--target cpu), "
+        "onnx-int8-trt (--target tensorrt on CPU).")] = "eager,onnx-naive,onnx-fp32,onnx-fp16,onnx-int8",
+    threads: Annotated[int, typer.Option(help="Threads for every backend (0 = all usable cores).")] = 0,
+    warmup: Annotated[int, typer.Option(help="Untimed calls per backend and batch size.")] = 2,
+    iterations: Annotated[int, typer.Option(help="Timed rounds (one call per backend each).")] = 20,
+    time_budget: Annotated[Optional[float], typer.Option(
+        help="Stop a batch size's rounds after this many seconds (at least 3 rounds).")] = None,
+    gemm_size: Annotated[int, typer.Option(help="n of the n^3 FP32 MatMul that measures the GEMM peak.")] = 2048,
+    memory: Annotated[bool, typer.Option(help="Measure peak RSS per backend in a fresh process.")] = True,
+    spin: Annotated[bool, typer.Option(
+        help="Let idle runtime threads busy-wait (off: fairer interleaving on shared cores).")] = False,
+    artifacts: Annotated[Optional[Path], typer.Option(help="Keep the built ONNX files in this folder.")] = None,
+    as_json: AsJson = False,
+    report: ReportFile = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Also plot throughput and latency to a PNG (matplotlib).")] = None,
+) -> None:
+    """Benchmark eager PyTorch, the naive export and volo-export's artifacts in one interleaved run."""
+    with user_errors():
+        from volo_export.bench import render
+        from volo_export.bench.run import BenchRequest, run_benchmark
+        from volo_export.bench.timing import BenchSettings
+        from volo_export.errors import UsageError
+
+        if plot:
+            render.require_matplotlib()
+        try:
+            sizes = tuple(int(b) for b in batch.split(","))
+        except ValueError:
+            raise UsageError(f"--batch takes comma-separated integers, got {batch!r}") from None
+        request = BenchRequest(
+            model=model, checkpoint=checkpoint, backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
+            settings=BenchSettings(batch_sizes=sizes, warmup=warmup, iterations=iterations, time_budget_s=time_budget),
+            threads=threads, gemm_size=gemm_size, memory=memory, artifacts=artifacts, spinning=spin,
+        )
+        with progress() as shown:
+            result = run_benchmark(request, shown)
+        if as_json:
+            print_json(result.to_dict())
+        else:
+            wide = stdout if stdout.is_terminal else Console(width=160)  # files and pipes get the whole table
+            wide.print(render.table(result))
+            for line in result.footnotes() + result.environment_lines() + result.notes:
+                wide.print(line, highlight=False, markup=False)
+        if report:
+            result.write_json(report)
+        if plot:
+            render.plot(result, plot)

@@ -1,0 +1,35 @@
+"""`volo-export check`: will TensorRT's ONNX parser take this graph? (offline, no TensorRT needed)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from volo_export.cli.console import result_line, stdout, user_errors
+from volo_export.cli.options import AsJson
+from volo_export.cli.render import print_json
+
+
+def command(
+    model: Annotated[Path, typer.Argument(help="ONNX file to check.")],
+    trt: Annotated[int, typer.Option("--trt", help="TensorRT major version: 10 (stricter: opsets 9-24) or 11.")] = 10,
+    as_json: AsJson = False,
+    trtexec: Annotated[bool, typer.Option("--trtexec", help="Also print the trtexec command that builds an "
+                                          "engine from it (default batch profile 1/8/32).")] = False,
+) -> None:
+    """Offline check: will TensorRT's ONNX parser take this graph? (No TensorRT needed.)"""
+    def show(result) -> None:
+        if as_json:
+            print_json(result.to_dict())
+            return
+        stdout.print(result.table())
+        result_line(result.summary())
+        if result.trtexec:
+            result_line(f"trtexec equivalent: {result.trtexec}")
+
+    with user_errors(show):
+        from volo_export.trt.check import check_artifact
+
+        show(check_artifact(model, trt, trtexec))

@@ -1,0 +1,62 @@
+"""Where the CLI writes, and the one place library errors become messages and exit codes.
+
+Results go to stdout (`stdout`), everything else (progress, notes, warnings,
+errors) to stderr (`console`). A `VoloExportError` becomes one line
+`error: <message>` and the error type's exit code (1 failure, 2 usage,
+3 validation failed, 4 TensorRT check failed); a failed check's report is
+shown first by the command's own renderer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from volo_export.errors import VerdictFailed, VoloExportError
+
+console = Console(stderr=True, log_path=False)
+stdout = Console()
+
+
+def _prefixed(prefix: str, text: str) -> None:
+    """`prefix` (rich markup) then `text` verbatim: user-supplied paths and messages are escaped, so
+    '[v2]' or '[/]' in a file name prints as written."""
+    console.print(f"{prefix} {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def note(text: str) -> None:
+    _prefixed("[yellow]note:[/]", text)
+
+
+def notice(text: str) -> None:
+    _prefixed("[yellow]notice:[/]", text)
+
+
+def warning(text: str) -> None:
+    _prefixed("[bold yellow]warning:[/]", text)
+
+
+def error_line(text: str) -> None:
+    _prefixed("[red]error:[/]", text)
+
+
+def result_line(text: str) -> None:
+    """A line of the command's result on stdout, verbatim."""
+    stdout.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def user_errors(show_report: Callable[[object], None] | None = None) -> Iterator[None]:
+    """Turn a VoloExportError into 'error: <message>' on stderr and its exit code. A failed verdict
+    (gate, TensorRT check) carries its report: `show_report` renders it before the message."""
+    try:
+        yield
+    except VoloExportError as e:
+        if isinstance(e, VerdictFailed) and e.report is not None and show_report is not None:
+            show_report(e.report)
+        error_line(str(e))
+        raise typer.Exit(e.exit_code) from None

@@ -1,0 +1,51 @@
+"""`volo-export engine`: a TensorRT engine (bare plan) + its X.engine.json provenance sidecar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from volo_export.cli.console import result_line, user_errors, warning
+from volo_export.cli.options import Output, Plugins
+from volo_export.cli.progress import progress
+
+
+def command(
+    model: Annotated[Path, typer.Argument(help="ONNX file exported by volo-export (FP32, FP16 or INT8 Q/DQ).")],
+    output: Output,
+    min_batch: Annotated[Optional[int], typer.Option(help="Smallest batch of the profile (default 1).")] = None,
+    opt_batch: Annotated[Optional[int], typer.Option(
+        help="Batch TensorRT tunes for (default 8, within min..max).")] = None,
+    max_batch: Annotated[Optional[int], typer.Option(help="Largest batch of the profile (default 32).")] = None,
+    workspace: Annotated[Optional[int], typer.Option(help="Workspace limit in MiB (default: TensorRT's).")] = None,
+    opt_level: Annotated[int, typer.Option(help="Builder optimization level 0-5 (TensorRT default 3).")] = 3,
+    timing_cache: Annotated[Optional[Path], typer.Option(
+        help="Timing cache file: loaded if present, saved after.")] = None,
+    hardware_compat: Annotated[str, typer.Option(
+        help="none | ampere-plus | same-compute-capability: run on other GPUs, maybe slower.")] = "none",
+    version_compatible: Annotated[bool, typer.Option(help="Plan loads on newer TensorRT of the same major.")] = False,
+    plugins: Plugins = None,
+    strongly_typed: Annotated[bool, typer.Option(help="Strongly typed network (precision from the graph); "
+                                                 "TensorRT 11 knows no other mode.")] = True,
+    check: Annotated[bool, typer.Option(help="Run the offline TensorRT check first.")] = True,
+) -> None:
+    """Build a TensorRT engine (bare plan) + X.engine.json provenance sidecar."""
+    with user_errors():
+        from volo_export.trt.build import EngineRequest, build_engine
+        from volo_export.trt.config import BuildSettings
+
+        settings = BuildSettings(min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
+                                 workspace_mib=workspace, opt_level=opt_level, timing_cache=timing_cache,
+                                 hardware_compat=hardware_compat, version_compatible=version_compatible,
+                                 plugins=tuple(plugins or ()), strongly_typed=strongly_typed)
+        with progress() as shown:
+            result = build_engine(EngineRequest(model, output, settings, check), shown)
+        prov = result.provenance
+        for line in result.warnings[:5]:
+            warning(f"TensorRT: {line}")
+        lo, opt, hi = prov.profile.batches
+        result_line(f"wrote {output} ({prov.engine_bytes / 1e6:.1f} MB) + {result.sidecar.name} in "
+                    f"{result.seconds:.0f} s: {prov.environment.describe()}, batch {lo}/{opt}/{hi}")
+        result_line(f"trtexec equivalent: {prov.trtexec}")

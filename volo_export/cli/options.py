@@ -1,0 +1,144 @@
+"""Options shared by several commands, defined once.
+
+Single options are `Annotated` types. Groups of options that belong to one concern
+(precision, gate overrides) are dataclasses whose fields are such types; `@bundles`
+expands them into a command's options and hands the command one instance, which
+turns itself into the library's request (`PrecisionOptions.request()`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+ModelName = Annotated[str, typer.Option("--model", "-m", help="Registered variant, e.g. volo_d1_224.")]
+Checkpoint = Annotated[Optional[Path], typer.Option(
+    "--checkpoint", "-c", help="Official .pth.tar, timm .pth/.bin/.safetensors or a plain state dict. "
+    "Without it the weights are random (bundled ones for volo_tiny_digits).")]
+Output = Annotated[Path, typer.Option("--output", "-o", help="Where to write the artifact.")]
+ReportFile = Annotated[Optional[Path], typer.Option("--report", help="Also write the report as JSON.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ValidateImages = Annotated[Optional[Path], typer.Option(
+    help="Folder of images for the gate (default: photos shipped with scikit-image; for fp16/int8 also "
+    "calibration images beyond --calib-size). Class folders named 0..N-1 give accuracy too.")]
+Plugins = Annotated[Optional[list[Path]], typer.Option(
+    "--plugins", help="TensorRT plugin library (.so/.dll) to load; repeat for several.")]
+Artifact = Annotated[Path, typer.Option("--model", "-m", help="An artifact: .onnx (ONNX Runtime) or .engine "
+                                        "(TensorRT, with its .engine.json sidecar).")]
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
+class Target(str, Enum):
+    tensorrt = "tensorrt"
+    cpu = "cpu"
+
+
+class IoDtype(str, Enum):
+    float32 = "float32"
+    float16 = "float16"
+
+
+class CalibMethod(str, Enum):
+    minmax = "minmax"
+    entropy = "entropy"
+    percentile = "percentile"
+
+
+def names(values: Optional[list[str]]) -> tuple[str, ...]:
+    """Repeated and/or comma-separated option values -> names."""
+    return tuple(v.strip() for value in values or () for v in value.split(",") if v.strip())
+
+
+@dataclass
+class GateOptions:
+    """Overrides of single bounds of the artifact's gate (defaults: volo_export/tolerances.py)."""
+
+    min_cosine: Annotated[Optional[float], typer.Option(help="Gate override: minimum cosine vs the reference.")] = None
+    min_top1: Annotated[Optional[float], typer.Option(help="Gate override: minimum top-1 agreement (0..1).")] = None
+    max_accuracy_drop: Annotated[Optional[float], typer.Option(
+        help="Gate override: largest top-1 accuracy drop vs FP32 (0.01 = 1 point), where images are labelled.")] = None
+
+    def overrides(self):
+        from volo_export.tolerances import GateOverrides
+
+        return GateOverrides(self.min_cosine, self.min_top1, self.max_accuracy_drop)
+
+
+@dataclass
+class PrecisionOptions:
+    """How to lower the graph's precision and calibrate it (`volo-export onnx` and `quantize`)."""
+
+    precision: Annotated[Optional[Precision], typer.Option(
+        help="fp32, fp16 (sensitive ops stay fp32) or int8 (explicit Q/DQ); default: fp32 for onnx, int8 for "
+        "quantize.", show_default=False)] = None
+    target: Annotated[Target, typer.Option(
+        help="int8 graph for: tensorrt (TensorRT-parseable Q/DQ, also runs on ONNX Runtime) or cpu (fastest on "
+        "ONNX Runtime CPU, CPU-only).")] = Target.tensorrt
+    io_dtype: Annotated[IoDtype, typer.Option(help="fp16 graph input/output type.")] = IoDtype.float32
+    calib_data: Annotated[Optional[str], typer.Option(
+        help="int8 calibration data: a folder of images (recursive), a .npy/.npz of (N,3,S,S) preprocessed "
+        "tensors, or 'random' (pipeline tests only; stamped in the metadata).")] = None
+    calib_size: Annotated[int, typer.Option(help="Calibration samples to use.")] = 256
+    calib_method: Annotated[CalibMethod, typer.Option(help="Range method.")] = CalibMethod.minmax
+    calib_cache: Annotated[Optional[Path], typer.Option(
+        help="Calibration cache file (default: beside --output, <name>.calib.json); reused only when graph, "
+        "data, preprocessing, method and size match.")] = None
+    exclude_nodes: Annotated[Optional[list[str]], typer.Option(
+        help="Node names to keep in float (comma-separated or repeated).")] = None
+    exclude_op_types: Annotated[Optional[list[str]], typer.Option(
+        help="Op types to keep in float: int8 MatMul/Gemm/Conv/ConvTranspose, fp16 any (comma-separated or "
+        "repeated).")] = None
+    fallback: Annotated[bool, typer.Option(
+        help="int8: when the gate fails, keep the most sensitive layers in float32 until it passes.")] = True
+    validate_count: Annotated[int, typer.Option(help="fp16/int8: held-out images the gate uses.")] = 64
+
+    def request(self, gate: GateOptions, default: Precision):
+        from volo_export.precision.convert import PrecisionRequest
+
+        return PrecisionRequest(precision=Precision(self.precision or default).value, target=Target(self.target).value,
+                                io_dtype=IoDtype(self.io_dtype).value, calib_data=self.calib_data,
+                                calib_size=self.calib_size, calib_method=CalibMethod(self.calib_method).value,
+                                calib_cache=self.calib_cache, exclude_nodes=names(self.exclude_nodes),
+                                exclude_op_types=names(self.exclude_op_types), fallback=self.fallback,
+                                gate=gate.overrides(), validate_count=self.validate_count)
+
+
+def bundles(**groups: type):
+    """Give a typer command option groups: each keyword names a parameter of the command whose type
+    is one of the dataclasses above. Its fields become the command's options (in field order, where
+    the parameter stands), and the command receives one instance of it."""
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)
+        params = []
+        for p in signature.parameters.values():
+            if p.name in groups:
+                hints = typing.get_type_hints(groups[p.name], include_extras=True)
+                params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                             annotation=hints[f.name]) for f in dataclasses.fields(groups[p.name])]
+            else:
+                params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+
+        @functools.wraps(command)
+        def expanded(**kwargs):
+            for name, group in groups.items():
+                kwargs[name] = group(**{f.name: kwargs.pop(f.name) for f in dataclasses.fields(group)})
+            return command(**kwargs)
+
+        expanded.__signature__ = signature.replace(parameters=params)
+        expanded.__annotations__ = {p.name: p.annotation for p in params}
+        return expanded
+
+    return decorate

@@ -1,0 +1,58 @@
+"""How the CLI shows the library's results: gate reports, the export result, JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from volo_export.cli.console import console, note, notice, result_line, stdout, warning
+
+RANDOM_WEIGHTS = ("no --checkpoint: exported RANDOM weights; the model's outputs are meaningless "
+                  "(use only to test the pipeline)")
+
+
+def print_json(data) -> None:
+    stdout.print_json(json.dumps(data))
+
+
+def show_report(report, report_path: Path | None = None, as_json: bool = False) -> None:
+    """A gate Report as a table (or JSON), its fallback steps, what stayed float and its notes;
+    written to `report_path` as JSON too when given."""
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        stdout.print(report.table())
+        if report.steps:
+            stdout.print(report.steps_table())
+    if report.kept:
+        console.print(f"kept in float32 ({len(report.kept)}): " + "; ".join(report.kept[:12])
+                      + (" ..." if len(report.kept) > 12 else ""), markup=False, highlight=False)
+    for line in report.notes:
+        note(line)
+    if report_path:
+        report.write_json(report_path)
+
+
+def show_notices(notices, random_weights: bool) -> None:
+    """What the user should know before reading the results: random weights, adapted checkpoints."""
+    if random_weights:
+        warning(RANDOM_WEIGHTS)
+    for line in notices:
+        notice(line)
+
+
+def show_onnx_result(result, report_path: Path | None) -> None:
+    """Everything `onnx` and `quantize` print after writing: every gate, the file, the TensorRT verdict."""
+    show_notices(result.notices, result.info.random_weights)
+    for earlier in result.reports[:-1]:
+        stdout.print(earlier.table())
+    if result.report:
+        show_report(result.report, report_path)
+    else:
+        warning("--no-validate: the ONNX was NOT compared with eager PyTorch")
+    info = result.info
+    size_mb = result.output.stat().st_size / 1e6
+    what = info.precision + (f", target {info.target}" if info.precision == "int8" else "")
+    result_line(f"wrote {result.output} ({size_mb:.1f} MB, {what}, opset {info.opset}, "
+                f"{sum(result.op_types.values())} nodes)")
+    result_line(f"TensorRT check: {result.trt_check}")
