@@ -153,12 +153,20 @@ def assert_one_line_error(result, code: int, *fragments: str, folder: Path | Non
 
 
 class RecordingProgress:
-    """A volo_export.progress.Progress that remembers what it was told: `stages` (texts) and `advances`
-    ((done, total) pairs)."""
+    """A volo_export.progress.Progress that remembers what it was told: `stages` (texts), `advances`
+    ((done, total) pairs), `notices` and `warnings`."""
 
     def __init__(self):
         self.stages: list[str] = []
         self.advances: list[tuple[int, int]] = []
+        self.notices: list[str] = []
+        self.warnings: list[str] = []
+
+    def notice(self, text: str) -> None:
+        self.notices.append(text)
+
+    def warning(self, text: str) -> None:
+        self.warnings.append(text)
 
     def stage(self, text: str) -> None:
         self.stages.append(text)

@@ -78,7 +78,7 @@ def test_digest_follows_file_content(tmp_path):
 
 
 @pytest.mark.parametrize("setup,message", [
-    (lambda d: None, "no images (jpg/jpeg/png/webp/bmp) under"),
+    (lambda d: None, "no images (jpg/jpeg/png/webp/bmp/tif/tiff) under"),
     (lambda d: (d / "a.txt").write_text("x"), "(1 other file(s) ignored)"),
     (lambda d: (d / "a.png").write_bytes(b"junk"), "none of the 1 image file(s)"),
 ])
@@ -116,8 +116,8 @@ def test_bad_tensor_files(tmp_path, array, message):
 
 
 def test_unreadable_tensor_file_and_other_paths(tmp_path):
-    (tmp_path / "bad.npy").write_bytes(b"not numpy")
-    with pytest.raises(InputDataError, match="cannot read"):
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")  # a text file named .npy is not "pickled data"
+    with pytest.raises(InputDataError, match="bad.npy is not a .npy file"):
         load_calibration_data(tmp_path / "bad.npy", PREP)
     (tmp_path / "x.csv").write_text("1,2")
     with pytest.raises(InputDataError, match="expected a folder of images, a .npy/.npz file or 'random'"):

@@ -60,13 +60,13 @@ def test_truncated_checkpoint(tmp_path, tiny_config, tiny_state_dict):
     torch.save(tiny_state_dict, buf)
     path = tmp_path / "cut.pth.tar"
     path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
-    with pytest.raises(CheckpointError, match="corrupt, truncated"):
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint \\(corrupt, truncated"):
         load_model(tiny_config, path)
 
 
 def test_garbage_and_corrupt_safetensors(tmp_path, tiny_config):
     (tmp_path / "junk.pth").write_bytes(b"\x00not a checkpoint at all" * 10)
-    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(CheckpointError, match="junk.pth is not a PyTorch checkpoint"):
         load_model(tiny_config, tmp_path / "junk.pth")
     (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 64)
     with pytest.raises(CheckpointError, match="cannot read safetensors"):

@@ -68,7 +68,7 @@ def test_missing_checkpoint(tmp_path):
 def test_corrupt_checkpoint(tmp_path):
     (tmp_path / "bad.pth.tar").write_bytes(b"PK\x03\x04 truncated zip")
     result = _run("onnx", "-m", "volo_tiny_digits", "-c", tmp_path / "bad.pth.tar", "-o", tmp_path / "x.onnx")
-    _assert_one_line_error(result, 1, "corrupt, truncated or not a PyTorch file")
+    _assert_one_line_error(result, 1, "is not a PyTorch checkpoint (corrupt, truncated or another kind of file)")
     assert not (tmp_path / "x.onnx").exists()
 
 

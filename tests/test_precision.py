@@ -18,7 +18,7 @@ from volo_export.precision import cpu
 from volo_export.export.metadata import read_info
 from volo_export.gate.inputs import InputPlan, fit_to, gate_inputs, plan_for
 from volo_export.gate.reference import eager_reference as reference_of, memoized
-from volo_export.precision.convert import PrecisionRequest, lower_precision
+from volo_export.precision.convert import PrecisionRequest, lower_precision, lowering_data
 from volo_export.precision.fallback import fallback_schedule, node_sensitivity
 from volo_export.precision.fp16 import KEEP_FP32_OPS, Fp16Options, overflow_nodes, to_fp16
 from volo_export.precision.int8 import Selection, find_targets, quantize_qdq
@@ -243,8 +243,9 @@ def eager_reference(tiny_trained):
 
 def _convert(tiny_fp32, eager_reference, digits_folders, tmp_path, **options):
     request = PrecisionRequest(**{"calib_data": str(digits_folders[0]), "validate_count": 450, **options})
-    return lower_precision(tiny_fp32, read_info(tiny_fp32), eager_reference, request, tmp_path / "m.onnx",
-                           digits_folders[1])
+    info = read_info(tiny_fp32)
+    data = lowering_data(info.preprocessing, request, digits_folders[1])
+    return lower_precision(tiny_fp32, info, eager_reference, request, tmp_path / "m.onnx", data)
 
 
 @pytest.mark.parametrize("precision,target,min_cos", [

@@ -130,7 +130,7 @@ def test_bad_inputs_are_one_line_errors(fp32_file, tmp_path):
     q = ["quantize", fp32_file, "-o", out]
     cases = [
         (["onnx", "-m", "volo_tiny_digits", "-o", out, "--precision", "int8"], 2, "--precision int8 needs --calib-data"),
-        ([*q, "--calib-data", empty], 1, "no images (jpg/jpeg/png/webp/bmp) under"),
+        ([*q, "--calib-data", empty], 1, "no images (jpg/jpeg/png/webp/bmp/tif/tiff) under"),
         ([*q, "--calib-data", junk], 1, "none of the 1 image file(s)"),
         ([*q, "--calib-data", tmp_path / "hwc.npy"], 1, "expected float tensors of shape (N, 3, 64, 64)"),
         ([*q, "--calib-data", tmp_path / "missing"], 1, "not found"),

@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 from volo_export.cli import app
 from volo_export.datasets import load_digits_split
-from volo_export.export.metadata import ArtifactInfo, read_info
+from volo_export.export.metadata import read_info
 from volo_export.io import sha256_file
 from volo_export.models import variants
 from volo_export.models.checkpoint import bundled_checkpoint, load_model, read_state_dict
-from volo_export.pipeline import OnnxRequest, OnnxResult, export_onnx
+from volo_export.pipeline import OnnxRequest, export_onnx
 from volo_export.runtime.onnxruntime_runner import OnnxRuntimeRunner
 from volo_export.gate.compare import compare_logits
 from volo_export.gate.reference import eager_predictor
@@ -101,17 +101,18 @@ def test_cli_does_not_call_bundled_weights_random(tmp_path):
     assert read_info(out).random_weights is False
 
 
-def test_cli_still_warns_for_random_weights(tmp_path, tiny_config):
-    """The warning follows the artifact's `random_weights` (rendered from a result: a real export takes ~20 s)."""
-    from volo_export.cli.console import console
-    from volo_export.cli.render import show_onnx_result
+def test_random_weights_are_announced_at_once(tiny_config):
+    """Random weights are a warning the moment the model is loaded (a real export takes ~20 s more)."""
+    from helpers import RecordingProgress
+    from volo_export.pipeline import RANDOM_WEIGHTS, announce_weights
 
-    config = dataclasses.replace(tiny_config, bundled_checkpoint=None)
-    output = tmp_path / "r.onnx"
-    output.write_bytes(b"x")
-    with console.capture() as shown:
-        show_onnx_result(OnnxResult(output, ArtifactInfo.for_model(config, None, 20), [], {"Add": 1}), None)
-    assert "no --checkpoint: exported RANDOM weights" in shown.get()
+    random = load_model(dataclasses.replace(tiny_config, bundled_checkpoint=None))
+    shown = RecordingProgress()
+    announce_weights(random, shown)
+    assert shown.warnings == [RANDOM_WEIGHTS] and "RANDOM weights" in RANDOM_WEIGHTS
+    bundled = RecordingProgress()
+    announce_weights(load_model(tiny_config), bundled)
+    assert not bundled.warnings and bundled.notices == ["using bundled weights volo_tiny_digits.safetensors"]
 
 
 @pytest.mark.slow

@@ -12,10 +12,9 @@ from pathlib import Path
 
 from volo_export.errors import InputDataError
 from volo_export.export.metadata import ArtifactInfo, read_info
-from volo_export.trt.provenance import SIDECAR_SUFFIX, read_sidecar
+from volo_export.trt.provenance import ENGINE_SUFFIXES, SIDECAR_SUFFIX, read_sidecar
 
 ONNX_SUFFIX = ".onnx"
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 ONNX, ENGINE = "onnx", "engine"
 

@@ -1,16 +1,27 @@
-"""File helpers: atomic writes and content hashes."""
+"""File helpers: atomic writes and content hashes.
+
+Every artifact is written into a private staging folder next to its destination and
+moved into place (`os.replace`, atomic on one file system) only when everything that
+belongs to it was written and checked. A staging folder is named after the process that
+owns it (`.NAME.volo-export-PID-START.XXXX`), so one left behind by a process that was
+killed (SIGKILL cannot be handled) is recognised and removed by the next write into that
+folder, while another live process's staging is never touched.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from volo_export.errors import UsageError
+
+_STAGING = re.compile(r"^\..+\.volo-export-(\d+)-(\d+)\.[^.]+$")
 
 
 def sha256_file(path: Path) -> str:
@@ -34,15 +45,50 @@ def ensure_writable(path: Path) -> Path:
     return path
 
 
+def process_start(pid: int) -> int:
+    """When process `pid` started (clock ticks since boot, Linux /proc), 0 where unknown. With the pid it
+    names a process uniquely: a pid reused by a later process has another start time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[19])  # field 22 (starttime); fields after the comm's ")"
+
+
+def _alive(pid: int, start: int) -> bool:
+    if Path("/proc/self/stat").exists():
+        return process_start(pid) == start != 0
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(folder: Path) -> list[Path]:
+    """Remove staging folders in `folder` whose owning process is gone; returns what was removed."""
+    removed = []
+    for entry in Path(folder).iterdir():
+        match = _STAGING.match(entry.name)
+        if match and entry.is_dir() and not _alive(int(match[1]), int(match[2])):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
     """Yield a temporary path in a private folder beside `path`; on success move every file
     written there next to `path` (the file itself, external-data side files), else delete them.
 
-    So a failed step never leaves a file at `path` that looks valid.
+    So a failed or interrupted step never leaves a file at `path` that looks valid.
     """
     path = ensure_writable(path)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    remove_stale_staging(path.parent)
+    owner = f"volo-export-{os.getpid()}-{process_start(os.getpid())}"
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.{owner}.", dir=path.parent))
     try:
         yield staging / path.name
         for item in staging.iterdir():

@@ -21,7 +21,8 @@ from volo_export.export.to_onnx import ExportOptions, export_model, op_histogram
 from volo_export.gate import Report, eager_reference, gate_artifact, gate_inputs, onnx_reference, plan_for, rebuild_eager
 from volo_export.io import atomic_output, ensure_writable
 from volo_export.models.checkpoint import load_model
-from volo_export.precision.convert import PrecisionRequest, lower_precision
+from volo_export.models.variants import get_config
+from volo_export.precision.convert import PrecisionRequest, lower_precision, lowering_data
 from volo_export.progress import SILENT, Progress
 from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
 from volo_export.tolerances import GateOverrides, tolerance_for
@@ -29,7 +30,8 @@ from volo_export.tolerances import GateOverrides, tolerance_for
 
 @dataclass(frozen=True)
 class OnnxRequest:
-    """Everything `volo-export onnx` was asked to do."""
+    """Everything `volo-export onnx` was asked to do. `report`: also write the written artifact's gate
+    report there (JSON), committed together with the model."""
 
     model: str
     output: Path
@@ -38,13 +40,15 @@ class OnnxRequest:
     validate: bool = True
     validate_images: Path | None = None
     precision: PrecisionRequest = PrecisionRequest(precision="fp32")
+    report: Path | None = None
 
     def __post_init__(self):
         if self.precision.lowers and not self.validate:
             raise UsageError(f"--no-validate is not available with --precision {self.precision.precision}: "
                              "reduced precision is always gated")
-        if self.validate_images is not None and not self.validate:
-            raise UsageError("--validate-images needs validation; drop --no-validate")
+        for option, given in (("--validate-images", self.validate_images), ("--report", self.report)):
+            if given is not None and not self.validate:
+                raise UsageError(f"{option} needs validation; drop --no-validate")
 
 
 @dataclass
@@ -65,14 +69,27 @@ class OnnxResult:
         return self.reports[-1] if self.reports else None
 
 
+RANDOM_WEIGHTS = ("no --checkpoint: exporting RANDOM weights; the model's outputs are meaningless "
+                  "(use only to test the pipeline)")
+
+
 def export_onnx(request: OnnxRequest, progress: Progress = SILENT) -> OnnxResult:
-    """Export, gate (and lower precision, gated) and write the ONNX model; raises ValidationFailed
-    (nothing written) on a miss."""
-    ensure_writable(request.output)
+    """Export, gate (and lower precision, gated) and write the ONNX model (and its report); raises
+    ValidationFailed (no model written) on a miss. Every file the user named is read and checked
+    first, so bad input fails in seconds, not after the export."""
+    for path in (request.output, request.report):
+        if path is not None:
+            ensure_writable(path)
+    prep = get_config(request.model).preprocessing
+    fp32_inputs = gate_inputs(prep, plan_for("fp32", request.validate_images)) if request.validate else None
+    lowering = request.precision.lowers
+    data = lowering_data(prep, request.precision, request.validate_images, progress) if lowering else None
+
     timings = {}
     t0 = time.perf_counter()
     progress.stage(f"loading {request.model}" + (f" from {request.checkpoint}" if request.checkpoint else ""))
     loaded = load_model(request.model, request.checkpoint)
+    announce_weights(loaded, progress)
     timings["load_s"] = time.perf_counter() - t0
 
     progress.stage("exporting to ONNX (outlook attention rewritten, no Col2Im)")
@@ -81,7 +98,6 @@ def export_onnx(request: OnnxRequest, progress: Progress = SILENT) -> OnnxResult
     timings["export_s"] = time.perf_counter() - t0
 
     result = OnnxResult(request.output, info, loaded.notices, dict(op_histogram(proto)), timings=timings)
-    lowering = request.precision.lowers
     reference = eager_reference(loaded.model)
     with atomic_output(request.output) as tmp:
         save_onnx(proto, tmp)
@@ -89,7 +105,7 @@ def export_onnx(request: OnnxRequest, progress: Progress = SILENT) -> OnnxResult
             progress.stage("validating against eager PyTorch")
             t0 = time.perf_counter()
             runner = OnnxRuntimeRunner(tmp, SessionSettings(providers=CPU_ONLY))
-            inputs, notes = gate_inputs(info.preprocessing, plan_for("fp32", request.validate_images))
+            inputs, notes = fp32_inputs
             # The user's gate overrides are for the written artifact's gate, not for the FP32 stage of a lowering.
             overrides = GateOverrides() if lowering else request.precision.gate
             report = gate_artifact(runner, reference, inputs, tolerance_for("fp32", runner.runtime, overrides),
@@ -100,8 +116,7 @@ def export_onnx(request: OnnxRequest, progress: Progress = SILENT) -> OnnxResult
             raise_if_failed(report, f"{request.output.name} failed its fp32 gate, not written")
         if lowering:
             t0 = time.perf_counter()
-            lowered = lower_precision(proto, info, reference, request.precision, request.output,
-                                      request.validate_images, progress)
+            lowered = lower_precision(proto, info, reference, request.precision, request.output, data, progress)
             result.reports.append(lowered.report)
             raise_if_failed(lowered.report, f"{request.output.name} failed its {request.precision.precision} gate, "
                                             "not written")
@@ -110,7 +125,17 @@ def export_onnx(request: OnnxRequest, progress: Progress = SILENT) -> OnnxResult
             timings["precision_s"] = time.perf_counter() - t0
         del proto
         result.trt_check = _trt_verdict(tmp, result.info)
+        if request.report is not None:  # inside the transaction: no model without its report, or vice versa
+            result.report.write_json(request.report)
     return result
+
+
+def announce_weights(loaded, progress: Progress) -> None:
+    """Tell the user at once what weights this run uses (they also stay in the result)."""
+    if loaded.random_weights:
+        progress.warning(RANDOM_WEIGHTS)
+    for line in loaded.notices:
+        progress.notice(line)
 
 
 @dataclass(frozen=True)
@@ -122,6 +147,7 @@ class QuantizeRequest:
     precision: PrecisionRequest
     checkpoint: Path | None = None
     validate_images: Path | None = None
+    report: Path | None = None
 
     def __post_init__(self):
         if not self.precision.lowers:
@@ -129,7 +155,7 @@ class QuantizeRequest:
 
 
 def quantize_onnx(request: QuantizeRequest, progress: Progress = SILENT) -> OnnxResult:
-    """Convert an existing FP32 volo-export ONNX to FP16/INT8, gated, written atomically.
+    """Convert an existing FP32 volo-export ONNX to FP16/INT8, gated, written atomically (with its report).
 
     The gate compares with eager PyTorch when the model can be rebuilt exactly (`gate.rebuild_eager`:
     its checkpoint, or bundled weights, with the sha256 recorded in the ONNX); otherwise with the
@@ -139,25 +165,30 @@ def quantize_onnx(request: QuantizeRequest, progress: Progress = SILENT) -> Onnx
 
     from volo_export.export.metadata import read_info
 
-    ensure_writable(request.output)
+    for path in (request.output, request.report):
+        if path is not None:
+            ensure_writable(path)
     source = Path(request.source)
     if source.resolve() == Path(request.output).resolve():
         raise UsageError("--output must differ from the FP32 model it is made from")
     info = read_info(source)
     if info.precision != "fp32":
         raise UsageError(f"{source} is already {info.precision}; convert the FP32 export instead")
-    progress.stage(f"reading {source}")
-    proto = onnx.load(str(source))
+    data = lowering_data(info.preprocessing, request.precision, request.validate_images, progress)
     progress.stage(f"rebuilding the eager reference of {info.model}")
     loaded, why_not = rebuild_eager(info, request.checkpoint, source.name)
     notices = []
     if loaded is not None:
         reference = eager_reference(loaded.model)
+        notices += loaded.notices
     else:
         reference = onnx_reference(source)
         notices.append(f"gate reference is the FP32 ONNX {source.name}, not eager PyTorch: {why_not}")
-    lowered = lower_precision(proto, info, reference, request.precision, request.output, request.validate_images,
-                              progress)
+    for line in notices:
+        progress.notice(line)
+    progress.stage(f"reading {source}")
+    proto = onnx.load(str(source))
+    lowered = lower_precision(proto, info, reference, request.precision, request.output, data, progress)
     raise_if_failed(lowered.report, f"{request.output.name} failed its {request.precision.precision} gate, "
                                     "not written")
     result = OnnxResult(request.output, lowered.info, notices, dict(op_histogram(lowered.model)),
@@ -165,6 +196,8 @@ def quantize_onnx(request: QuantizeRequest, progress: Progress = SILENT) -> Onnx
     with atomic_output(request.output) as tmp:
         save_onnx(lowered.model, tmp)
         result.trt_check = _trt_verdict(tmp, lowered.info)
+        if request.report is not None:
+            lowered.report.write_json(request.report)
     return result
 
 

@@ -1,13 +1,20 @@
 """The one image preprocessing implementation (timm's eval transform), shared by
-validation, calibration, predict and the C++ input writer.
+validation, calibration, predict, serving and the C++ input writer.
 
-RGB image -> resize shorter side to floor(size / crop_pct) (bicubic by default)
+file -> decode (refusing decompression bombs) -> EXIF orientation applied -> 8-bit RGB
+-> resize shorter side to floor(size / crop_pct) (bicubic by default)
 -> centre crop `size` (zero padding where the resized image is smaller)
 -> [0, 1] -> (x - mean) / std -> float32 (3, size, size).
+
+Every Pillow mode becomes the RGB picture it shows (`to_rgb`): 16-bit grey (I;16*) is
+scaled by 1/257, 32-bit integer (I) likewise when its values exceed 8 bits, float (F)
+is read on Pillow's 0..255 scale, palette and CMYK go through Pillow's conversions,
+and transparent images are composited over black.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +24,12 @@ import numpy as np
 from volo_export.errors import InputDataError, UsageError
 from volo_export.models.variants import Preprocessing
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+# Decompression-bomb guard: images with more pixels than this are refused before they are decoded
+# (a 90-megapixel RGB image needs ~270 MB decoded; a crafted 1 KB PNG can claim gigapixels). The
+# default is Pillow's own limit; set VOLO_EXPORT_MAX_IMAGE_PIXELS to allow larger images.
+MAX_PIXELS_ENV = "VOLO_EXPORT_MAX_IMAGE_PIXELS"
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 def _pil_filter(name: str):
@@ -31,15 +43,66 @@ def _pil_filter(name: str):
         raise InputDataError(f"unknown interpolation {name!r}; one of {', '.join(filters)}") from None
 
 
-def load_image(path: Path):
-    """Open an image file as RGB; a file that is not a readable image raises InputDataError."""
-    from PIL import Image, UnidentifiedImageError
+def max_image_pixels() -> int:
+    """The decompression-bomb limit in pixels (see MAX_PIXELS_ENV)."""
+    from PIL import Image
 
+    value = os.environ.get(MAX_PIXELS_ENV)
+    if value is None:
+        return int(Image.MAX_IMAGE_PIXELS or 0) or 2**31
     try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise InputDataError(f"cannot read image {path}: {e.__class__.__name__}") from None
+        return int(value)
+    except ValueError:
+        raise UsageError(f"{MAX_PIXELS_ENV}={value!r} is not a whole number of pixels") from None
+
+
+def load_image(path: Path):
+    """Decode an image file as the 8-bit RGB picture it shows (EXIF orientation applied, see `to_rgb`).
+    A missing, unreadable, truncated or oversized file raises InputDataError naming it."""
+    import warnings
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputDataError(f"{path} is a folder, not an image")
+    if not path.is_file():
+        raise InputDataError(f"image not found: {path}")
+    limit = max_image_pixels()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below decides
+            with Image.open(path) as img:  # reads the header only
+                w, h = img.size
+                if w * h > limit:
+                    raise InputDataError(f"{path} is {w}x{h} = {w * h / 1e6:.0f} megapixels, above the "
+                                         f"{limit / 1e6:.0f}-megapixel decompression-bomb limit; set "
+                                         f"{MAX_PIXELS_ENV}={w * h} to allow it")
+                return to_rgb(ImageOps.exif_transpose(img))
+    except Image.DecompressionBombError as e:
+        raise InputDataError(f"{path}: {e}; set {MAX_PIXELS_ENV} to allow larger images") from None
+    except UnidentifiedImageError:
+        raise InputDataError(f"cannot read image {path}: not an image format Pillow knows") from None
+    except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt data (PIL raises all three)
+        raise InputDataError(f"cannot read image {path}: {str(e).splitlines()[0] or type(e).__name__}") from None
+
+
+def to_rgb(img):
+    """Any Pillow image -> the 8-bit RGB picture it shows (see the module docstring)."""
+    from PIL import Image
+
+    if img.mode in _SIXTEEN_BIT or img.mode == "I":
+        values = np.asarray(img, dtype=np.float64)
+        scale = 257.0 if img.mode in _SIXTEEN_BIT or values.max(initial=0) > 255 else 1.0
+        return Image.fromarray(np.clip(np.round(values / scale), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if img.mode == "F":
+        values = np.asarray(img, dtype=np.float64)
+        return Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(black, rgba).convert("RGB")
+    return img.convert("RGB")
 
 
 def preprocess_image(img, prep: Preprocessing) -> np.ndarray:
@@ -89,11 +152,34 @@ def preprocess_files(paths: Iterable[Path], prep: Preprocessing) -> ImageBatch:
     return ImageBatch(np.stack(arrays) if arrays else np.zeros(shape, np.float32), files, skipped)
 
 
+def expand_images(args: Sequence[Path]) -> list[Path]:
+    """Command-line image arguments -> image files, in order: a folder gives its images (recursive,
+    sorted), a glob pattern the image files it matches (sorted), a file itself."""
+    import glob
+
+    files: list[Path] = []
+    for arg in map(Path, args):
+        if arg.is_dir():
+            found = find_images(arg)
+            if not found:
+                raise InputDataError(f"no images ({'/'.join(s[1:] for s in IMAGE_SUFFIXES)}) under {arg}")
+            files += found
+        elif not arg.exists() and glob.has_magic(str(arg)):
+            found = sorted(Path(p) for p in glob.glob(str(arg), recursive=True)
+                           if Path(p).suffix.lower() in IMAGE_SUFFIXES and Path(p).is_file())
+            if not found:
+                raise InputDataError(f"no image matches {arg}")
+            files += found
+        else:
+            files.append(arg)
+    return files
+
+
 def preprocess_paths(paths: Sequence[Path], prep: Preprocessing) -> np.ndarray:
     """Every image, in order, as float32 (N, 3, S, S); the first missing or unreadable one raises InputDataError."""
     if not paths:
         raise UsageError("no images given")
-    missing = [p for p in paths if not Path(p).is_file()]
+    missing = [p for p in paths if not Path(p).exists()]
     if missing:
         raise InputDataError(f"image not found: {missing[0]}")
     return np.stack([preprocess_image(load_image(Path(p)), prep) for p in paths])

@@ -11,6 +11,10 @@ the silent default `SILENT`.
     phase_start / phase_step / phase_finish
                                 nested phases with their own step counts
                                 (TensorRT's builder reports those)
+    notice(text) / warning(text)
+                                something the user should know now, before the
+                                results (bundled or random weights, an adapted
+                                checkpoint); results keep them too
 """
 
 from __future__ import annotations
@@ -36,6 +40,12 @@ class Progress:
 
     def phase_finish(self, name: str) -> None:
         """Phase `name` ended."""
+
+    def notice(self, text: str) -> None:
+        """Information the user should see as soon as it is known."""
+
+    def warning(self, text: str) -> None:
+        """A warning the user should see as soon as it is known (e.g. random weights)."""
 
 
 SILENT = Progress()

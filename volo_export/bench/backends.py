@@ -83,7 +83,7 @@ def lowered_producer(precision: str, target: str = "tensorrt") -> Callable[[Buil
         from volo_export.export.to_onnx import export_model, save_onnx
         from volo_export.gate import eager_reference
         from volo_export.io import atomic_output
-        from volo_export.precision.convert import PrecisionRequest, lower_precision
+        from volo_export.precision.convert import PrecisionRequest, lower_precision, lowering_data
 
         fp32, info = export_model(ctx.loaded)
         with tempfile.TemporaryDirectory(prefix="volo-samples-") as tmp:
@@ -91,7 +91,8 @@ def lowered_producer(precision: str, target: str = "tensorrt") -> Callable[[Buil
             int8 = precision == "int8"
             request = PrecisionRequest(precision=precision, target=target, calib_data=str(calib) if int8 else None,
                                        calib_cache=Path(tmp) / "calib.json" if int8 else None)
-            lowered = lower_precision(fp32, info, eager_reference(ctx.loaded.model), request, output, val)
+            data = lowering_data(info.preprocessing, request, val)
+            lowered = lower_precision(fp32, info, eager_reference(ctx.loaded.model), request, output, data)
         raise_if_failed(lowered.report, f"{output.name} failed its {precision} gate")
         with atomic_output(output) as tmp:
             save_onnx(lowered.model, tmp)

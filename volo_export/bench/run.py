@@ -24,7 +24,7 @@ from volo_export.bench.backends import BACKENDS, DEFAULT_BACKENDS, EAGER, Backen
 from volo_export.bench.machine import environment, gemm_peak, gemm_runner, usable_cpus
 from volo_export.bench.report import BackendInfo, BenchReport
 from volo_export.bench.timing import FAILED, OK, BenchResult, BenchSettings, measure, unavailable, with_flops
-from volo_export.errors import VoloExportError
+from volo_export.errors import UsageError, VoloExportError
 from volo_export.progress import SILENT, Progress
 
 GEMM_PROBE = "gemm-probe"
@@ -58,6 +58,12 @@ class BenchRequest:
     artifacts: Path | None = None
     prebuilt: dict[str, Path] = field(default_factory=dict)
     spinning: bool = False
+
+    def __post_init__(self):
+        if self.threads < 0:
+            raise UsageError(f"--threads must be >= 0 (0 = every usable core), got {self.threads}")
+        if self.gemm_size < 1:
+            raise UsageError(f"--gemm-size must be >= 1, got {self.gemm_size}")
 
 
 def run_benchmark(request: BenchRequest, progress: Progress = SILENT,

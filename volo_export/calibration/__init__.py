@@ -33,4 +33,4 @@ def calibrate(fp32, tensors: list[str], calib: CalibrationData, method: str, pre
     ranges = compute_ranges(stats, method)
     cache.save(cache_path, key, ranges)
     return ranges, (f"calibrated {len(tensors)} tensors ({method}, {len(calib.array)} samples): {found.reason}; "
-                    f"ranges saved to {cache_path}")
+                    f"ranges saved to {cache_path} (kept for the next run, also when a gate fails)")

@@ -169,6 +169,10 @@ def _from_tensor_file(path: Path, prep: Preprocessing, size: int) -> Calibration
 
 def _read_tensors(path: Path) -> list[tuple[str, np.ndarray]]:
     """[(label, array)] from a .npy (one array) or .npz (every array inside)."""
+    magic = {".npy": b"\x93NUMPY", ".npz": b"PK"}[path.suffix.lower()]
+    with open(path, "rb") as f:
+        if f.read(len(magic)) != magic:
+            raise InputDataError(f"{path} is not a {path.suffix.lower()} file (numpy.save/savez writes those)")
     try:
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:

@@ -7,7 +7,9 @@ so `--help` is instant. Library errors become one line on stderr and an exit cod
 
 from __future__ import annotations
 
+import signal
 import sys
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
@@ -18,6 +20,15 @@ from volo_export.cli.console import error_line
 
 # The click that typer runs on (typer >= 0.29 vendors its own copy): its exception classes.
 _click = sys.modules[typer.BadParameter.__module__]
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is (a BaseException, like KeyboardInterrupt for SIGINT, so no
+    `except Exception` swallows it): staging folders are removed on the way out as for Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 class OneLineErrors(TyperGroup):
@@ -38,7 +49,12 @@ class OneLineErrors(TyperGroup):
         except typer.Abort:
             error_line("aborted")
             code = 1
+        except Terminated:
+            error_line("terminated (SIGTERM): nothing was written")
+            code = 128 + signal.SIGTERM
         code = code if isinstance(code, int) else 0
+        if code == 130:  # typer turned Ctrl-C (KeyboardInterrupt) into exit 130; staging folders are already gone
+            error_line("interrupted (Ctrl-C): nothing was written")
         if standalone_mode:
             sys.exit(code)
         return code
@@ -53,6 +69,20 @@ app = typer.Typer(
     add_completion=False,
 )
 
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        typer.echo(f"volo-export {version('volo-export')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Export VOLO vision transformers to validated ONNX (and beyond)."""
+
+
 for name, module in (("onnx", export), ("quantize", quantize), ("models", models), ("preprocess", preprocess),
                      ("check", check), ("engine", engine), ("validate", validate), ("predict", predict),
                      ("bench", bench)):
@@ -60,4 +90,5 @@ for name, module in (("onnx", export), ("quantize", quantize), ("models", models
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     app()

@@ -6,9 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-
-from volo_export.cli.console import stdout, user_errors
+from volo_export.cli.console import result_line, stdout, user_errors
 from volo_export.cli.options import AsJson, Checkpoint, ModelName, ReportFile
 from volo_export.cli.progress import progress
 from volo_export.cli.render import print_json
@@ -58,10 +56,9 @@ def command(
         if as_json:
             print_json(result.to_dict())
         else:
-            wide = stdout if stdout.is_terminal else Console(width=160)  # files and pipes get the whole table
-            wide.print(render.table(result))
+            stdout.print(render.table(result))
             for line in result.footnotes() + result.environment_lines() + result.notes:
-                wide.print(line, highlight=False, markup=False)
+                result_line(line)
         if report:
             result.write_json(report)
         if plot:

@@ -4,12 +4,16 @@ Results go to stdout (`stdout`), everything else (progress, notes, warnings,
 errors) to stderr (`console`). A `VoloExportError` becomes one line
 `error: <message>` and the error type's exit code (1 failure, 2 usage,
 3 validation failed, 4 TensorRT check failed); a failed check's report is
-shown first by the command's own renderer.
+shown first by the command's own renderer. An OSError (disk full, file too
+large, read-only folder) is one line and exit 1. Parse errors are mapped in
+`cli.OneLineErrors`. User-supplied text never goes through rich markup, and
+output that is not a terminal is never cut at 80 columns.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
 
 import typer
@@ -18,8 +22,10 @@ from rich.markup import escape
 
 from volo_export.errors import VerdictFailed, VoloExportError
 
-console = Console(stderr=True, log_path=False)
-stdout = Console()
+# Pipes and files get wide consoles: tables are never truncated there (a terminal keeps its width).
+_PIPE_WIDTH = 1000
+console = Console(stderr=True, log_path=False, width=None if sys.stderr.isatty() else _PIPE_WIDTH)
+stdout = Console(width=None if sys.stdout.isatty() else _PIPE_WIDTH)
 
 
 def _prefixed(prefix: str, text: str) -> None:
@@ -60,3 +66,6 @@ def user_errors(show_report: Callable[[object], None] | None = None) -> Iterator
             show_report(e.report)
         error_line(str(e))
         raise typer.Exit(e.exit_code) from None
+    except OSError as e:  # the machine said no: disk full, file too large, read-only, permissions
+        error_line(f"{e.strerror or e}: {e.filename}" if e.filename else f"{e.strerror or e}")
+        raise typer.Exit(1) from None

@@ -28,15 +28,13 @@ def command(
 ) -> None:
     """Export a VOLO to a validated ONNX file (dynamic batch, no Col2Im), optionally FP16 or INT8."""
     with user_errors(lambda failed: show_report(failed, report)):
-        from volo_export.errors import UsageError
         from volo_export.export.to_onnx import ExportOptions
         from volo_export.pipeline import OnnxRequest, export_onnx
 
-        if report and not validate:
-            raise UsageError("--report needs validation; drop --no-validate")
         request = OnnxRequest(model=model, output=output, checkpoint=checkpoint,
                               export=ExportOptions(opset=opset, batch=batch), validate=validate,
-                              validate_images=validate_images, precision=precision.request(gate, Precision.fp32))
+                              validate_images=validate_images, precision=precision.request(gate, Precision.fp32),
+                              report=report)
         with progress() as shown:
             result = export_onnx(request, shown)
-        show_onnx_result(result, report)
+        show_onnx_result(result)

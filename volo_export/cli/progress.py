@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from volo_export.cli.console import console
+from volo_export.cli.console import console, notice, warning
 from volo_export.progress import Progress as ProgressProtocol
 
 
@@ -23,7 +23,10 @@ class RichProgress(ProgressProtocol):
 
     def stage(self, text: str) -> None:
         self.current = text
-        self.bars.console.log(escape(text))
+        if self.bars.console.is_terminal:
+            self.bars.console.log(escape(text))
+        else:  # logs and pipes: one plain line each (console.log would pad it to the console's width)
+            self.bars.console.print(text, markup=False, highlight=False, soft_wrap=True)
         self.bars.update(self.task, description=escape(text), completed=0, total=None)
 
     def advance(self, done: int, total: int, detail: str | None = None) -> None:
@@ -40,6 +43,12 @@ class RichProgress(ProgressProtocol):
     def phase_finish(self, name: str) -> None:
         if name in self.phases:
             self.bars.remove_task(self.phases.pop(name))
+
+    def notice(self, text: str) -> None:
+        notice(text)
+
+    def warning(self, text: str) -> None:
+        warning(text)
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ def command(
         from volo_export.pipeline import QuantizeRequest, quantize_onnx
 
         request = QuantizeRequest(source=source, output=output, precision=precision.request(gate, Precision.int8),
-                                  checkpoint=checkpoint, validate_images=validate_images)
+                                  checkpoint=checkpoint, validate_images=validate_images, report=report)
         with progress() as shown:
             result = quantize_onnx(request, shown)
-        show_onnx_result(result, report)
+        show_onnx_result(result)

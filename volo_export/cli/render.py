@@ -5,11 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from volo_export.cli.console import console, note, notice, result_line, stdout, warning
-
-RANDOM_WEIGHTS = ("no --checkpoint: exported RANDOM weights; the model's outputs are meaningless "
-                  "(use only to test the pipeline)")
-
+from volo_export.cli.console import console, note, result_line, stdout, warning
 
 def print_json(data) -> None:
     stdout.print_json(json.dumps(data))
@@ -33,21 +29,13 @@ def show_report(report, report_path: Path | None = None, as_json: bool = False) 
         report.write_json(report_path)
 
 
-def show_notices(notices, random_weights: bool) -> None:
-    """What the user should know before reading the results: random weights, adapted checkpoints."""
-    if random_weights:
-        warning(RANDOM_WEIGHTS)
-    for line in notices:
-        notice(line)
-
-
-def show_onnx_result(result, report_path: Path | None) -> None:
-    """Everything `onnx` and `quantize` print after writing: every gate, the file, the TensorRT verdict."""
-    show_notices(result.notices, result.info.random_weights)
+def show_onnx_result(result) -> None:
+    """Everything `onnx` and `quantize` print after writing: every gate, the file, the TensorRT verdict.
+    (Notices about the weights were shown when they became known.)"""
     for earlier in result.reports[:-1]:
         stdout.print(earlier.table())
     if result.report:
-        show_report(result.report, report_path)
+        show_report(result.report)
     else:
         warning("--no-validate: the ONNX was NOT compared with eager PyTorch")
     info = result.info

@@ -106,12 +106,18 @@ def load_graph(path: Path):
     from google.protobuf.message import DecodeError
 
     path = Path(path)
+    if path.is_dir():
+        raise InputDataError(f"{path} is a folder, not an ONNX model")
     if not path.is_file():
         raise InputDataError(f"model not found: {path}")
     try:
-        return onnx.load(str(path), load_external_data=False)
-    except (DecodeError, OSError) as e:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError, ValueError) as e:
         raise InputDataError(f"{path} is not an ONNX model: {type(e).__name__}") from None
+    if not model.graph.node and not model.opset_import:  # an empty file parses as an empty ModelProto
+        what = "an empty file" if path.stat().st_size == 0 else "no graph"
+        raise InputDataError(f"{path} is not an ONNX model ({what})")
+    return model
 
 
 def read_info(model: "Path | object") -> ArtifactInfo:

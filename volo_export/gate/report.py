@@ -80,10 +80,12 @@ class Report:
 
     def table(self):
         """A rich Table: one row per compared batch (the worst ones when there are many; JSON has all)."""
+        from rich.markup import escape
         from rich.table import Table
 
         status = "[green]PASS[/]" if self.passed else "[red]FAIL[/]"
-        table = Table(title=f"{self.artifact} vs {self.reference} ({self.precision}, {self.tolerance} gate): {status}")
+        table = Table(title=f"{escape(self.artifact)} vs {escape(self.reference)} ({self.precision}, "
+                            f"{self.tolerance} gate): {status}")
         with_acc = any(c.accuracy is not None for c in self.comparisons)
         columns = ["inputs", "batch", "max abs", "mean abs", "min cos", "top-1", "top-5"] + ["acc (ref)"] * with_acc
         for col in columns:
@@ -93,7 +95,7 @@ class Report:
             table.caption = f"worst {len(rows) - sum(c.scope == 'all' for c in rows)} of {len(self.comparisons)} " \
                             "rows by cosine; all rows in --report JSON"
         for c in rows:
-            row = [c.inputs, str(c.batch_size), f"{c.max_abs:.1e}", f"{c.mean_abs:.1e}",
+            row = [escape(c.inputs), str(c.batch_size), f"{c.max_abs:.1e}", f"{c.mean_abs:.1e}",
                    f"{c.min_cosine:.6f}", f"{c.top1_agreement:.0%}", f"{c.top5_agreement:.0%}"]
             if with_acc:
                 row.append("" if c.accuracy is None else f"{c.accuracy:.1%} ({c.reference_accuracy:.1%})")

@@ -40,10 +40,15 @@ class LoadedModel:
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read tensors from a checkpoint file. Never unpickles arbitrary objects."""
+    """Read tensors from a checkpoint file. Never unpickles arbitrary objects: a file that carries
+    code or objects other than tensors is refused, and no message ever suggests weights_only=False."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not a file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -54,12 +59,18 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"cannot read safetensors checkpoint {path}: {_first_line(e)}") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
-        if "Unsupported global" in str(e):
-            raise CheckpointError(f"refusing to load {path}: it holds pickled objects other than tensors "
-                                  "(volo-export never executes pickled code)") from None
-        raise CheckpointError(f"cannot read checkpoint {path} (corrupt, truncated or not a PyTorch file): "
-                              f"{_first_line(e)}") from None
+    except pickle.UnpicklingError as e:
+        if "unsupported global" in str(e).lower():
+            raise CheckpointError(f"refusing to load {path}: it contains pickled code or objects other than "
+                                  "tensors, which could run code when loaded; volo-export reads weights only "
+                                  "(save the state_dict alone, or as .safetensors)") from None
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (its contents are not a readable "
+                              "torch.save file)") from None
+    except zipfile.BadZipFile:
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated (broken zip archive)") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError):
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (corrupt, truncated or another kind of "
+                              "file)") from None
     return _unwrap(obj, path)
 
 

@@ -16,12 +16,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from volo_export.calibration.data import DEFAULT_CALIB_SIZE, load_calibration_data
+from volo_export.calibration.data import DEFAULT_CALIB_SIZE, CalibrationData, load_calibration_data
 from volo_export.calibration.methods import DEFAULT_METHOD, check_method
 from volo_export.errors import UsageError
 from volo_export.export.metadata import ArtifactInfo, graph_sha256
 from volo_export.export.to_onnx import finalize
-from volo_export.gate import Reference, Report, gate_artifact, gate_inputs, plan_for
+from volo_export.models.variants import Preprocessing
+from volo_export.gate import InputSet, Reference, Report, gate_artifact, gate_inputs, plan_for
 from volo_export.gate.inputs import DEFAULT_HELDOUT_IMAGES
 from volo_export.gate.report import FallbackStep
 from volo_export.precision.fallback import fallback_schedule
@@ -85,6 +86,27 @@ class PrecisionRequest:
 
 
 @dataclass
+class LoweringData:
+    """What a lowering reads from the user's files, loaded before any expensive work so that bad input
+    fails fast: calibration samples (INT8), the gate's held-out inputs, notes about both."""
+
+    calibration: CalibrationData | None
+    inputs: list[InputSet]
+    notes: list[str]
+
+
+def lowering_data(prep: Preprocessing, request: PrecisionRequest, validate_images: Path | None = None,
+                  progress: Progress = SILENT) -> LoweringData:
+    """Read and check the calibration data and the gate images of `request` (one-line errors)."""
+    calib = None
+    if request.strategy.needs_calibration:
+        progress.stage(f"reading calibration data from {request.calib_data}")
+        calib = load_calibration_data(request.calib_data, prep, request.calib_size, progress)
+    inputs, notes = gate_inputs(prep, plan_for(request.precision, validate_images, request.validate_count), calib)
+    return LoweringData(calib, inputs, (calib.notes if calib else []) + notes)
+
+
+@dataclass
 class Lowered:
     """The lowered model with its metadata (write it only if `report.passed`) and its gate's report."""
 
@@ -95,18 +117,14 @@ class Lowered:
 
 
 def lower_precision(fp32, info: ArtifactInfo, reference: Reference, request: PrecisionRequest, output: Path,
-                    validate_images: Path | None = None, progress: Progress = SILENT) -> Lowered:
-    """FP32 ModelProto (with metadata `info`) -> gated FP16/INT8 ModelProto with its metadata. Not written."""
+                    data: LoweringData, progress: Progress = SILENT) -> Lowered:
+    """FP32 ModelProto (with metadata `info`) -> gated FP16/INT8 ModelProto with its metadata, from the
+    user's files already read (`lowering_data`). Not written."""
     target = request.strategy
-    calib = None
-    if target.needs_calibration:
-        progress.stage(f"reading calibration data from {request.calib_data}")
-        calib = load_calibration_data(request.calib_data, info.preprocessing, request.calib_size, progress)
-    inputs, notes = gate_inputs(info.preprocessing, plan_for(request.precision, validate_images,
-                                                             request.validate_count), calib)
+    calib, inputs = data.calibration, data.inputs
     job = Job(request, info.preprocessing, inputs, calib, Path(output), progress)
     prepared = target.prepare(fp32, job)
-    notes = (calib.notes if calib else []) + notes + prepared.notes
+    notes = data.notes + prepared.notes
     tol = tolerance_for(request.precision, overrides=request.gate)
     label = f"{request.precision} ({target.stamp})" if target.stamp != "any" else request.precision
 

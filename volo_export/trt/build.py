@@ -13,14 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from volo_export.errors import EngineError, InputDataError, TensorRTCheckFailed
+from volo_export.errors import EngineError, InputDataError, TensorRTCheckFailed, UsageError
 from volo_export.io import atomic_output, ensure_writable, sha256_file
 from volo_export.progress import SILENT, Progress
 from volo_export.trt.check import TRT_VERSIONS, check_model, first_violation
 from volo_export.trt.config import (BuildPlan, BuildSettings, Enum, Profile, Ref, build_plan, compute_profile,
                                     input_spec, trt_major, trtexec_command)
-from volo_export.trt.provenance import (EngineProvenance, Environment, calibration_info, now_utc, sidecar_path,
-                                        write_sidecar)
+from volo_export.trt.provenance import (ENGINE_SUFFIXES, EngineProvenance, Environment, calibration_info, now_utc,
+                                        sidecar_path, write_sidecar)
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,11 @@ class EngineRequest:
     output: Path
     settings: BuildSettings = BuildSettings()
     check: bool = True
+
+    def __post_init__(self):
+        if Path(self.output).suffix not in ENGINE_SUFFIXES:
+            raise UsageError(f"-o {self.output}: an engine file ends with {' or '.join(ENGINE_SUFFIXES)} "
+                             "(runners and the C++ app recognise it by that)")
 
 
 @dataclass

@@ -190,6 +190,7 @@ class CheckResult:
 
     def table(self, max_nodes: int = 3):
         """Rich table, one row per (severity, rule, op type) with the first node names."""
+        from rich.markup import escape
         from rich.table import Table
 
         colour = {"error": "red", "plugin": "magenta", "warning": "yellow", "info": "cyan"}
@@ -197,15 +198,16 @@ class CheckResult:
         for f in self.findings:
             groups[(SEVERITIES.index(f.severity), f.rule, f.op_type)].append(f)
         status = "[green]PASS[/]" if self.passed else "[red]FAIL[/]"
-        table = Table(title=f"{self.model}: TensorRT {self.trt} ONNX parser check: {status}")
+        table = Table(title=f"{escape(self.model)}: TensorRT {self.trt} ONNX parser check: {status}")
         for col in ("severity", "rule", "op", "count", "nodes", "finding"):
             table.add_column(col, overflow="fold", no_wrap=col in ("severity", "count"))
         for (sev, rule, op), items in sorted(groups.items()):
             names = [f.node for f in items if f.node]
             shown = ", ".join(names[:max_nodes]) + (f" (+{len(names) - max_nodes})" if len(names) > max_nodes else "")
             severity = SEVERITIES[sev]
-            table.add_row(f"[{colour[severity]}]{severity}[/]", rule, op, str(len(items)), shown,
-                          items[0].message + (" (first of several)" if len({i.message for i in items}) > 1 else ""))
+            table.add_row(f"[{colour[severity]}]{severity}[/]", rule, escape(op), str(len(items)), escape(shown),
+                          escape(items[0].message) + (" (first of several)" if len({i.message for i in items}) > 1
+                                                      else ""))
         return table
 
 

@@ -33,6 +33,7 @@ from volo_export.trt.config import Profile
 
 SIDECAR_FORMAT = "volo-export.engine/1"
 SIDECAR_SUFFIX = ".json"
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")  # what an engine file may be called
 # The smallest plan TensorRT 10 writes for a one-layer network is tens of KiB (header,
 # kernels, weights); anything under 1 KiB cannot be a plan.
 MIN_PLAN_BYTES = 1024
