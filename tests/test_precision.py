@@ -64,7 +64,7 @@ def cpu_model(tiny_fp32, ranges):
 
 
 @pytest.fixture(scope="module")
-def test_images(digits_folders, prep):
+def heldout_digits(digits_folders, prep):
     from volo_export.datasets import load_digits_split
 
     data = load_digits_split("test")
@@ -170,9 +170,9 @@ def test_cpu_graph_fuses_into_integer_kernels(cpu_model, tmp_path):
     assert all(not set(n.input) & weights for n in optimized.graph.node if n.op_type == "MatMul")  # attention only
 
 
-def test_cpu_kernels_compute_what_the_graph_says(cpu_model, test_images):
+def test_cpu_kernels_compute_what_the_graph_says(cpu_model, heldout_digits):
     """7-bit weights: ONNX Runtime's fused x86 kernels (no int16 saturation) equal the Q/DQ arithmetic."""
-    x = test_images[0][:64]
+    x = heldout_digits[0][:64]
     fused, exact = _run(cpu_model, x, "all"), _run(cpu_model, x, "basic")
     assert _cosine(fused, exact) > 0.9999
     assert np.abs(fused - exact).max() < 0.05 * np.abs(exact).max()
@@ -181,7 +181,7 @@ def test_cpu_kernels_compute_what_the_graph_says(cpu_model, test_images):
 # ---------------------------------------------------------------- FP16
 
 
-def test_fp16_conversion_keeps_sensitive_ops_float32(tiny_fp32, test_images):
+def test_fp16_conversion_keeps_sensitive_ops_float32(tiny_fp32, heldout_digits):
     result = to_fp16(tiny_fp32)
     model = result.model
     onnx.checker.check_model(model)
@@ -199,8 +199,8 @@ def test_fp16_conversion_keeps_sensitive_ops_float32(tiny_fp32, test_images):
     present = {n.op_type for n in tiny_fp32.graph.node}
     assert [k.split(" ")[1] for k in result.kept] == [t for t in KEEP_FP32_OPS if t in present]
     assert {"LayerNormalization", "Softmax"} <= present
-    out = _run(model, test_images[0][:16])
-    ref = _run(tiny_fp32, test_images[0][:16])
+    out = _run(model, heldout_digits[0][:16])
+    ref = _run(tiny_fp32, heldout_digits[0][:16])
     assert _cosine(out, ref) > 0.9999
 
 
@@ -295,11 +295,11 @@ def test_no_fallback_when_disabled(tiny_fp32, eager_reference, digits_folders, t
     assert not result.report.passed and not result.report.steps
 
 
-def test_sensitivity_order_is_meaningful(tiny_fp32, targets, ranges, calib, test_images):
+def test_sensitivity_order_is_meaningful(tiny_fp32, targets, ranges, calib, heldout_digits):
     scores = node_sensitivity(tiny_fp32, targets, ranges, calib.array[:8])
     assert set(scores) == {t.node for t in targets} and all(0 < s < 0.5 for s in scores.values())
     order = sorted(scores, key=lambda n: -scores[n])
-    x = test_images[0][:64]
+    x = heldout_digits[0][:64]
     ref = _run(tiny_fp32, x)
 
     def cosine_keeping(nodes):

@@ -35,14 +35,14 @@ def bundled():
 
 
 @pytest.fixture(scope="module")
-def test_split(bundled):
+def digits_test_split(bundled):
     data = load_digits_split("test")
     return data.preprocessed(bundled.config.preprocessing), data.labels
 
 
 @pytest.fixture(scope="module")
-def eager_logits(bundled, test_split):
-    return eager_predictor(bundled.model)(test_split[0])
+def eager_logits(bundled, digits_test_split):
+    return eager_predictor(bundled.model)(digits_test_split[0])
 
 
 def test_bundled_weights_load_by_name(bundled):
@@ -71,20 +71,20 @@ def test_variants_without_bundled_weights_stay_random(tiny_config):
     assert all(c.bundled_checkpoint is None for n, c in variants.REGISTRY.items() if n != "volo_tiny_digits")
 
 
-def test_eager_accuracy_on_held_out_digits(eager_logits, test_split):
-    accuracy = float((eager_logits.argmax(1) == test_split[1]).mean())
+def test_eager_accuracy_on_held_out_digits(eager_logits, digits_test_split):
+    accuracy = float((eager_logits.argmax(1) == digits_test_split[1]).mean())
     assert accuracy >= MIN_TEST_ACCURACY
-    chance = np.bincount(test_split[1]).max() / len(test_split[1])
+    chance = np.bincount(digits_test_split[1]).max() / len(digits_test_split[1])
     assert chance < 0.11  # balanced classes: the number above is far from chance
 
 
-def test_onnx_accuracy_equals_eager(tmp_path, bundled, test_split, eager_logits):
+def test_onnx_accuracy_equals_eager(tmp_path, bundled, digits_test_split, eager_logits):
     out = tmp_path / "tiny.onnx"
     result = export_onnx(OnnxRequest(model="volo_tiny_digits", output=out))
     assert result.report.passed
     info = read_info(out)
     assert info.random_weights is False and info.checkpoint_sha256 == bundled.checkpoint_sha256
-    x, labels = test_split
+    x, labels = digits_test_split
     onnx_logits = np.concatenate([OnnxRuntimeRunner(out)(b) for b in np.array_split(x, 4)])
     c = compare_logits("digits test", eager_logits, onnx_logits, targets=labels)
     assert c.accuracy == c.reference_accuracy >= MIN_TEST_ACCURACY
