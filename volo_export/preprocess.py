@@ -25,6 +25,9 @@ from volo_export.errors import InputDataError, UsageError
 from volo_export.models.variants import Preprocessing
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+# The shipped photos are scikit-image's JPEG/PNG/BMP ones (its TIFFs are multi-page test files): a fixed
+# set, so the calibration/validation photo split (calibration.samples) never changes with the suffix list.
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # Decompression-bomb guard: images with more pixels than this are refused before they are decoded
 # (a 90-megapixel RGB image needs ~270 MB decoded; a crafted 1 KB PNG can claim gigapixels). The
 # default is Pillow's own limit; set VOLO_EXPORT_MAX_IMAGE_PIXELS to allow larger images.
@@ -219,4 +222,4 @@ def sample_photos() -> list[Path]:
     if spec is None or not spec.submodule_search_locations:
         return []
     data = Path(next(iter(spec.submodule_search_locations))) / "data"
-    return sorted(p for p in data.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in data.glob("*") if p.suffix.lower() in PHOTO_SUFFIXES)
