@@ -1,4 +1,4 @@
-"""File helpers: atomic writes and content hashes."""
+"""File helpers: atomic writes, content hashes, the user cache folder."""
 
 from __future__ import annotations
 
@@ -19,6 +19,12 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def user_cache_dir(name: str) -> Path:
+    """~/.cache/volo-export/<name> (XDG_CACHE_HOME respected); not created here."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "volo-export" / name
 
 
 def ensure_writable(path: Path) -> Path:
