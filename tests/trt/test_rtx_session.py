@@ -170,3 +170,13 @@ def test_load_failures_are_one_line(kwargs, message):
     with pytest.raises(EngineError, match=message):
         RtxEngineSession(b"plan", "e.engine", library=library, cudart=FakeCudart())
     assert not [c for c in calls if c[0] == "set_runtime_cache"]
+
+
+def test_cuda_errors_are_one_line_with_the_real_cuda_python():
+    """cuda-python answers (error, value); with no CUDA driver here its first call fails, in one line."""
+    runtime = pytest.importorskip("cuda.bindings.runtime", reason="cuda-python is not installed (extra rtx)")
+    if runtime.cudaStreamCreate()[0] == runtime.cudaError_t.cudaSuccess:
+        pytest.skip("a CUDA device is usable here")
+    library, _ = fake_rtx()
+    with pytest.raises(EngineError, match=r"^e.engine: CUDA error cudaError\w+$"):
+        RtxEngineSession(b"plan", "e.engine", library=library, cudart=runtime)

@@ -61,5 +61,9 @@ def command(
                     f"{result.seconds:.0f} s: {prov.environment.describe(prov.product)}, batch {lo}/{opt}/{hi}")
         if result.layers:
             result_line(f"layers: {result.layers.summary()}")
+            wide = result.layers.wider_than_graph()
+            if wide:
+                warning(f"{len(wide)} MatMul/Gemm/Conv run in a wider type than the graph gives them (e.g. INT8 "
+                        f"nodes as fp32 layers): {', '.join(wide[:6])}{' ...' if len(wide) > 6 else ''}")
         if prov.trtexec:
             result_line(f"trtexec equivalent: {prov.trtexec}")

@@ -78,7 +78,7 @@ class RtxEngineSession:
         """cuda-python returns (error, value...): raise on an error, return the value."""
         error, *value = answer if isinstance(answer, tuple) else (answer,)
         if error != self.cudart.cudaError_t.cudaSuccess:
-            raise EngineError(f"{self.name}: CUDA error {error}")
+            raise EngineError(f"{self.name}: CUDA error {getattr(error, 'name', error)}")
         return value[0] if value else None
 
     def _device(self, tensor: str, nbytes: int) -> int:
