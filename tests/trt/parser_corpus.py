@@ -241,8 +241,8 @@ def qdq(dtype="int8", zero=0, zp_given=True, act_axis=None, weight_axis=None, op
         shape, axis = ((8, 4), 1) if op == "MatMul" else ((6, 8, 3, 3), 0)
         axis = axis if weight_axis is None else weight_axis
         n = shape[axis]
-        inits += [_init("wq", rng.integers(-127, 128, shape).astype(np.int8)), _init("ws", np.full(n, 0.01, np.float32)),
-                  _init("wz", np.zeros(n, np.int8))]
+        inits += [_init("wq", rng.integers(-127, 128, shape).astype(np.int8)),
+                  _init("ws", np.full(n, 0.01, np.float32)), _init("wz", np.zeros(n, np.int8))]
         nodes.append(helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], name="dq_w", axis=axis))
         if op == "MatMul":
             nodes.append(helper.make_node("MatMul", ["xd", "wd"], ["y"], name="matmul"))
@@ -334,8 +334,8 @@ CASES: dict[str, Case] = {
     "resize_coord_align_corners": Case(resize("linear", coordinate_transformation_mode="align_corners"), "pass", "ok"),
     "resize_coord_tf_crop_and_resize": Case(resize("linear", coordinate_transformation_mode="tf_crop_and_resize"),
                                             "fail", "parse"),
-    "resize_coord_half_pixel_symmetric": Case(resize("linear", 19, coordinate_transformation_mode="half_pixel_symmetric"),
-                                              "fail", "parse"),
+    "resize_coord_half_pixel_symmetric": Case(
+        resize("linear", 19, coordinate_transformation_mode="half_pixel_symmetric"), "fail", "parse"),
     "resize_antialias": Case(resize("linear", 18, antialias=1), "fail", "parse"),
     "resize_keep_aspect_not_larger": Case(resize("linear", 18, keep_aspect_ratio_policy="not_larger"), "fail", "parse"),
     "resize_axes_attr": Case(resize_axes, "pass", "ok"),

@@ -103,7 +103,7 @@ def test_builder_calls_trt11_and_defaults():
     names = [c.name for c in plan.calls]
     assert names == ["builder_optimization_level", "profiling_verbosity", "set_shape", "add_optimization_profile"]
     assert not any("FP16" in str(c) or "INT8" in str(c) for c in plan.calls)  # precision is in the graph
-    with pytest.raises(UsageError, match="TensorRT 11.1.0 builds only strongly typed networks; drop --no-strongly-typed"):
+    with pytest.raises(UsageError, match="TensorRT 11.1.0 builds only strongly typed networks; drop --no-strongly"):
         build_plan(BuildSettings(strongly_typed=False), profile, TRT11)
     weak = build_plan(BuildSettings(strongly_typed=False), profile, TRT10)
     assert weak.network_flags == () and weak.notes
@@ -140,7 +140,7 @@ def test_rtx_plan_targets_compute_capabilities():
 
 
 @pytest.mark.parametrize("settings,library,message", [
-    (BuildSettings(version_compatible=True), RTX17, "--version-compatible does not apply to TensorRT-RTX: it ships no lean"),
+    (BuildSettings(version_compatible=True), RTX17, "--version-compatible does not apply to TensorRT-RTX: it ships no"),
     (BuildSettings(hardware_compat="ampere-plus"), RTX17, "--hardware-compat does not apply to TensorRT-RTX"),
     (BuildSettings(strongly_typed=False), RTX17, "TensorRT-RTX 1.7.1.116 builds only strongly typed networks"),
     (BuildSettings(compute_capabilities=("sm89",)), TRT10, "--compute-capability applies to TensorRT-RTX only"),

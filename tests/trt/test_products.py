@@ -54,7 +54,8 @@ def test_missing_products_and_the_auto_choice_are_one_line():
     with pytest.raises(EngineError, match=r"^TensorRT-RTX is not installed here \(TensorRT-RTX: pip install -e"):
         require_library("rtx", importer("tensorrt"))
     rtx = find_library("auto", importer("tensorrt_rtx"))
-    assert choice_note("auto", rtx) == "--runtime auto: building with TensorRT-RTX 1.7.1.116 (TensorRT is not installed)"
+    assert choice_note("auto", rtx) == ("--runtime auto: building with TensorRT-RTX 1.7.1.116 (TensorRT is not "
+                                        "installed)")
     assert choice_note("rtx", rtx) is None
 
 

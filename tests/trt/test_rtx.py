@@ -168,9 +168,21 @@ def test_timing_cache_is_skipped_with_a_notice(tmp_path, tiny_graphs):
     result = runner.invoke(app, ["engine", str(tiny_graphs["fp32"]), "-o", str(tmp_path / "t.engine"),
                                  "--timing-cache", str(cache)])
     assert result.exit_code == 0, result.output
-    assert "--timing-cache" in result.stderr and "skipped: timing caches are no-ops in TensorRT-RTX" in \
-        " ".join(result.stderr.split())
-    assert not cache.exists()
+    notes = " ".join(result.stderr.split())
+    assert "skipped: timing caches are no-ops in TensorRT-RTX" in notes and not cache.exists()
+    if find_library("tensorrt") is None:  # --runtime auto says what it picked
+        assert f"note: --runtime auto: building with {RTX.label} (TensorRT is not installed)" in notes
+
+
+@pytest.mark.skipif(find_library("tensorrt") is not None, reason="full TensorRT is installed here")
+def test_check_real_requires_an_installed_parser(tiny_graphs):
+    result = runner.invoke(app, ["check", str(tiny_graphs["fp32"]), "--real"])
+    assert result.exit_code == 0 and RTX.label in result.stdout  # TensorRT-RTX is the real parser here
+    from volo_export.errors import UsageError
+    from volo_export.trt.check import check_artifact
+
+    with pytest.raises(UsageError, match="^--real: TensorRT is not installed here"):
+        check_artifact(tiny_graphs["fp32"], real=True, runtime="tensorrt")
 
 
 def test_an_rtx_engine_refuses_to_load_without_a_gpu(tiny_engines, digits_folders):

@@ -3,7 +3,8 @@
 Pattern (VOLO's transformer `qkv` and class-attention `kv`, and any like them):
 
     x_dq ─┐
-    DQ(int8 W [C, k*C], per-channel axis 1) ─┴─ MatMul ─ Reshape(..., k, heads, head_dim) ─ Transpose(perm[0] = k's axis)
+    DQ(int8 W [C, k*C], per-channel axis 1) ─┴─ MatMul ─ Reshape(..., k, heads, head_dim)
+                                                 ─ Transpose(perm[0] = k's axis)
 
 The builder (TensorRT-RTX 1.7 Myelin, measured) turns MatMul + Reshape + Transpose into one batched
 GEMM over a [k, C, C] weight *before* it fuses the Q/DQ pairs, so the weight is dequantised at run

@@ -370,8 +370,8 @@ def _resize_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
     mode = _attr(node, "mode", b"nearest").decode()
     coord = _attr(node, "coordinate_transformation_mode", b"half_pixel").decode()
     if mode not in RESIZE_MODES:
-        yield Finding("error", "op-restriction", f"Resize mode '{mode}' unsupported ({', '.join(sorted(RESIZE_MODES))})",
-                      name, "Resize")
+        yield Finding("error", "op-restriction",
+                      f"Resize mode '{mode}' unsupported ({', '.join(sorted(RESIZE_MODES))})", name, "Resize")
     scales = g.value(node.input[2]) if len(node.input) > 2 and node.input[2] else None
     inner = RESIZE_INNER_DIMS.get(mode)
     if inner and scales is not None and _attr(node, "axes") is None and np.any(scales.reshape(-1)[:-inner] != 1):

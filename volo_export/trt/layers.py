@@ -240,6 +240,7 @@ def layer_report(layers: list[Layer], weighted: dict[str, WeightedNode], op_type
                 engine.setdefault(node, precision)
         if precision == "fp32":
             float_ops.update({op_types[n] for n in layer.onnx_nodes if n in op_types})
-    nodes = {n: {"op_type": w.op_type, "graph": w.weight, "engine": engine.get(n, NO_MATH)} for n, w in weighted.items()}
+    nodes = {n: {"op_type": w.op_type, "graph": w.weight, "engine": engine.get(n, NO_MATH)}
+             for n, w in weighted.items()}
     return LayerReport(len(layers), {k: dict(v) for k, v in sorted(by_kind.items())}, nodes,
                        dict(float_ops.most_common()))
