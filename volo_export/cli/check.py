@@ -15,7 +15,8 @@ from volo_export.cli.render import print_json
 
 def command(
     model: Annotated[Path, typer.Argument(help="ONNX file to check.")],
-    trt: Annotated[int, typer.Option("--trt", help="TensorRT major version: 10 (stricter: opsets 9-24) or 11.")] = 10,
+    trt: Annotated[int, typer.Option("--trt", help="TensorRT major version whose rules apply: 10 (the stricter) "
+                                     "or 11.")] = 10,
     as_json: AsJson = False,
     trtexec: Annotated[bool, typer.Option("--trtexec", help="Also print the trtexec command that builds an "
                                           "engine from it (default batch profile 1/8/32).")] = False,

@@ -28,7 +28,7 @@ def command(
     version_compatible: Annotated[bool, typer.Option(help="Plan loads on newer TensorRT of the same major.")] = False,
     plugins: Plugins = None,
     strongly_typed: Annotated[bool, typer.Option(help="Strongly typed network (precision from the graph); "
-                                                 "TensorRT 11 knows no other mode.")] = True,
+                                                 "TensorRT 11 and TensorRT-RTX know no other mode.")] = True,
     check: Annotated[bool, typer.Option(help="Run the offline TensorRT check first.")] = True,
     runtime: Annotated[str, typer.Option(
         help="auto | tensorrt | rtx: the product that builds (auto: TensorRT if installed, else TensorRT-RTX, "
