@@ -125,7 +125,8 @@ def require_library(runtime: str = "auto",
     """`find_library`, or a one-line EngineError saying what to install."""
     library = find_library(runtime, importer)
     if library is None:
-        raise EngineError(missing(runtime)[0].upper() + missing(runtime)[1:])
+        text = missing(runtime)
+        raise EngineError(text[0].upper() + text[1:])
     return library
 
 
