@@ -96,16 +96,20 @@ def build_environment():
                        compute_capability="8.9")
 
 
-def write_fake_engine(onnx_path, output, settings=None, environment=None, trt=10):
-    """An engine file + sidecar written by volo-export's own writer. The 'plan' is not TensorRT's: it
-    names the ONNX file, which the fake session runs in ONNX Runtime."""
+def write_fake_engine(onnx_path, output, settings=None, environment=None, library=None, layers=None):
+    """An engine file + sidecar written by volo-export's own writer (default: TensorRT 10.13; `library`: a
+    `products.Library`, e.g. TensorRT-RTX). The 'plan' is not TensorRT's: it names the ONNX file, which the
+    fake session runs in ONNX Runtime."""
     from volo_export.trt.build import EngineRequest, prepare, write_engine
     from volo_export.trt.config import BuildSettings, build_plan
+    from volo_export.trt.products import TENSORRT, Library
 
     settings = settings or BuildSettings(max_batch=8)
+    library = library or Library.of(TENSORRT, "10.13.0.35")
     prepared = prepare(EngineRequest(onnx_path, output, settings))
     plan = (FAKE_PLAN_MAGIC + str(onnx_path).encode()).ljust(4096, b"\0")
-    write_engine(prepared, build_plan(settings, prepared.profile, trt), plan, environment or build_environment())
+    write_engine(prepared, build_plan(settings, prepared.profile, library), plan, environment or build_environment(),
+                 layers)
     return output
 
 
@@ -115,10 +119,10 @@ def fake_session_factory(sessions: list | None = None):
     from volo_export.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
     class FakeSession:
-        def __init__(self, plan: bytes, name: str, plugins=()):
+        def __init__(self, plan: bytes, name: str, plugins=(), **options):
             assert plan.startswith(FAKE_PLAN_MAGIC), "not a fake plan"
             self.onnx = OnnxRuntimeRunner(Path(plan[len(FAKE_PLAN_MAGIC):].rstrip(b"\0").decode()))
-            self.name, self.plugins, self.batches = name, list(plugins), []
+            self.name, self.plugins, self.options, self.batches = name, list(plugins), options, []
             if sessions is not None:
                 sessions.append(self)
 

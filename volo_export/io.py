@@ -1,4 +1,4 @@
-"""File helpers: atomic writes and content hashes.
+"""File helpers: atomic writes, content hashes, the user cache folder.
 
 Every artifact is written into a private staging folder next to its destination and
 moved into place (`os.replace`, atomic on one file system) only when everything that
@@ -30,6 +30,12 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def user_cache_dir(name: str) -> Path:
+    """~/.cache/volo-export/<name> (XDG_CACHE_HOME respected); not created here."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "volo-export" / name
 
 
 def ensure_writable(path: Path) -> Path:

@@ -143,10 +143,12 @@ class GateOverrides:
 # The gate for (artifact precision, runtime). The runtime is `Runner.runtime`
 # (volo_export.runtime.base): what really executes the graph decides the arithmetic.
 # FP32 graphs on NVIDIA GPUs (TensorRT, ONNX Runtime's TensorRT and CUDA providers) run
-# MatMul/Conv on TF32 tensor cores by default; FP16/INT8 graphs already carry their
+# MatMul/Conv on TF32 tensor cores by default (TensorRT-RTX 1.7 too: a new builder config has
+# BuilderFlag.TF32 set, measured); FP16/INT8 graphs already carry their
 # precision, so their gates do not depend on the runtime.
 _BY_PRECISION = {"fp32": FP32, "fp16": FP16, "int8": INT8}
-_BY_RUNTIME = {("fp32", runtime): GPU_FP32 for runtime in ("tensorrt", "onnxruntime-tensorrt", "onnxruntime-cuda")}
+_BY_RUNTIME = {("fp32", runtime): GPU_FP32
+               for runtime in ("tensorrt", "tensorrt-rtx", "onnxruntime-tensorrt", "onnxruntime-cuda")}
 
 
 def tolerance_for(precision: str, runtime: str = "onnxruntime-cpu",

@@ -1,7 +1,8 @@
 """build_engine replays the plan on TensorRT's Python API. Here a recording stand-in for the
-`tensorrt` module plays TensorRT 10/11, so the wiring runs on CPU: network flags, builder calls in
-order, profile, timing cache load/save, plugins, progress, atomic plan + sidecar, one-line errors.
-(The real thing runs in test_tensorrt_gpu.py where TensorRT exists.)"""
+`tensorrt` module, passed as the `library`, plays TensorRT 10/11, so the wiring runs on CPU: network
+flags, builder calls in order, profile, timing cache load/save, plugins, progress, atomic plan +
+sidecar, one-line errors. (The real thing: test_rtx.py with TensorRT-RTX, which builds without a GPU,
+and test_tensorrt_gpu.py where TensorRT and a GPU exist.)"""
 
 from __future__ import annotations
 
@@ -14,18 +15,20 @@ from typer.testing import CliRunner
 
 from helpers import build_environment
 from volo_export.cli import app
-from volo_export.errors import EngineError, UsageError
+from volo_export.errors import EngineError, TensorRTCheckFailed, UsageError
 from volo_export.export.metadata import read_info, write_info
 from volo_export.progress import Progress
 from volo_export.trt.build import EngineRequest, build_engine
 from volo_export.trt.config import BuildSettings
+from volo_export.trt.products import TENSORRT, Library
 from volo_export.trt.provenance import read_sidecar, sidecar_path
 
 PLAN = b"serialized-plan-bytes" * 100
 
 
 def fake_tensorrt(version="10.13.0.35", parse_ok=True, build_ok=True):
-    """A module with the slice of TensorRT's Python API that build.py uses; every call is recorded."""
+    """A module with the slice of TensorRT's Python API that build.py uses; every call is recorded.
+    Use it as `fake_library(...)`."""
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version
     trt.calls = []
@@ -45,6 +48,7 @@ def fake_tensorrt(version="10.13.0.35", parse_ok=True, build_ok=True):
     trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(STRONGLY_TYPED=1)
     trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
     trt.BuilderFlag = types.SimpleNamespace(VERSION_COMPATIBLE="VERSION_COMPATIBLE")
+    trt.ProfilingVerbosity = types.SimpleNamespace(DETAILED="DETAILED")
     trt.HardwareCompatibilityLevel = types.SimpleNamespace(AMPERE_PLUS="AMPERE_PLUS",
                                                            SAME_COMPUTE_CAPABILITY="SAME_COMPUTE_CAPABILITY")
     trt.init_libnvinfer_plugins = lambda logger, namespace: rec(("init_plugins", namespace))
@@ -123,25 +127,43 @@ def fake_tensorrt(version="10.13.0.35", parse_ok=True, build_ok=True):
             return PLAN
 
     class ParserError:
+        def __init__(self, i):
+            self.i = i
+
+        def code(self):
+            return types.SimpleNamespace(name="UNSUPPORTED_NODE")
+
         def desc(self):
-            return "Unsupported ONNX op Col2Im"
+            return "false" if self.i == 0 else "Assertion failed\nsecond line"
+
+        def node(self):
+            return 39 + self.i
 
         def node_name(self):
-            return "node_col2im"
+            return f"node_col2im_{self.i}"
+
+        def node_operator(self):
+            return "Col2Im"
 
     class OnnxParser:
         def __init__(self, network, logger):
-            self.num_errors = 0 if parse_ok else 1
+            self.num_errors = 0 if parse_ok else 2
 
         def parse_from_file(self, path):
             rec(("parse_from_file", path))
             return parse_ok
 
         def get_error(self, i):
-            return ParserError()
+            return ParserError(i)
 
     trt.Builder, trt.OnnxParser = Builder, OnnxParser
     return trt
+
+
+def fake_library(**kwargs) -> Library:
+    """The recording stand-in as the TensorRT product `build_engine` builds with."""
+    trt = fake_tensorrt(**kwargs)
+    return Library.of(TENSORRT, trt.__version__, trt)
 
 
 class Recorder(Progress):
@@ -162,9 +184,9 @@ class Recorder(Progress):
         self.events.append(("finish", name))
 
 
-def test_build_replays_the_plan_on_tensorrt_10(monkeypatch, tmp_path, tiny_onnx):
-    trt = fake_tensorrt()
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+def test_build_replays_the_plan_on_tensorrt_10(tmp_path, tiny_onnx):
+    library = fake_library()
+    trt = library.module
     cache = tmp_path / "trt.cache"
     cache.write_bytes(b"old-tactics")
     plugin = tmp_path / "libvolo_plugins.so"
@@ -173,7 +195,7 @@ def test_build_replays_the_plan_on_tensorrt_10(monkeypatch, tmp_path, tiny_onnx)
                              hardware_compat="ampere-plus", version_compatible=True, plugins=(plugin,))
     progress = Recorder()
     result = build_engine(EngineRequest(tiny_onnx, tmp_path / "tiny.engine", settings), progress,
-                          environment=build_environment)
+                          environment=build_environment, library=library)
 
     assert (tmp_path / "tiny.engine").read_bytes() == PLAN  # the bare plan
     assert result.sidecar == sidecar_path(tmp_path / "tiny.engine") and result.sidecar.is_file()
@@ -185,53 +207,84 @@ def test_build_replays_the_plan_on_tensorrt_10(monkeypatch, tmp_path, tiny_onnx)
         ("parse_from_file", str(tiny_onnx)),
         ("set_memory_pool_limit", "WORKSPACE", 512 << 20),
         ("builder_optimization_level", 4),
+        ("profiling_verbosity", "DETAILED"),
         ("hardware_compatibility_level", "AMPERE_PLUS"),
         ("set_flag", "VERSION_COMPATIBLE"),
         ("set_shape", "input", (1, 3, 64, 64), (8, 3, 64, 64), (16, 3, 64, 64)),
-        ("add_optimization_profile", config_calls[9][1]),
+        ("add_optimization_profile", config_calls[10][1]),
         ("create_timing_cache", b"old-tactics"),
         ("set_timing_cache", False),
     ]
-    assert type(config_calls[9][1]).__name__ == "Profile"
+    assert type(config_calls[10][1]).__name__ == "Profile"
     assert cache.read_bytes() == b"old-tactics+new-tactics"  # saved after the build
     assert ("start", "Building engine", 3) in progress.events and ("step", 2) in progress.events
     assert [e[1] for e in progress.events if e[0] == "stage"] == ["reading", "parsing", "building", "writing"]
     assert result.warnings == ["weights are not refittable"]
+    assert result.layers is None and result.notes == ["--runtime auto: building with TensorRT 10.13.0.35",
+                                                      "TensorRT 10.13.0.35 logged no layer table: no layer report"]
     prov = read_sidecar(tmp_path / "tiny.engine")
     assert prov.environment == build_environment() and prov.version_compatible and prov.hardware_compat == "ampere-plus"
     assert prov.plugins == [str(plugin)] and "--stronglyTyped" in prov.trtexec
 
 
-def test_tensorrt_11_network_takes_no_flags(monkeypatch, tmp_path, tiny_onnx):
-    trt = fake_tensorrt(version="11.1.0")
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    build_engine(EngineRequest(tiny_onnx, tmp_path / "t.engine"), environment=build_environment)
-    assert ("create_network", 0) in trt.calls
+def test_tensorrt_11_network_takes_no_flags(tmp_path, tiny_onnx):
+    library = fake_library(version="11.1.0")
+    build_engine(EngineRequest(tiny_onnx, tmp_path / "t.engine"), environment=build_environment, library=library)
+    assert ("create_network", 0) in library.module.calls
     prov = read_sidecar(tmp_path / "t.engine")
     assert prov.build["trt_major"] == 11 and prov.build["network_flags"] == []
     assert "--stronglyTyped" not in prov.trtexec
 
 
-@pytest.mark.parametrize("failure,message", [
-    (dict(parse_ok=False), "TensorRT's ONNX parser rejected tiny_digits.onnx: node node_col2im: Unsupported ONNX op"),
-    (dict(build_ok=False), "TensorRT could not build tiny_digits.onnx: out of device memory"),
+@pytest.mark.parametrize("failure,error,message", [
+    (dict(parse_ok=False), TensorRTCheckFailed,
+     "tiny_digits.onnx: TensorRT 10.13.0.35's ONNX parser rejects it: node 39 'node_col2im_0' (Col2Im): "
+     "UNSUPPORTED_NODE: Col2Im is not supported by TensorRT's ONNX parser (+1 more); see volo-export check"),
+    (dict(build_ok=False), EngineError, "TensorRT 10.13.0.35 could not build tiny_digits.onnx: out of device memory"),
 ])
-def test_build_failures_leave_nothing(monkeypatch, tmp_path, tiny_onnx, failure, message):
-    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(**failure))
+def test_build_failures_leave_nothing(tmp_path, tiny_onnx, failure, error, message):
     cache = tmp_path / "trt.cache"
-    with pytest.raises(EngineError, match=message):
+    with pytest.raises(error) as raised:
         build_engine(EngineRequest(tiny_onnx, tmp_path / "t.engine", BuildSettings(timing_cache=cache)),
-                     environment=build_environment)
+                     environment=build_environment, library=fake_library(**failure))
+    assert str(raised.value).startswith(message)
     assert list(tmp_path.iterdir()) == []
+    if error is TensorRTCheckFailed:  # every parser error, the multi-line one joined
+        assert [i.message() for i in raised.value.report.issues][1] == \
+            "node 40 'node_col2im_1' (Col2Im): UNSUPPORTED_NODE: Assertion failed; second line"
+
+
+def test_old_tensorrt_is_refused_after_the_offline_check(tmp_path, tiny_onnx, tiny_naive_onnx):
+    old = fake_library(version="8.6.1")
+    with pytest.raises(UsageError, match="TensorRT 8.6.1 is too old"):
+        build_engine(EngineRequest(tiny_onnx, tmp_path / "t.engine"), environment=build_environment, library=old)
+    proto = onnx.load(str(tiny_naive_onnx))
+    write_info(proto, read_info(tiny_onnx))
+    onnx.save(proto, str(tmp_path / "naive.onnx"))
+    with pytest.raises(TensorRTCheckFailed, match="Col2Im"):  # exit 4 before "too old" (exit 2)
+        build_engine(EngineRequest(tmp_path / "naive.onnx", tmp_path / "n.engine"), environment=build_environment,
+                     library=old)
+
+
+def test_a_member_this_tensorrt_lacks_is_a_one_line_error(tmp_path, tiny_onnx):
+    library = fake_library(version="10.9.0")
+    del library.module.HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY
+    settings = BuildSettings(hardware_compat="same-compute-capability")
+    with pytest.raises(EngineError, match=r"TensorRT 10.9.0 has no config.hardware_compatibility_level = "
+                                          r"trt.HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY"):
+        build_engine(EngineRequest(tiny_onnx, tmp_path / "t.engine", settings), environment=build_environment,
+                     library=library)
 
 
 def test_cli_engine_without_tensorrt_prints_trtexec(monkeypatch, tmp_path, tiny_onnx):
-    monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` raises ImportError
+    for module in ("tensorrt", "tensorrt_rtx"):  # the CLI has no parameter: `import` raises ImportError
+        monkeypatch.setitem(sys.modules, module, None)
     res = CliRunner().invoke(app, ["engine", str(tiny_onnx), "--output", str(tmp_path / "t.engine"),
                                    "--max-batch", "16", "--timing-cache", str(tmp_path / "c.bin")])
     assert res.exit_code == 1
     (line,) = res.stderr.strip().splitlines()[-1:]
-    assert line.startswith("error: TensorRT is not installed here")
+    assert line.startswith("error: neither TensorRT nor TensorRT-RTX is installed here (TensorRT: pip install "
+                           "tensorrt polygraphy")
     assert "trtexec --onnx=" in line and "--maxShapes=input:16x3x64x64" in line and "--stronglyTyped" in line
     assert not (tmp_path / "t.engine").exists()
 

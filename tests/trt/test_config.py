@@ -1,4 +1,5 @@
-"""Engine build decisions without TensorRT: batch profile, builder calls as data, trtexec command."""
+"""Engine build decisions without TensorRT: batch profile, builder calls as data for TensorRT 10/11 and
+TensorRT-RTX, what each option means on each product, version gates, trtexec command."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import pytest
 
 from volo_export.errors import UsageError
 from volo_export.trt.config import (BuildSettings, BuilderCall, Enum, InputSpec, Profile, Ref, build_plan,
-                                    compute_profile, resolve_batches, trt_major, trtexec_command)
+                                    compute_profile, resolve_batches, trtexec_command)
+from volo_export.trt.products import RTX, TENSORRT, Library
+
+TRT10, TRT11, RTX17 = Library.of(TENSORRT, "10.13.0.35"), Library.of(TENSORRT, "11.1.0"), Library.of(RTX, "1.7.1.116")
+DETAILED = BuilderCall("config", "profiling_verbosity", (Enum("ProfilingVerbosity.DETAILED"),), assign=True)
 
 DYNAMIC = InputSpec("input", ("batch", 3, 224, 224))
 
@@ -73,11 +78,12 @@ def test_builder_calls_as_data_trt10():
     settings = BuildSettings(workspace_mib=2048, opt_level=5, hardware_compat="ampere-plus", version_compatible=True,
                              timing_cache=Path("t.cache"), plugins=(Path("libvolo.so"),))
     profile = compute_profile(DYNAMIC, 224, settings)
-    plan = build_plan(settings, profile, 10)
-    assert plan.network_flags == ("STRONGLY_TYPED",)
+    plan = build_plan(settings, profile, TRT10)
+    assert plan.network_flags == ("STRONGLY_TYPED",) and plan.trt_major == 10
     assert plan.calls == (
         BuilderCall("config", "set_memory_pool_limit", (Enum("MemoryPoolType.WORKSPACE"), 2048 << 20)),
         BuilderCall("config", "builder_optimization_level", (5,), assign=True),
+        DETAILED,
         BuilderCall("config", "hardware_compatibility_level", (Enum("HardwareCompatibilityLevel.AMPERE_PLUS"),),
                     assign=True),
         BuilderCall("config", "set_flag", (Enum("BuilderFlag.VERSION_COMPATIBLE"),)),
@@ -92,21 +98,79 @@ def test_builder_calls_as_data_trt10():
 
 def test_builder_calls_trt11_and_defaults():
     profile = compute_profile(DYNAMIC, 224, BuildSettings())
-    plan = build_plan(BuildSettings(), profile, 11)
+    plan = build_plan(BuildSettings(), profile, TRT11)
     assert plan.network_flags == ()  # strongly typed is the only mode on 11
     names = [c.name for c in plan.calls]
-    assert names == ["builder_optimization_level", "set_shape", "add_optimization_profile"]
+    assert names == ["builder_optimization_level", "profiling_verbosity", "set_shape", "add_optimization_profile"]
     assert not any("FP16" in str(c) or "INT8" in str(c) for c in plan.calls)  # precision is in the graph
-    with pytest.raises(UsageError, match="only strongly typed"):
-        build_plan(BuildSettings(strongly_typed=False), profile, 11)
-    weak = build_plan(BuildSettings(strongly_typed=False), profile, 10)
+    with pytest.raises(UsageError, match="TensorRT 11.1.0 builds only strongly typed networks; drop --no-strongly"):
+        build_plan(BuildSettings(strongly_typed=False), profile, TRT11)
+    weak = build_plan(BuildSettings(strongly_typed=False), profile, TRT10)
     assert weak.network_flags == () and weak.notes
 
 
-def test_trt_major():
-    assert trt_major("10.13.0.35") == 10 and trt_major("11.1.0") == 11
-    with pytest.raises(UsageError, match="too old"):
-        trt_major("8.6.1")
+def test_version_gates_are_per_product():
+    for library in (TRT10, TRT11, RTX17, Library.of(RTX, "1.8.0")):
+        library.require_supported()
+    for library, message in ((Library.of(TENSORRT, "8.6.1"), "TensorRT 8.6.1 is too old: .* TensorRT >= 10"),
+                             (Library.of(RTX, "1.2.0.54"), "TensorRT-RTX 1.2.0.54 is too old: .* TensorRT-RTX >= 1.7"),
+                             (Library.of(TENSORRT, "unknown"), "cannot read TensorRT version 'unknown'")):
+        with pytest.raises(UsageError, match=message):
+            library.require_supported()
+    assert RTX17.major == 1 and build_plan(BuildSettings(), compute_profile(DYNAMIC, 224, BuildSettings()),
+                                           RTX17).trt_major is None  # RTX 1.x is not "TensorRT 1"
+
+
+def test_rtx_plan_targets_compute_capabilities():
+    settings = BuildSettings(runtime="rtx", compute_capabilities=("sm86,SM_89", "12.0"), workspace_mib=512)
+    assert settings.compute_capabilities == ("sm86", "sm89", "sm120")
+    plan = build_plan(settings, compute_profile(DYNAMIC, 224, settings), RTX17)
+    assert plan.network_flags == ("STRONGLY_TYPED",) and plan.compute_capabilities == ("8.6", "8.9", "12.0")
+    assert plan.calls[2:7] == (
+        DETAILED,
+        BuilderCall("config", "num_compute_capabilities", (3,), assign=True),
+        BuilderCall("config", "set_compute_capability", (Enum("ComputeCapability.SM86"), 0)),
+        BuilderCall("config", "set_compute_capability", (Enum("ComputeCapability.SM89"), 1)),
+        BuilderCall("config", "set_compute_capability", (Enum("ComputeCapability.SM120"), 2)),
+    )
+    assert plan.targets == "compute capability 8.6, 8.9, 12.0 (--compute-capability)" and plan.notes == ()
+    default = build_plan(BuildSettings(), compute_profile(DYNAMIC, 224, BuildSettings()), RTX17)
+    assert not [c for c in default.calls if "compute_capabilit" in c.name]
+    assert default.targets == "TensorRT-RTX's portable default: compute capability 8.0, 8.6, 8.9, 12.0 and later"
+
+
+@pytest.mark.parametrize("settings,library,message", [
+    (BuildSettings(version_compatible=True), RTX17, "--version-compatible does not apply to TensorRT-RTX: it ships no"),
+    (BuildSettings(hardware_compat="ampere-plus"), RTX17, "--hardware-compat does not apply to TensorRT-RTX"),
+    (BuildSettings(strongly_typed=False), RTX17, "TensorRT-RTX 1.7.1.116 builds only strongly typed networks"),
+    (BuildSettings(compute_capabilities=("sm89",)), TRT10, "--compute-capability applies to TensorRT-RTX only"),
+    (BuildSettings(hardware_compat="same-compute-capability"), Library.of(TENSORRT, "10.8.0.43"),
+     "--hardware-compat same-compute-capability needs TensorRT >= 10.9; this is TensorRT 10.8.0.43"),
+])
+def test_options_that_do_not_apply_are_one_line_errors(settings, library, message):
+    with pytest.raises(UsageError, match=message):
+        build_plan(settings, compute_profile(DYNAMIC, 224, settings), library)
+
+
+def test_rtx_skips_the_timing_cache_with_a_notice_and_full_tensorrt_keeps_it():
+    settings = BuildSettings(timing_cache=Path("t.cache"))
+    profile = compute_profile(DYNAMIC, 224, settings)
+    rtx = build_plan(settings, profile, RTX17)
+    assert rtx.timing_cache is None and len(rtx.notes) == 1
+    assert rtx.notes[0].startswith("--timing-cache t.cache skipped: timing caches are no-ops in TensorRT-RTX")
+    assert build_plan(settings, profile, Library.of(TENSORRT, "10.9.0")).timing_cache == Path("t.cache")
+    build_plan(BuildSettings(hardware_compat="same-compute-capability"), profile, Library.of(TENSORRT, "10.9.0"))
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(runtime="openvino"), "--runtime 'openvino': choose auto, tensorrt, rtx"),
+    (dict(compute_capabilities=("sm90",)), "--compute-capability 'sm90': TensorRT-RTX builds for sm75, sm80"),
+    (dict(compute_capabilities=("ampere",)), "--compute-capability 'ampere'"),
+    (dict(runtime="tensorrt", compute_capabilities=("sm89",)), "--compute-capability applies to TensorRT-RTX only"),
+])
+def test_runtime_settings_validation(kwargs, message):
+    with pytest.raises(UsageError, match=message):
+        BuildSettings(**kwargs)
 
 
 def test_trtexec_command_10_vs_11():

@@ -47,8 +47,10 @@ def test_sidecar_roundtrip(engine, tiny_onnx):
     assert prov.calibration == {} and prov.volo_export_version
     datetime.fromisoformat(prov.created_utc)
     raw = json.loads(sidecar_path(engine).read_text())
-    assert set(raw) == {"format", "engine", "onnx", "environment", "build", "profile", "io", "trtexec",
-                        "calibration", "metadata", "volo_export_version", "created_utc"}
+    assert set(raw) == {"format", "engine", "onnx", "runtime", "environment", "build", "profile", "io", "trtexec",
+                        "calibration", "metadata", "layers", "volo_export_version", "created_utc"}
+    assert raw["runtime"] == {"product": "tensorrt", "version": "10.13.0.35", "compute_capabilities": [],
+                              "targets": "the GPU it is built on"} and raw["layers"] is None
     assert raw["metadata"]["volo_export.model"] == "volo_tiny_digits"
 
 
@@ -184,4 +186,5 @@ def test_environment_parsing():
     assert visible_gpu_index("") is None and visible_gpu_index("-1") is None
     assert Environment(tensorrt="10.13.0.35", compute_capability="8.9", gpu_name="NVIDIA L4").describe() == \
         "TensorRT 10.13.0.35 on NVIDIA L4 (sm_89)"
-    assert Environment().describe() == "no TensorRT on no CUDA GPU"
+    assert Environment().describe() == "no TensorRT, no CUDA GPU"
+    assert Environment(tensorrt_rtx="1.7.1.116").describe("tensorrt-rtx") == "TensorRT-RTX 1.7.1.116, no CUDA GPU"

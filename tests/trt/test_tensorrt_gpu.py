@@ -15,12 +15,13 @@ trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed (needs a
 pytest.importorskip("polygraphy", reason="Polygraphy is not installed (pip install polygraphy)")
 
 from volo_export.errors import EngineError, UsageError  # noqa: E402
-from volo_export.runtime import TensorRTRunner, open_runner  # noqa: E402
+from volo_export.runtime import open_runner  # noqa: E402
+from volo_export.runtime.tensorrt_runner import TensorRTRunner  # noqa: E402
 from volo_export.trt.build import EngineRequest, build_engine  # noqa: E402
 from volo_export.trt.config import BuildSettings  # noqa: E402
 from volo_export.trt.environment import running_environment  # noqa: E402
 from volo_export.trt.provenance import read_sidecar, sidecar_path  # noqa: E402
-from volo_export.validate_artifact import ArtifactCheckRequest, validate_artifact  # noqa: E402
+from volo_export.validate import ValidateRequest, validate_artifact  # noqa: E402
 
 if running_environment().compute_capability is None:
     pytest.skip("TensorRT is installed but no CUDA GPU is visible", allow_module_level=True)
@@ -37,7 +38,7 @@ def test_tiny_engine_matches_eager(tiny_engine, tiny_checkpoint):
     prov = read_sidecar(tiny_engine)
     assert prov.environment == running_environment() and prov.profile.batches == (1, 8, 8)
     assert tiny_engine.with_suffix(".cache").stat().st_size > 0  # timing cache saved
-    report = validate_artifact(ArtifactCheckRequest(tiny_engine, tiny_checkpoint))
+    report = validate_artifact(ValidateRequest(tiny_engine, tiny_checkpoint))
     assert report.passed, report.failures
     assert max(c.max_abs / max(1.0, c.reference_scale) for c in report.comparisons) < 1e-2
 
@@ -57,7 +58,7 @@ def test_engine_batches_and_profile(tiny_engine):
     x = np.random.default_rng(0).standard_normal((8, 3, 64, 64)).astype(np.float32)
     full = runner(x)
     np.testing.assert_allclose(runner(x[:3]), full[:3], rtol=0, atol=1e-3 * max(1.0, np.abs(full).max()))
-    with pytest.raises(UsageError, match="batch 9 is outside"):
+    with pytest.raises(UsageError, match="batch 9 does not fit"):
         runner(np.zeros((9, 3, 64, 64), np.float32))
 
 
@@ -83,5 +84,5 @@ def test_d1_engine_matches_eager(tmp_path_factory, d1_onnx_with_checkpoint):
     out = tmp_path_factory.mktemp("engine") / "d1.engine"
     result = build_engine(EngineRequest(onnx_path, out, BuildSettings(max_batch=16)))
     assert dataclasses.asdict(result.provenance.environment) == dataclasses.asdict(running_environment())
-    report = validate_artifact(ArtifactCheckRequest(out, checkpoint))
+    report = validate_artifact(ValidateRequest(out, checkpoint))
     assert report.passed, report.failures

@@ -1,4 +1,4 @@
-"""`volo-export engine`: a TensorRT engine (bare plan) + its X.engine.json provenance sidecar."""
+"""`volo-export engine`: a TensorRT or TensorRT-RTX engine (bare plan) + its X.engine.json provenance sidecar."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from volo_export.cli.console import result_line, user_errors, warning
-from volo_export.cli.options import Output, Plugins
+from volo_export.cli.console import note, result_line, user_errors, warning
+from volo_export.cli.options import Output, Plugins, names
 from volo_export.cli.progress import progress
 
 
@@ -28,24 +28,42 @@ def command(
     version_compatible: Annotated[bool, typer.Option(help="Plan loads on newer TensorRT of the same major.")] = False,
     plugins: Plugins = None,
     strongly_typed: Annotated[bool, typer.Option(help="Strongly typed network (precision from the graph); "
-                                                 "TensorRT 11 knows no other mode.")] = True,
+                                                 "TensorRT 11 and TensorRT-RTX know no other mode.")] = True,
     check: Annotated[bool, typer.Option(help="Run the offline TensorRT check first.")] = True,
+    runtime: Annotated[str, typer.Option(
+        help="auto | tensorrt | rtx: the product that builds (auto: TensorRT if installed, else TensorRT-RTX, "
+        "which builds without a GPU).")] = "auto",
+    compute_capability: Annotated[Optional[list[str]], typer.Option(
+        help="TensorRT-RTX only: target GPUs, e.g. sm86,sm89,sm120 (sm75 sm80 sm86 sm89 sm120 sm121; default: "
+        "TensorRT-RTX's portable default, 8.0/8.6/8.9/12.0 and later).")] = None,
 ) -> None:
-    """Build a TensorRT engine (bare plan) + X.engine.json provenance sidecar."""
+    """Build a TensorRT or TensorRT-RTX engine (bare plan) + X.engine.json provenance sidecar."""
     with user_errors():
         from volo_export.trt.build import EngineRequest, build_engine
         from volo_export.trt.config import BuildSettings
+        from volo_export.trt.products import PRODUCTS
 
         settings = BuildSettings(min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
                                  workspace_mib=workspace, opt_level=opt_level, timing_cache=timing_cache,
                                  hardware_compat=hardware_compat, version_compatible=version_compatible,
-                                 plugins=tuple(plugins or ()), strongly_typed=strongly_typed)
+                                 plugins=tuple(plugins or ()), strongly_typed=strongly_typed, runtime=runtime,
+                                 compute_capabilities=names(compute_capability))
         with progress() as shown:
             result = build_engine(EngineRequest(model, output, settings, check), shown)
         prov = result.provenance
+        label = PRODUCTS[prov.product].label
+        for line in result.notes:
+            note(line)
         for line in result.warnings[:5]:
-            warning(f"TensorRT: {line}")
+            warning(f"{label}: {line.splitlines()[0]}")
         lo, opt, hi = prov.profile.batches
         result_line(f"wrote {output} ({prov.engine_bytes / 1e6:.1f} MB) + {result.sidecar.name} in "
-                    f"{result.seconds:.0f} s: {prov.environment.describe()}, batch {lo}/{opt}/{hi}")
-        result_line(f"trtexec equivalent: {prov.trtexec}")
+                    f"{result.seconds:.0f} s: {prov.environment.describe(prov.product)}, batch {lo}/{opt}/{hi}")
+        if result.layers:
+            result_line(f"layers: {result.layers.summary()}")
+            wide = result.layers.wider_than_graph()
+            if wide:
+                warning(f"{len(wide)} MatMul/Gemm/Conv run in a wider type than the graph gives them (e.g. INT8 "
+                        f"nodes as fp32 layers): {', '.join(wide[:6])}{' ...' if len(wide) > 6 else ''}")
+        if prov.trtexec:
+            result_line(f"trtexec equivalent: {prov.trtexec}")

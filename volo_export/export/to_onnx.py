@@ -118,16 +118,31 @@ def op_histogram(model_proto) -> Counter:
     return ops
 
 
+def prune_value_info(graph) -> int:
+    """Drop `value_info` entries that no longer describe the graph: names that are initializers (their
+    stored type is the truth; graph rewrites such as the float16 conversion leave declarations behind that
+    contradict it) or that no node produces any more. Returns how many went."""
+    produced = {o for n in graph.node for o in n.output}
+    initializers = {t.name for t in graph.initializer}
+    kept = [v for v in graph.value_info if v.name in produced and v.name not in initializers]
+    dropped = len(graph.value_info) - len(kept)
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    return dropped
+
+
 def finalize(model_proto, info: ArtifactInfo):
-    """Attach metadata and run the ONNX checker; returns the same proto."""
+    """Attach metadata, drop stale value_info and run the ONNX checker with strict shape inference
+    (`full_check`, below protobuf's 2 GB limit); returns the same proto."""
     import onnx
 
     write_info(model_proto, info)
     model_proto.producer_name = "volo-export"
     model_proto.doc_string = f"{info.model} exported by volo-export"
+    prune_value_info(model_proto.graph)
     try:
-        onnx.checker.check_model(model_proto, full_check=False) if model_proto.ByteSize() < _PROTOBUF_LIMIT else None
-    except onnx.checker.ValidationError as e:
+        onnx.checker.check_model(model_proto, full_check=True) if model_proto.ByteSize() < _PROTOBUF_LIMIT else None
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise ExportError(f"exported graph fails onnx.checker: {str(e).splitlines()[0]}") from None
     return model_proto
 

@@ -123,7 +123,11 @@ class Int8Target(PrecisionTarget):
     """INT8 by explicit Q/DQ on MatMul/Gemm/Conv inputs, from calibrated ranges, in one of two forms:
 
     - `tensorrt` (default): TensorRT's explicit-quantisation form (`int8.quantize_qdq`), which
-      `volo_export.trt.check` accepts; ONNX Runtime CPU runs it too.
+      `volo_export.trt.check` accepts; ONNX Runtime CPU runs it too. Fused attention projections
+      (`qkv`, `kv`) are then split into one MatMul per part (`projections.split_projections`), so
+      the builder fuses each into an INT8 GEMM instead of a float32 batched one. Metadata
+      `quantized_nodes` counts the FP32 graph's nodes (the names --exclude-nodes takes);
+      `split_projections` names the ones split into `<node>_part<i>`.
     - `cpu`: the fastest accurate graph for ONNX Runtime CPU (`cpu.build`); stamped CPU-only,
       TensorRT does not parse it.
     """
@@ -187,7 +191,12 @@ class Int8Target(PrecisionTarget):
         state = prepared.state
         chosen = [t for t in state.targets if t.node not in set(keep)]
         model = self._build(fp32, chosen, state.ranges)
-        return Built(model, list(state.excluded), {"quantized_nodes": str(len(chosen))})
+        extra = {"quantized_nodes": str(len(chosen))}
+        if self.name == "tensorrt":
+            from volo_export.precision.projections import split_projections
+
+            extra["split_projections"] = json.dumps(split_projections(model))
+        return Built(model, list(state.excluded), extra)
 
     def sensitivity(self, fp32, prepared: Prepared) -> dict[str, float]:
         from volo_export.precision.fallback import node_sensitivity

@@ -2,7 +2,8 @@
 
 - `base`                 the Runner protocol, BatchRange (the one batch-fitting policy), run_in_batches
 - `onnxruntime_runner`   .onnx in ONNX Runtime (session settings, providers, profiling)
-- `tensorrt_runner`      .engine in TensorRT, after its sidecar was checked against this machine
+- `tensorrt_runner`      .engine in TensorRT or TensorRT-RTX (the sidecar says which), after its sidecar
+                         was checked against this machine
 
 A new runtime is one more runner module and one more branch in `open_runner`; its
 tolerances go to `volo_export.tolerances`. The artifact's own metadata says how to

@@ -22,6 +22,7 @@ ONNXRUNTIME_CPU = "onnxruntime-cpu"
 ONNXRUNTIME_CUDA = "onnxruntime-cuda"
 ONNXRUNTIME_TENSORRT = "onnxruntime-tensorrt"
 TENSORRT = "tensorrt"
+TENSORRT_RTX = "tensorrt-rtx"
 DEFAULT_BATCH = 32
 
 

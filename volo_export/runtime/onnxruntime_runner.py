@@ -8,7 +8,6 @@ EP (`CPU`): exact FP32 arithmetic, the reference runtime for every ONNX artifact
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 
 from volo_export.errors import InputDataError, RuntimeUnavailable
 from volo_export.export.metadata import ArtifactInfo, load_graph, read_info
+from volo_export.io import user_cache_dir
 from volo_export.runtime.base import (ONNXRUNTIME_CPU, ONNXRUNTIME_CUDA, ONNXRUNTIME_TENSORRT, BatchRange)
 
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -51,8 +51,7 @@ CPU_ONLY = ("CPUExecutionProvider",)  # the gate's provider: exact FP32 arithmet
 
 def default_cache_dir() -> Path:
     """~/.cache/volo-export/ort-tensorrt (XDG_CACHE_HOME respected)."""
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "volo-export" / "ort-tensorrt"
+    return user_cache_dir("ort-tensorrt")
 
 
 def provider_options(providers: Sequence[str], profile=None, cache_dir: Path | None = None) -> list:

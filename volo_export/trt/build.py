@@ -1,9 +1,13 @@
 """ONNX -> TensorRT engine (`X.engine`, the bare serialized plan) + provenance sidecar (`X.engine.json`).
 
 Everything decided without TensorRT happens first (metadata, profile, offline
-check, build plan, trtexec command); then `tensorrt` is imported and the plan
-from `config.build_plan` is replayed against the real builder. Works on
-TensorRT 10 (strongly typed flag) and 11 (strongly typed by default).
+check, build plan, trtexec command); then the product `--runtime` names
+(`products.find_library`: TensorRT, else TensorRT-RTX) is imported, its version
+gated, and the plan from `config.build_plan` replayed against the real builder.
+Works on TensorRT 10 (strongly typed flag), 11 (strongly typed by default) and
+TensorRT-RTX 1.x, which builds ahead of time on a machine without a GPU. The
+builder's DETAILED layer table becomes the layer report (`trt.layers`) that the
+command prints and the sidecar keeps.
 """
 
 from __future__ import annotations
@@ -16,11 +20,15 @@ from pathlib import Path
 from volo_export.errors import EngineError, InputDataError, TensorRTCheckFailed, UsageError
 from volo_export.io import atomic_output, ensure_writable, sha256_file
 from volo_export.progress import SILENT, Progress
-from volo_export.trt.check import TRT_VERSIONS, check_model, first_violation
+from volo_export.trt.check import DEFAULT_TRT, TRT_VERSIONS, check_model, first_violation
 from volo_export.trt.config import (BuildPlan, BuildSettings, Enum, Profile, Ref, build_plan, compute_profile,
-                                    input_spec, trt_major, trtexec_command)
+                                    input_spec, trtexec_command)
+from volo_export.trt.layers import LayerReport, WeightedNode, layer_report, parse_layer_table, weighted_nodes
+from volo_export.trt.parser import RealVerdict, make_logger, parse_onnx
+from volo_export.trt.products import Library, choice_note, find_library, missing, refuse_turing
 from volo_export.trt.provenance import (ENGINE_SUFFIXES, EngineProvenance, Environment, calibration_info, now_utc,
                                         sidecar_path, write_sidecar)
+from volo_export.trt.rtx import header_mismatch, read_plan_header
 
 
 @dataclass(frozen=True)
@@ -40,29 +48,38 @@ class EngineRequest:
 
 @dataclass
 class EngineResult:
+    """What was written. `notes`: what the build chose or skipped (product, targets); `warnings`: the
+    builder's; `layers`: the layer report (None when the builder gave no layer table)."""
+
     engine: Path
     sidecar: Path
     provenance: EngineProvenance
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    layers: LayerReport | None = None
 
 
 @dataclass(frozen=True)
 class PreparedBuild:
-    """Everything known before TensorRT is imported."""
+    """Everything known before TensorRT is imported. `weighted` and `op_types` describe the graph's
+    nodes for the layer report."""
 
     request: EngineRequest
     metadata: dict[str, str]
     calibration: dict[str, str]
     profile: Profile
     output_name: str
+    weighted: dict[str, WeightedNode] = field(default_factory=dict)
+    op_types: dict[str, str] = field(default_factory=dict)
 
     def trtexec(self, major: int) -> str:
         return trtexec_command(self.request.onnx, self.request.output, self.request.settings, self.profile, major)
 
 
-def prepare(request: EngineRequest, trt_target: int = 10) -> PreparedBuild:
-    """Read the ONNX's metadata and input, compute the profile, run the offline check. No TensorRT."""
+def prepare(request: EngineRequest, trt_target: int = DEFAULT_TRT) -> PreparedBuild:
+    """Read the ONNX's metadata and input, compute the profile, run the offline check (rules of TensorRT
+    `trt_target`). No TensorRT."""
     from volo_export.export.metadata import ArtifactInfo, load_graph
 
     for lib in request.settings.plugins:
@@ -71,6 +88,7 @@ def prepare(request: EngineRequest, trt_target: int = 10) -> PreparedBuild:
     proto = load_graph(request.onnx)
     props = {p.key: p.value for p in proto.metadata_props}
     info = ArtifactInfo.from_props(props, source=str(request.onnx))
+    refuse_turing(request.settings.compute_capabilities, info.precision)
     profile = compute_profile(input_spec(proto), info.preprocessing.size, request.settings)
     if request.check:
         result = check_model(request.onnx, trt=min(trt_target, max(TRT_VERSIONS)))
@@ -83,40 +101,66 @@ def prepare(request: EngineRequest, trt_target: int = 10) -> PreparedBuild:
                                       "pass --plugins LIB")
     outputs = [o.name for o in proto.graph.output]
     return PreparedBuild(request, dict(sorted(info.to_props().items())), calibration_info(info), profile,
-                         outputs[0] if outputs else "logits")
+                         outputs[0] if outputs else "logits", weighted_nodes(proto),
+                         {n.name: n.op_type for n in proto.graph.node})
+
+
+def check_rules_for(library: Library | None) -> int:
+    """The offline rules to check against before building with `library`: its TensorRT major (10, 11); the
+    stricter TensorRT 10 rules for TensorRT-RTX or when nothing is installed (its own parser runs next)."""
+    if library is None or library.rtx or library.major not in TRT_VERSIONS:
+        return DEFAULT_TRT
+    return library.major
 
 
 def build_engine(request: EngineRequest, progress: Progress = SILENT,
-                 environment: Callable[[], Environment] | None = None) -> EngineResult:
+                 environment: Callable[[], Environment] | None = None, library: Library | None = None) -> EngineResult:
     """Build, then write the plan and its sidecar atomically (both or neither). `environment`
-    describes the build machine for the sidecar (default: probe this one)."""
-    from volo_export.trt.environment import running_environment, tensorrt_version
-    from volo_export.trt.infer import import_tensorrt
+    describes the build machine for the sidecar (default: probe this one); `library` is the TensorRT
+    product to build with (default: the one `settings.runtime` finds installed)."""
+    from volo_export.trt.environment import running_environment
 
     ensure_writable(request.output)
+    settings = request.settings
     progress.stage(f"reading {request.onnx.name} and checking it against TensorRT's ONNX parser rules")
-    installed = tensorrt_version()
-    prepared = prepare(request, trt_major(installed) if installed else 10)
-    try:
-        trt = import_tensorrt()
-    except EngineError as e:
-        raise EngineError(f"{e}; to build elsewhere: {prepared.trtexec(10)}") from None
+    library = library or find_library(settings.runtime)
+    prepared = prepare(request, check_rules_for(library))  # a graph TensorRT rejects exits 4 before any version gate
+    if library is None:
+        raise EngineError(f"{missing(settings.runtime)}; to build elsewhere: {prepared.trtexec(DEFAULT_TRT)}")
+    library.require_supported()
+    plan = build_plan(settings, prepared.profile, library)
+    notes = [n for n in (choice_note(settings.runtime, library),) if n]
+    if library.rtx:
+        notes.append(f"targets: {plan.targets}; kernels are compiled just in time on the GPU that runs it")
+    notes += plan.notes
     env = (environment or running_environment)()
-    plan = build_plan(request.settings, prepared.profile, trt_major(trt.__version__))
     t0 = time.perf_counter()
-    serialized, cache, warnings = _build(trt, request.onnx, plan, progress)
+    built = build_serialized(library, request.onnx, plan, progress)
     seconds = time.perf_counter() - t0
+    layers = (layer_report(parse_layer_table(built.layer_table), prepared.weighted, prepared.op_types)
+              if built.layer_table else None)
+    if layers is None:
+        notes.append(f"{library.label} logged no layer table: no layer report")
+    if library.rtx and (mismatch := header_mismatch(read_plan_header(built.plan), list(plan.compute_capabilities))):
+        built.warnings.append(mismatch)
     progress.stage(f"writing {request.output.name} and {sidecar_path(request.output).name}")
-    provenance = write_engine(prepared, plan, serialized, env)
-    if plan.timing_cache and cache is not None:
+    provenance = write_engine(prepared, plan, built.plan, env, layers)
+    if plan.timing_cache and built.timing_cache is not None:
         with atomic_output(plan.timing_cache) as tmp:
-            tmp.write_bytes(cache)
-    return EngineResult(request.output, sidecar_path(request.output), provenance, seconds, warnings + list(plan.notes))
+            tmp.write_bytes(built.timing_cache)
+    return EngineResult(request.output, sidecar_path(request.output), provenance, seconds, built.warnings, notes,
+                        layers)
 
 
-def write_engine(prepared: PreparedBuild, plan: BuildPlan, serialized: bytes, env: Environment) -> EngineProvenance:
+def write_engine(prepared: PreparedBuild, plan: BuildPlan, serialized: bytes, env: Environment,
+                 layers: LayerReport | None = None) -> EngineProvenance:
     """Write the bare plan to the request's output and its sidecar beside it, atomically (both or neither)."""
     request = prepared.request
+    library = plan.library
+    runtime = {"product": library.product.key, "version": library.version,
+               "compute_capabilities": list(plan.compute_capabilities), "targets": plan.targets}
+    if library.rtx and (header := read_plan_header(serialized[:64])):
+        runtime["plan_header"] = header.to_dict()
     with atomic_output(request.output) as tmp:
         tmp.write_bytes(serialized)  # nothing prepended: trtexec and C++ load the file as is
         provenance = EngineProvenance(
@@ -124,9 +168,10 @@ def write_engine(prepared: PreparedBuild, plan: BuildPlan, serialized: bytes, en
             onnx_file=request.onnx.name, onnx_sha256=sha256_file(request.onnx), environment=env,
             build={**request.settings.to_dict(), "trt_major": plan.trt_major,
                    "network_flags": list(plan.network_flags), "builder_calls": [str(c) for c in plan.calls]},
-            profile=prepared.profile, trtexec=prepared.trtexec(plan.trt_major), metadata=prepared.metadata,
-            input_name=prepared.profile.input, output_name=prepared.output_name,
-            calibration=prepared.calibration, volo_export_version=_own_version(), created_utc=now_utc())
+            profile=prepared.profile, trtexec="" if library.rtx else prepared.trtexec(plan.trt_major),
+            metadata=prepared.metadata, input_name=prepared.profile.input, output_name=prepared.output_name,
+            calibration=prepared.calibration, volo_export_version=_own_version(), created_utc=now_utc(),
+            runtime=runtime, layers=layers.to_dict() if layers else None)
         write_sidecar(provenance, sidecar_path(tmp))
     return provenance
 
@@ -138,24 +183,6 @@ def _own_version() -> str:
         return version("volo-export")
     except PackageNotFoundError:
         return "unknown"
-
-
-def _make_logger(trt):
-    class CollectingLogger(trt.ILogger):
-        """Keeps errors (for a one-line message) and warnings (shown after the build)."""
-
-        def __init__(self):
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-            self.warnings: list[str] = []
-
-        def log(self, severity, msg):
-            if severity in (trt.ILogger.INTERNAL_ERROR, trt.ILogger.ERROR):
-                self.errors.append(str(msg))
-            elif severity == trt.ILogger.WARNING:
-                self.warnings.append(str(msg))
-
-    return CollectingLogger()
 
 
 def _make_monitor(trt, progress: Progress):
@@ -188,40 +215,50 @@ def resolve_arg(arg, trt, objects: dict):
 
 
 def apply_calls(plan: BuildPlan, trt, objects: dict) -> None:
-    """Replay the plan's builder calls on the real objects."""
+    """Replay the plan's builder calls on the real objects. A member this TensorRT lacks, or a call that
+    answers False (e.g. set_compute_capability), is a one-line EngineError."""
     for call in plan.calls:
         target = objects[call.target]
-        args = [resolve_arg(a, trt, objects) for a in call.args]
-        if call.assign:
-            setattr(target, call.name, args[0])
-        else:
-            getattr(target, call.name)(*args)
+        try:
+            args = [resolve_arg(a, trt, objects) for a in call.args]
+            if call.assign:
+                setattr(target, call.name, args[0])
+                continue
+            answer = getattr(target, call.name)(*args)
+        except AttributeError:
+            raise EngineError(f"{plan.library.label} has no {call}: this option needs another TensorRT version") \
+                from None
+        if answer is False:
+            raise EngineError(f"{plan.library.label} refused {call}")
 
 
-def _parser_error(parser, logger) -> str:
-    if parser.num_errors:
-        err = parser.get_error(0)
-        node = err.node_name() if hasattr(err, "node_name") else ""
-        return f"node {node}: {err.desc()}" if node else err.desc()
-    return logger.errors[0] if logger.errors else "unknown parser error"
+@dataclass
+class BuiltPlan:
+    """What the builder returned: the serialized plan, the timing cache (when the plan keeps one), its
+    warnings and its DETAILED layer table."""
+
+    plan: bytes
+    timing_cache: bytes | None
+    warnings: list[str]
+    layer_table: str | None  # the builder's "Layers:" message
 
 
-def _build(trt, onnx_path: Path, plan: BuildPlan, progress: Progress) -> tuple[bytes, bytes | None, list[str]]:
-    """Returns (serialized plan, serialized timing cache or None, builder warnings)."""
+def build_serialized(library: Library, onnx_path: Path, plan: BuildPlan, progress: Progress = SILENT) -> BuiltPlan:
+    """Parse `onnx_path` (every parser error: TensorRTCheckFailed, carrying a RealVerdict) and build it with
+    the plan's calls replayed (a failed build: EngineError). The part of `build_engine` that needs no
+    volo-export metadata, so any ONNX with any plan builds here (the parser-agreement tests use it)."""
     from volo_export.trt.infer import load_plugins
 
-    logger = _make_logger(trt)
+    trt = library.module
+    logger = make_logger(trt)
     trt.init_libnvinfer_plugins(logger, "")
     builder = trt.Builder(logger)
     load_plugins(builder.get_plugin_registry(), plan.plugins)
-    flags = 0
-    for name in plan.network_flags:
-        flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    progress.stage(f"parsing {onnx_path.name} with TensorRT {trt.__version__}'s ONNX parser")
-    if not parser.parse_from_file(str(onnx_path)):
-        raise EngineError(f"TensorRT's ONNX parser rejected {onnx_path.name}: {_parser_error(parser, logger)}")
+    progress.stage(f"parsing {onnx_path.name} with {library.label}'s ONNX parser")
+    network, issues = parse_onnx(trt, builder, logger, onnx_path, plan.network_flags)
+    if issues:
+        verdict = RealVerdict(onnx_path.name, library.label, False, issues)
+        raise TensorRTCheckFailed(f"{verdict.summary()}; see volo-export check {onnx_path}", verdict)
     config = builder.create_builder_config()
     objects = {"config": config, "profile": builder.create_optimization_profile()}
     apply_calls(plan, trt, objects)
@@ -230,10 +267,11 @@ def _build(trt, onnx_path: Path, plan: BuildPlan, progress: Progress) -> tuple[b
         config.set_timing_cache(config.create_timing_cache(data), False)
     if hasattr(config, "progress_monitor"):
         config.progress_monitor = _make_monitor(trt, progress)
-    progress.stage("building the engine (TensorRT times kernels: minutes for a full-size VOLO)")
+    progress.stage(f"building the engine ahead of time for {plan.targets} (no GPU needed)" if library.rtx else
+                   "building the engine (TensorRT times kernels: minutes for a full-size VOLO)")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise EngineError(f"TensorRT could not build {onnx_path.name}: "
-                          f"{logger.errors[0] if logger.errors else 'build cancelled or failed'}")
+        raise EngineError(f"{library.label} could not build {onnx_path.name}: "
+                          f"{logger.errors[0].splitlines()[0] if logger.errors else 'build cancelled or failed'}")
     cache = bytes(memoryview(config.get_timing_cache().serialize())) if plan.timing_cache else None
-    return bytes(memoryview(serialized)), cache, logger.warnings
+    return BuiltPlan(bytes(memoryview(serialized)), cache, logger.warnings, logger.layer_table)

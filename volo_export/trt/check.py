@@ -3,16 +3,24 @@
 Every node is checked against the parser's operator table (onnx-tensorrt
 `docs/operators.md`, TensorRT 10.15; 11.x adds opset 25) and the restrictions
 written there and in the parser's importers: Col2Im and the QOperator ops are
-rejected outright, Conv/ConvTranspose weights must be build-time constants,
-Reduce axes initializers, Squeeze/Unsqueeze axes resolvable constants,
-LayerNormalization only its first output, Q/DQ symmetric (zero point 0) with
-INT8/FP8/INT4/FP4 data, per-channel scales on the right axis, no int32 bias
-DequantizeLinear, UINT8 only at the network's inputs and outputs. Nodes of a
-custom domain are what TensorRT looks up as plugins; ONNX Runtime contrib ops
-(`com.microsoft`) are not parsed at all.
+rejected outright, Reduce axes initializers, Squeeze/Unsqueeze axes resolvable
+constants, LayerNormalization and MaxPool only their first output, Q/DQ
+symmetric (zero point 0) with INT8/FP8/INT4/FP4 data, per-channel scales on the
+right axis, no int32 bias DequantizeLinear, UINT8 only at the network's inputs
+and outputs. Nodes of a custom domain are what TensorRT looks up as plugins,
+unless their op type is a builtin one (the parser dispatches on the op type
+alone); ONNX Runtime contrib ops (`com.microsoft`) are not parsed as such.
+
+The rules are held to the real parser by a differential test corpus
+(tests/trt/parser_corpus.py: one small graph per rule, run through this check and
+through TensorRT-RTX's parser and builder). Where this check is stricter than the
+newer parser on purpose, the rule says so; a graph this check passes and the real
+parser rejects is a bug.
 
 `check_model(path) -> CheckResult`: findings (error / plugin / warning / info)
-with node names, a summary line, a rich table and JSON.
+with node names, a summary line, a rich table and JSON. `check_artifact` (the
+`check` command) adds the real parser's verdict where TensorRT or TensorRT-RTX
+is installed (`trt.parser.real_check`).
 """
 
 from __future__ import annotations
@@ -97,17 +105,29 @@ STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
 
 REDUCE_OPS = frozenset("ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean ReduceMin "
                        "ReduceProd ReduceSum ReduceSumSquare".split())
-# Ops whose listed input must be resolvable to a constant at build time (index, what it is).
+# Ops whose listed input must be resolvable to a constant at build time (index, what it is). TensorRT 10.1
+# rejects a Squeeze/Unsqueeze axes or CumSum axis that is computed (even by a foldable Shape subgraph):
+# `importSqueeze`: assertIsWeights(inputs.at(1), "Squeeze axes input must be an initializer!"), `importCumSum`:
+# "Axis input for CumSum must be an initializer!". TensorRT-RTX 1.7 (and late 10.x) accept both; this check
+# keeps the 10.1 rule (tests/trt/parser_corpus.py records the difference).
 CONSTANT_INPUTS = {"Squeeze": (1, "axes"), "Unsqueeze": (1, "axes"), "CumSum": (1, "axis"),
-                   "OneHot": (1, "depth"), "TopK": (1, "K"), "Conv": (1, "weights W"),
-                   "ConvTranspose": (1, "weights W")}
-# Ops TensorRT lets a quantized (INT8/FP8/...) tensor pass through between Q and DQ.
+                   "OneHot": (1, "depth")}
+# Weights the parser takes either way (`importConv`: a tensor weight becomes a multi-input convolution),
+# but then the engine cannot be refitted and Q/DQ fusion needs constant weights.
+TENSOR_WEIGHTS = {"Conv": 1, "ConvTranspose": 1}
+# Ops TensorRT lets a quantized (INT8/FP8/...) tensor pass through between Q and DQ; Cast converts it
+# (`importCast` is a plain addCast; strongly typed networks cast from INT8).
 QUANTIZED_PASS_THROUGH = frozenset("QuantizeLinear DequantizeLinear Reshape Transpose Identity Squeeze "
-                                   "Unsqueeze Flatten Concat Slice Gather Split Expand".split())
-RESIZE_MODES = frozenset({"nearest", "linear"})
+                                   "Unsqueeze Flatten Concat Slice Gather Split Expand Cast".split())
+RESIZE_MODES = frozenset({"nearest", "linear", "cubic"})
 RESIZE_COORDINATE_MODES = frozenset({"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn",
                                      "asymmetric", "align_corners"})
-TOPK_MAX_K = 3840  # operators.md: "`K` input must be less than 3840"
+# `importResize`: linear resizes at most the 3 innermost dims, cubic the 2 innermost ("canUseNDResize").
+RESIZE_INNER_DIMS = {"linear": 3, "cubic": 2}
+# The builder's limit (ITopKLayer: "K exceeds the maximum value allowed (3840)"); K = 3840 builds.
+TOPK_MAX_K = 3840
+# Ops whose extra outputs TensorRT does not produce (the parser rejects a named one even when unused).
+SINGLE_OUTPUT_OPS = frozenset({"LayerNormalization", "MaxPool"})
 NONDETERMINISTIC = frozenset("RandomNormal RandomNormalLike RandomUniform RandomUniformLike Multinomial "
                              "Bernoulli".split())
 
@@ -146,6 +166,11 @@ class CheckResult:
     inputs: dict[str, list]
     findings: list[Finding] = field(default_factory=list)
     trtexec: str | None = None
+    real: object = None  # trt.parser.RealVerdict: the real parser's verdict, when one ran
+
+    @property
+    def offline_passed(self) -> bool:
+        return not self.errors
 
     def of(self, severity: str) -> list[Finding]:
         return [f for f in self.findings if f.severity == severity]
@@ -161,7 +186,8 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
-        return not self.errors
+        """Both verdicts: the offline rules and, when it ran, the real parser."""
+        return self.offline_passed and (self.real is None or self.real.passed)
 
     def summary(self) -> str:
         """One line: verdict, counts, dynamic inputs, plugins."""
@@ -170,7 +196,7 @@ class CheckResult:
         facts = f"opset {self.opset}, {self.nodes} nodes, {len(self.op_types)} op types"
         if dynamic:
             facts += ", dynamic " + " ".join(dynamic)
-        if self.passed:
+        if self.offline_passed:
             verdict = f"passes TensorRT {self.trt} ONNX parser rules"
         else:
             rules = Counter(f"{f.op_type or f.rule}" for f in self.errors)
@@ -182,7 +208,8 @@ class CheckResult:
         return f"{self.model}: {verdict}; {facts}{extra}"
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "trt": self.trt, "passed": self.passed, "opset": self.opset,
+        return {"model": self.model, "trt": self.trt, "passed": self.passed, "offline_passed": self.offline_passed,
+                "real": self.real.to_dict() if self.real is not None else None, "opset": self.opset,
                 "nodes": self.nodes, "op_types": self.op_types, "inputs": self.inputs,
                 "counts": {s: len(self.of(s)) for s in SEVERITIES}, "plugins": self.plugins,
                 "findings": [asdict(f) for f in self.findings], "trtexec": self.trtexec,
@@ -197,7 +224,7 @@ class CheckResult:
         groups: dict[tuple, list[Finding]] = defaultdict(list)
         for f in self.findings:
             groups[(SEVERITIES.index(f.severity), f.rule, f.op_type)].append(f)
-        status = "[green]PASS[/]" if self.passed else "[red]FAIL[/]"
+        status = "[green]PASS[/]" if self.offline_passed else "[red]FAIL[/]"
         table = Table(title=f"{escape(self.model)}: TensorRT {self.trt} ONNX parser check: {status}")
         for col in ("severity", "rule", "op", "count", "nodes", "finding"):
             table.add_column(col, overflow="fold", no_wrap=col in ("severity", "count"))
@@ -296,25 +323,42 @@ def _constant_input_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
     if op in CONSTANT_INPUTS:
         index, what = CONSTANT_INPUTS[op]
         if len(node.input) > index and node.input[index] and node.input[index] not in g.foldable:
-            rule = "constant-weights" if what.startswith("weights") else "constant-axes"
-            yield Finding("error", rule, f"{op} {what} '{node.input[index]}' is not a build-time constant "
-                          "(initializer, Constant, or DequantizeLinear of one)", name, op)
+            yield Finding("error", "constant-axes", f"{op} {what} '{node.input[index]}' is not a build-time "
+                          "constant (initializer, Constant, or DequantizeLinear of one)", name, op)
+    if op in TENSOR_WEIGHTS:
+        index = TENSOR_WEIGHTS[op]
+        if len(node.input) > index and node.input[index] and node.input[index] not in g.foldable:
+            yield Finding("warning", "tensor-weights", f"{op} weights '{node.input[index]}' are computed at run "
+                          "time: TensorRT builds a multi-input convolution, which cannot be refitted and does not "
+                          "fuse Q/DQ into an INT8 layer", name, op)
 
 
 def _topk_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
-    if _attr(node, "sorted", 1) != 1:
-        yield Finding("error", "op-restriction", "TopK needs sorted=1", name, "TopK")
+    # `sorted` is never read by the importer: TensorRT's output is always sorted, which sorted=0 allows.
     k = g.value(node.input[1]) if len(node.input) > 1 else None
-    if k is not None and int(np.max(k)) >= TOPK_MAX_K:
-        yield Finding("error", "op-restriction", f"TopK K={int(np.max(k))} must be < {TOPK_MAX_K}", name, "TopK")
+    if k is not None and int(np.max(k)) > TOPK_MAX_K:
+        yield Finding("error", "op-restriction", f"TopK K={int(np.max(k))} exceeds TensorRT's maximum of "
+                      f"{TOPK_MAX_K}", name, "TopK")
+    elif k is None and len(node.input) > 1 and node.input[1] not in g.foldable:
+        yield Finding("info", "shape-input", f"TopK K '{node.input[1]}' is a run-time shape tensor: the engine "
+                      f"needs its values in the optimization profile (at most {TOPK_MAX_K})", name, "TopK")
 
 
-def _layernorm_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
-    for extra in [o for o in node.output[1:] if o]:
-        used = extra in g.consumers or extra in g.graph_outputs
-        yield Finding("error" if used else "warning", "layernorm-outputs",
-                      f"LayerNormalization output '{extra}' is {'used' if used else 'declared'}; "
-                      "TensorRT supports only the first output Y", name, node.op_type)
+def _extra_output_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
+    """LayerNormalization (Mean, InvStdDev) and MaxPool (Indices) produce only their first output in
+    TensorRT. A named extra output is rejected even when nothing reads it (RTX 1.7: "doesn't support more
+    than 1 outputs"); an empty name passes the newer parser, but TensorRT 10.1's `parseNode` counts it too
+    ("Node has more output tensors than TRT expected")."""
+    op = node.op_type
+    for extra in node.output[1:]:
+        if extra:
+            used = "used" if extra in g.consumers or extra in g.graph_outputs else "declared"
+            yield Finding("error", "extra-outputs", f"{op} output '{extra}' is {used}; TensorRT produces only "
+                          "the first output (drop the extra output names)", name, op)
+    if len(node.output) > 1 and not any(node.output[1:]):
+        yield Finding("warning", "extra-outputs", f"{op} lists {len(node.output) - 1} empty extra output(s): "
+                      "TensorRT 10.1 counts them and rejects the node, newer parsers skip them; drop them",
+                      name, op)
 
 
 def _pool_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
@@ -322,15 +366,19 @@ def _pool_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
     if dilations and any(d != 1 for d in dilations):
         yield Finding("error", "op-restriction", f"{node.op_type} dilations {list(dilations)} must be all ones",
                       name, node.op_type)
-    if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
-        yield Finding("error", "op-restriction", "MaxPool Indices output is unsupported", name, node.op_type)
 
 
 def _resize_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
     mode = _attr(node, "mode", b"nearest").decode()
     coord = _attr(node, "coordinate_transformation_mode", b"half_pixel").decode()
     if mode not in RESIZE_MODES:
-        yield Finding("error", "op-restriction", f"Resize mode '{mode}' unsupported (nearest, linear)", name, "Resize")
+        yield Finding("error", "op-restriction",
+                      f"Resize mode '{mode}' unsupported ({', '.join(sorted(RESIZE_MODES))})", name, "Resize")
+    scales = g.value(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    inner = RESIZE_INNER_DIMS.get(mode)
+    if inner and scales is not None and _attr(node, "axes") is None and np.any(scales.reshape(-1)[:-inner] != 1):
+        yield Finding("error", "op-restriction", f"Resize mode '{mode}' scales {scales.tolist()}: TensorRT resizes "
+                      f"only the {inner} innermost dimensions in this mode", name, "Resize")
     if coord not in RESIZE_COORDINATE_MODES:
         yield Finding("error", "op-restriction", f"Resize coordinate_transformation_mode '{coord}' unsupported",
                       name, "Resize")
@@ -358,9 +406,20 @@ def _constant_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
 
 
 def _scatternd_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
-    reduction = _attr(node, "reduction", b"none").decode()
-    if reduction != "none":
-        yield Finding("error", "op-restriction", f"ScatterND reduction '{reduction}' unsupported", name, "ScatterND")
+    reduction = _attr(node, "reduction", None)
+    if reduction is not None and reduction.decode() != "none":
+        yield Finding("error", "op-restriction", f"ScatterND reduction '{reduction.decode()}' unsupported", name,
+                      "ScatterND")
+    elif reduction is not None:  # 10.1 `importScatterND`: ASSERT_NODE(!attrs.count("reduction"), ...)
+        yield Finding("warning", "op-restriction", "ScatterND with an explicit reduction='none' attribute: TensorRT "
+                      "10.1 rejects any reduction attribute (newer parsers accept 'none'); drop the attribute",
+                      name, "ScatterND")
+
+
+# The parser's answer to UINT8 Q/DQ (10.1 `QuantDequantLinearHelper`, RTX 1.7 alike): a warning, then INT8.
+_UINT8_AS_INT8 = ("TensorRT quantizes to INT8 instead (a warning in its parser): negatives are kept and values "
+                  "clip at 127, not 255, so results differ from ONNX's uint8; quantize to int8 "
+                  "(QuantType.QInt8, ActivationSymmetric/WeightSymmetric)")
 
 
 # Where a weighted op wants per-channel weight scales: (input index, axis as a function of weight rank).
@@ -381,16 +440,14 @@ def _qdq_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
         yield Finding("error", "qdq-int32-bias", f"DequantizeLinear of int32 '{x}' (quantized bias): TensorRT "
                       "dequantizes only INT8/FP8/INT4/FP4; keep biases float (QuantizeBias=False)", name, op)
     elif is_dq and x_type == t["UINT8"]:
-        yield Finding("error", "qdq-uint8", f"DequantizeLinear of uint8 '{x}': TensorRT needs signed symmetric "
-                      "INT8 (QuantType.QInt8, ActivationSymmetric/WeightSymmetric)", name, op)
+        yield Finding("warning", "qdq-uint8", f"DequantizeLinear of uint8 '{x}': {_UINT8_AS_INT8}", name, op)
     elif is_dq and x_type is not None and x_type not in allowed:
         yield Finding("error", "qdq-type", f"DequantizeLinear input '{x}' is {_type_name(x_type)}; TensorRT "
                       "accepts INT8, FP8, INT4, FP4", name, op)
     if not is_dq:
         zero_type = g.elem_type(zero) if zero else None
         if zero_type == t["UINT8"] or (not zero and _attr(node, "output_dtype") == t["UINT8"]):
-            yield Finding("error", "qdq-uint8", "QuantizeLinear to uint8: TensorRT needs signed symmetric INT8 "
-                          "(QuantType.QInt8, ActivationSymmetric/WeightSymmetric)", name, op)
+            yield Finding("warning", "qdq-uint8", f"QuantizeLinear to uint8: {_UINT8_AS_INT8}", name, op)
         elif not zero and _attr(node, "output_dtype") is None:
             yield Finding("warning", "qdq-implicit-uint8", "QuantizeLinear without zero point: ONNX semantics are "
                           "uint8 (ONNX Runtime clips negatives) but TensorRT uses int8; give an int8 zero point",
@@ -448,7 +505,7 @@ def _per_channel_rules(node, g: _GraphIndex, name: str, scale: np.ndarray) -> It
 
 
 _NODE_RULES = {
-    "TopK": (_topk_rules,), "LayerNormalization": (_layernorm_rules,), "MaxPool": (_pool_rules,),
+    "TopK": (_topk_rules,), "LayerNormalization": (_extra_output_rules,), "MaxPool": (_pool_rules, _extra_output_rules),
     "AveragePool": (_pool_rules,), "LpPool": (_pool_rules,), "Resize": (_resize_rules,),
     "Dropout": (_dropout_rules,), "Constant": (_constant_rules,), "ScatterND": (_scatternd_rules,),
     "QuantizeLinear": (_qdq_rules,), "DequantizeLinear": (_qdq_rules,),
@@ -472,12 +529,18 @@ def _op_support(node, name: str) -> Finding | None:
     if domain in CONTRIB_DOMAINS:
         if op in QOPERATOR_OPS:
             return Finding("error", "qoperator", f"{domain}.{op}: {_QOP}", name, op)
+        also = (f"; its parser would import it as the standard {op} (it ignores the domain), whose semantics may "
+                "differ") if op in SUPPORTED_OPS else ""
         return Finding("error", "contrib-op", f"{domain}.{op} is an ONNX Runtime contrib op, not parsed by "
-                       "TensorRT (was an ORT-optimized graph saved?)", name, op)
+                       f"TensorRT as such (was an ORT-optimized graph saved?){also}", name, op)
     if domain == "ai.onnx.ml":
         return Finding("error", "unsupported-op", f"ai.onnx.ml.{op}: TensorRT does not parse ONNX-ML ops", name, op)
     if domain == "trt" and op in TRT_DOMAIN_OPS:
         return None
+    if op in SUPPORTED_OPS:  # `parseNode` dispatches on the op type only: a builtin name is never a plugin
+        return Finding("warning", "builtin-name", f"{domain}.{op}: TensorRT's parser ignores the domain and imports "
+                       f"the builtin {op} (no plugin lookup); give plugin ops a name that is not an ONNX op",
+                       name, op)
     return _plugin(node, name)
 
 
@@ -506,7 +569,7 @@ def _walk(g: _GraphIndex, functions: dict, counts: Counter, stack: tuple = ()) -
         support = _op_support(node, name)
         if support:
             yield support
-        else:
+        if support is None or support.severity == "warning":  # imported as a builtin: its rules apply
             yield from _constant_input_rules(node, g, name)
             for rule in _NODE_RULES.get(node.op_type, ()):
                 yield from rule(node, g, name)
@@ -546,8 +609,10 @@ def _type_rules(model, g: _GraphIndex) -> Iterator[Finding]:
     t = _dtype_ids()
     io = g.graph_inputs | g.graph_outputs
     producers = {o: (n.name or n.op_type) for n in model.graph.node for o in n.output}
+    qdq_inputs = {i for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                  for i in n.input[1:]}  # zero points and scales: judged by the Q/DQ rules
     for tensor, elem in sorted(g.types.items()):
-        if tensor in io or tensor in g.quantize_outputs:  # Q outputs: judged by the Q/DQ rules
+        if tensor in io or tensor in g.quantize_outputs or tensor in qdq_inputs:  # Q outputs: the Q/DQ rules
             continue
         where = producers.get(tensor, "initializer" if tensor in g.initializers else "")
         if elem == t["UINT8"]:
@@ -581,13 +646,16 @@ def _io_findings(graph) -> tuple[dict[str, list], list[Finding]]:
 
 
 def _opset_findings(model, target: TrtTarget) -> tuple[int | None, list[Finding]]:
+    """The parser has no opset bound (`ModelImporter.cpp` only warns below 7), so an opset outside the
+    documented range is a warning: its operators are what the op rules judge."""
     opset = next((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), None)
     if opset is None:
         return None, [Finding("error", "opset", "the model imports no default-domain opset")]
     if not target.opset_min <= opset <= target.opset_max:
-        return opset, [Finding("error", "opset", f"opset {opset} is outside TensorRT {target.major}'s "
-                               f"{target.opset_min}..{target.opset_max}; re-export with --opset "
-                               f"{min(max(opset, target.opset_min), target.opset_max)}")]
+        return opset, [Finding("warning", "opset", f"opset {opset} is outside the {target.opset_min}.."
+                               f"{target.opset_max} TensorRT {target.major} documents (its parser sets no bound); "
+                               f"re-export with --opset {min(max(opset, target.opset_min), target.opset_max)} to "
+                               "stay on tested ground")]
     return opset, []
 
 
@@ -641,7 +709,7 @@ def check_model(model: Path | object, trt: int = DEFAULT_TRT, name: str | None =
 
 
 # Which error to name first when a command refuses a graph: the op-level ones explain the most.
-_FIRST = ("opset", "col2im", "qoperator", "contrib-op", "unsupported-op")
+_FIRST = ("col2im", "qoperator", "contrib-op", "unsupported-op", "opset")
 
 
 def first_violation(result: CheckResult) -> str:
@@ -651,16 +719,27 @@ def first_violation(result: CheckResult) -> str:
 
 
 
-def check_artifact(path: Path, trt: int = DEFAULT_TRT, with_trtexec: bool = False) -> CheckResult:
+def check_artifact(path: Path, trt: int = DEFAULT_TRT, with_trtexec: bool = False, real: bool | None = None,
+                   runtime: str = "auto") -> CheckResult:
     """`volo-export check`: the passing CheckResult, or TensorRTCheckFailed carrying the failing one.
-    `with_trtexec` adds the trtexec command that builds an engine from the file."""
+    `with_trtexec` adds the trtexec command that builds an engine from the file. `real`: also parse with the
+    real parser of `runtime` (auto: TensorRT, else TensorRT-RTX); None: when one is installed, True: it must
+    be, False: never. Fails when either verdict does."""
     from volo_export.trt.config import trtexec_for
+    from volo_export.trt.parser import real_check
+    from volo_export.trt.products import missing
 
     path = Path(path)
     result = check_model(path, trt=trt)
     if with_trtexec:
         result.trtexec = trtexec_for(path, trt)
-    if not result.passed:
+    if real is not False:
+        result.real = real_check(path, runtime)
+        if result.real is None and real:
+            raise UsageError(f"--real: {missing(runtime)}")
+    if not result.offline_passed:
         raise TensorRTCheckFailed(f"{path.name}: {len(result.errors)} violation(s) of TensorRT {trt}'s ONNX parser "
                                   f"rules; first: {first_violation(result)}", result)
+    if not result.passed:
+        raise TensorRTCheckFailed(result.real.summary(), result)
     return result

@@ -6,12 +6,15 @@ flags and every builder-config call as data (`BuilderCall`), which
 `volo_export.trt.build` replays against the real `tensorrt` module and tests
 inspect here. `trtexec_command` is the same build for users who run trtexec.
 
-TensorRT 10 vs 11: precision lives in the ONNX graph (FP16 conversion, Q/DQ),
-so the network is strongly typed on both: TensorRT 10 needs the
-`STRONGLY_TYPED` creation flag (and trtexec `--stronglyTyped`); TensorRT 11
-only builds strongly typed networks and dropped the flag's meaning, along
-with the FP16/INT8 builder flags and trtexec `--fp16/--int8`, which this
-project never uses.
+TensorRT 10 vs 11 vs TensorRT-RTX: precision lives in the ONNX graph (FP16
+conversion, Q/DQ), so the network is strongly typed on all three: TensorRT 10
+needs the `STRONGLY_TYPED` creation flag (and trtexec `--stronglyTyped`);
+TensorRT 11 and TensorRT-RTX only build strongly typed networks (11 dropped the
+flag's meaning, along with the FP16/INT8 builder flags and trtexec
+`--fp16/--int8`, which this project never uses). TensorRT-RTX targets compute
+capabilities instead of the build machine's GPU and has neither a lean runtime
+(`--version-compatible`) nor timing caches; `build_plan` refuses or skips what
+does not apply to the product in one line.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from volo_export.errors import UsageError
+from volo_export.trt.products import (RTX_DEFAULT_DESCRIPTION, RUNTIME_CHOICES, Library, cc_versions,
+                                      parse_compute_capabilities)
 
 # Batch profile defaults: 1 (latency), 8 (TensorRT tunes kernels for opt), 32 (throughput).
 DEFAULT_MIN_BATCH = 1
@@ -28,7 +33,6 @@ DEFAULT_OPT_BATCH = 8
 DEFAULT_MAX_BATCH = 32
 DEFAULT_OPT_LEVEL = 3  # TensorRT's own default; 0..5
 MAX_OPT_LEVEL = 5
-SUPPORTED_TRT_MAJORS = (10, 11)
 
 # --hardware-compat value -> (TensorRT enum member, trtexec spelling)
 HARDWARE_COMPAT = {
@@ -36,6 +40,8 @@ HARDWARE_COMPAT = {
     "ampere-plus": ("AMPERE_PLUS", "ampere+"),
     "same-compute-capability": ("SAME_COMPUTE_CAPABILITY", "sameComputeCapability"),
 }
+# The first TensorRT with HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY.
+SAME_CC_SINCE = (10, 9)
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ class BuildSettings:
     version_compatible: bool = False
     plugins: tuple[Path, ...] = ()
     strongly_typed: bool = True
+    runtime: str = "auto"  # auto | tensorrt | rtx (products.RUNTIME_CHOICES)
+    compute_capabilities: tuple[str, ...] = ()  # TensorRT-RTX targets ('sm86', ...); () = its portable default
 
     def __post_init__(self):
         for flag, value in (("--min-batch", self.min_batch), ("--opt-batch", self.opt_batch),
@@ -64,11 +72,17 @@ class BuildSettings:
             raise UsageError(f"--opt-level must be 0..{MAX_OPT_LEVEL}, got {self.opt_level}")
         if self.hardware_compat not in HARDWARE_COMPAT:
             raise UsageError(f"--hardware-compat {self.hardware_compat!r}: choose {', '.join(HARDWARE_COMPAT)}")
+        if self.runtime not in RUNTIME_CHOICES:
+            raise UsageError(f"--runtime {self.runtime!r}: choose {', '.join(RUNTIME_CHOICES)}")
+        object.__setattr__(self, "compute_capabilities", parse_compute_capabilities(self.compute_capabilities))
+        if self.compute_capabilities and self.runtime == "tensorrt":
+            raise UsageError(_CC_ON_TENSORRT)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["timing_cache"] = str(self.timing_cache) if self.timing_cache else None
         d["plugins"] = [str(p) for p in self.plugins]
+        d["compute_capabilities"] = list(self.compute_capabilities)
         return d
 
 
@@ -160,18 +174,6 @@ def compute_profile(spec: InputSpec, image_size: int, settings: BuildSettings) -
     return Profile(spec.name, (lo, *shape), (opt, *shape), (hi, *shape))
 
 
-def trt_major(version: str) -> int:
-    """'10.13.0.35' -> 10; refuses versions this project does not build for."""
-    try:
-        major = int(str(version).split(".")[0])
-    except ValueError:
-        raise UsageError(f"cannot read TensorRT version {version!r}") from None
-    if major < SUPPORTED_TRT_MAJORS[0]:
-        raise UsageError(f"TensorRT {version} is too old: volo-export builds strongly typed engines with "
-                         f"TensorRT {' or '.join(map(str, SUPPORTED_TRT_MAJORS))}")
-    return major
-
-
 # ------------------------------------------------------------------- the plan
 
 
@@ -212,15 +214,31 @@ class BuilderCall:
 
 @dataclass(frozen=True)
 class BuildPlan:
-    """Everything the builder is told: network flags, config calls in order, cache and plugins."""
+    """Everything the builder is told: network flags, config calls in order, cache and plugins, for
+    `library` (the product and version that will build). `notes`: options skipped, with the reason."""
 
-    trt_major: int
+    library: Library
     network_flags: tuple[str, ...]
     calls: tuple[BuilderCall, ...]
-    profile: Profile
+    profile: Profile | None  # the image input's (None: a plan for another graph, profile calls given in `calls`)
     timing_cache: Path | None = None
     plugins: tuple[Path, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    compute_capabilities: tuple[str, ...] = ()  # TensorRT-RTX targets as versions ('8.6'); () = its default
+
+    @property
+    def trt_major(self) -> int | None:
+        """TensorRT's major version (10, 11); None for TensorRT-RTX, a product line of its own."""
+        return None if self.library.rtx else self.library.major
+
+    @property
+    def targets(self) -> str:
+        """The GPUs the plan is for, in words."""
+        if not self.library.rtx:
+            return "the GPU it is built on"
+        if self.compute_capabilities:
+            return f"compute capability {', '.join(self.compute_capabilities)} (--compute-capability)"
+        return RTX_DEFAULT_DESCRIPTION
 
     def describe(self) -> list[str]:
         flags = " | ".join(f"1 << NetworkDefinitionCreationFlag.{f}" for f in self.network_flags) or "0"
@@ -232,34 +250,69 @@ class BuildPlan:
         return lines
 
 
-def build_plan(settings: BuildSettings, profile: Profile, major: int) -> BuildPlan:
-    """Network flags and builder-config calls for TensorRT `major` (10 or 11)."""
-    if major < SUPPORTED_TRT_MAJORS[0]:
-        raise UsageError(f"TensorRT {major} is not supported; use {' or '.join(map(str, SUPPORTED_TRT_MAJORS))}")
-    notes = []
-    if major == 10:
-        flags = ("STRONGLY_TYPED",) if settings.strongly_typed else ()
-        if not settings.strongly_typed:
-            notes.append("weakly typed network: TensorRT may choose precisions itself (FP32 unless flags say so)")
-    else:
-        if not settings.strongly_typed:
-            raise UsageError(f"TensorRT {major} builds only strongly typed networks; drop --weakly-typed")
-        flags = ()  # strongly typed is the only mode; the flag is deprecated and ignored
+_CC_ON_TENSORRT = ("--compute-capability applies to TensorRT-RTX only (--runtime rtx): TensorRT builds for the GPU "
+                   "it runs on (see --hardware-compat)")
+
+
+def network_flags(library: Library, strongly_typed: bool = True) -> tuple[str, ...]:
+    """NetworkDefinitionCreationFlag members to set. TensorRT 10: STRONGLY_TYPED (precision from the graph).
+    TensorRT 11: none (strongly typed is the only mode; the flag is deprecated and ignored). TensorRT-RTX:
+    strongly typed is the only mode too, and NVIDIA's samples still set the flag "to avoid a warning"."""
+    if not strongly_typed and (library.rtx or library.major > 10):
+        raise UsageError(f"{library.label} builds only strongly typed networks; drop --no-strongly-typed")
+    return ("STRONGLY_TYPED",) if strongly_typed and (library.rtx or library.major == 10) else ()
+
+
+def _refuse_inapplicable(settings: BuildSettings, library: Library) -> list[str]:
+    """One-line errors for options the product cannot honour; notes for the ones it skips."""
+    if not library.rtx:
+        if settings.compute_capabilities:
+            raise UsageError(_CC_ON_TENSORRT)
+        if settings.hardware_compat == "same-compute-capability" and library.numbers < SAME_CC_SINCE:
+            raise UsageError(f"--hardware-compat same-compute-capability needs TensorRT >= "
+                             f"{'.'.join(map(str, SAME_CC_SINCE))}; this is {library.label} (use ampere-plus)")
+        return []
+    if settings.version_compatible:
+        raise UsageError("--version-compatible does not apply to TensorRT-RTX: it ships no lean runtime to load such "
+                         "a plan; its engines are portable by compute capability instead (--compute-capability)")
+    if settings.hardware_compat != "none":
+        raise UsageError("--hardware-compat does not apply to TensorRT-RTX: choose the target GPUs with "
+                         "--compute-capability (default: portable across Ampere, Ada and Blackwell RTX GPUs)")
+    if settings.timing_cache:
+        return [f"--timing-cache {settings.timing_cache} skipped: timing caches are no-ops in TensorRT-RTX (deprecated "
+                "since 1.2) and loading one needs a GPU; kernels are compiled on the GPU and kept in its runtime cache"]
+    return []
+
+
+def build_plan(settings: BuildSettings, profile: Profile, library: Library) -> BuildPlan:
+    """Network flags and builder-config calls for `library` (TensorRT 10/11 or TensorRT-RTX 1.x)."""
+    notes = _refuse_inapplicable(settings, library)
+    flags = network_flags(library, settings.strongly_typed)
+    if not settings.strongly_typed:
+        notes.append("weakly typed network: TensorRT may choose precisions itself (FP32 unless flags say so)")
     calls: list[BuilderCall] = []
     if settings.workspace_mib:
         calls.append(BuilderCall("config", "set_memory_pool_limit",
                                  (Enum("MemoryPoolType.WORKSPACE"), settings.workspace_mib << 20)))
     calls.append(BuilderCall("config", "builder_optimization_level", (settings.opt_level,), assign=True))
+    # DETAILED: the builder logs the engine's layer table (types, precisions, ONNX nodes) for the layer report.
+    calls.append(BuilderCall("config", "profiling_verbosity", (Enum("ProfilingVerbosity.DETAILED"),), assign=True))
     level = HARDWARE_COMPAT[settings.hardware_compat][0]
     if level:
         calls.append(BuilderCall("config", "hardware_compatibility_level",
                                  (Enum(f"HardwareCompatibilityLevel.{level}"),), assign=True))
     if settings.version_compatible:
         calls.append(BuilderCall("config", "set_flag", (Enum("BuilderFlag.VERSION_COMPATIBLE"),)))
+    if settings.compute_capabilities:
+        calls.append(BuilderCall("config", "num_compute_capabilities", (len(settings.compute_capabilities),),
+                                 assign=True))
+        calls += [BuilderCall("config", "set_compute_capability", (Enum(f"ComputeCapability.{name.upper()}"), i))
+                  for i, name in enumerate(settings.compute_capabilities)]
     calls.append(BuilderCall("profile", "set_shape", (profile.input, profile.min, profile.opt, profile.max)))
     calls.append(BuilderCall("config", "add_optimization_profile", (Ref("profile"),)))
-    return BuildPlan(major, flags, tuple(calls), profile, settings.timing_cache, tuple(settings.plugins),
-                     tuple(notes))
+    timing_cache = None if library.rtx else settings.timing_cache
+    return BuildPlan(library, flags, tuple(calls), profile, timing_cache, tuple(settings.plugins), tuple(notes),
+                     tuple(cc_versions(settings.compute_capabilities)))
 
 
 def _shape(profile_shape: tuple[int, ...]) -> str:

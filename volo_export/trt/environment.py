@@ -1,5 +1,5 @@
-"""What the running machine has: TensorRT version, CUDA runtime, driver, GPU name and compute
-capability. Every probe is optional and answers None when its library or tool is absent, so
+"""What the running machine has: TensorRT and TensorRT-RTX versions, CUDA runtime, driver, GPU name
+and compute capability. Every probe is optional and answers None when its library or tool is absent, so
 this works (and says "nothing") on a CPU-only machine. Parsing lives in `provenance`.
 """
 
@@ -10,17 +10,16 @@ import os
 import shutil
 import subprocess
 
+from volo_export.trt.products import RTX, TENSORRT, find_library
 from volo_export.trt.provenance import Environment, cuda_version_from_int, parse_nvidia_smi, visible_gpu_index
 
 _CC_MAJOR, _CC_MINOR = 75, 76  # cudaDevAttrComputeCapabilityMajor / Minor
 
 
-def tensorrt_version() -> str | None:
-    try:
-        import tensorrt
-    except ImportError:
-        return None
-    return str(tensorrt.__version__)
+def installed_version(product: str) -> str | None:
+    """The version of products.TENSORRT or RTX importable here, or None."""
+    library = find_library("rtx" if product == RTX else "tensorrt")
+    return library.version if library else None
 
 
 def _nvidia_smi() -> tuple[str | None, str | None, str | None]:
@@ -66,5 +65,5 @@ def running_environment() -> Environment:
     if lib is not None:
         runtime, cudart_cc = _cudart_facts(lib)
         cc = cc or cudart_cc
-    return Environment(tensorrt=tensorrt_version(), cuda_runtime=runtime, driver=driver, gpu_name=name,
-                       compute_capability=cc)
+    return Environment(tensorrt=installed_version(TENSORRT), cuda_runtime=runtime, driver=driver, gpu_name=name,
+                       compute_capability=cc, tensorrt_rtx=installed_version(RTX))

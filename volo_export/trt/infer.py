@@ -1,4 +1,5 @@
 """A deserialized TensorRT engine as `float32 (N, 3, S, S) -> float32 (N, classes)`.
+(TensorRT-RTX engines: `trt.rtx_session`.)
 
 Thin on purpose: Polygraphy's `TrtRunner` owns the device buffers, the CUDA
 stream, `set_input_shape` and `execute_async_v3`, and follows TensorRT API
@@ -14,16 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from volo_export.errors import EngineError
-
-
-def import_tensorrt():
-    """The `tensorrt` module, or a one-line EngineError saying how to get it."""
-    try:
-        import tensorrt
-    except ImportError:
-        raise EngineError("TensorRT is not installed here: pip install tensorrt polygraphy "
-                          "(needs an NVIDIA GPU and driver)") from None
-    return tensorrt
+from volo_export.trt.products import require_library
 
 
 def load_plugins(registry, plugins: Sequence[Path]) -> None:
@@ -35,11 +27,21 @@ def load_plugins(registry, plugins: Sequence[Path]) -> None:
             raise EngineError(f"TensorRT could not load plugin library {lib}")
 
 
+def engine_io(trt, engine, name: str) -> tuple[str, str]:
+    """(input name, output name) of a deserialized engine; anything but one of each is an EngineError."""
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+    outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise EngineError(f"{name} has inputs {inputs} and outputs {outputs}; expected one of each")
+    return inputs[0], outputs[0]
+
+
 class EngineSession:
     """One engine and execution context on the current CUDA device."""
 
     def __init__(self, plan: bytes, name: str, plugins: Sequence[Path] = ()):
-        trt = import_tensorrt()
+        trt = require_library("tensorrt").module
         try:
             from polygraphy.backend.trt import TrtRunner
             from polygraphy.exception import PolygraphyException
@@ -55,13 +57,8 @@ class EngineSession:
         if engine is None:
             raise EngineError(f"TensorRT could not deserialize {name} (see the TensorRT error above): the plan is "
                               "damaged or was built for another TensorRT/GPU")
-        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise EngineError(f"{name} has inputs {inputs} and outputs {outputs}; expected one of each")
         self.name, self.engine = name, engine
-        self.input_name, self.output_name = inputs[0], outputs[0]
+        self.input_name, self.output_name = engine_io(trt, engine, name)
         self.input_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.input_name)))
         self.runner = TrtRunner(engine, name=name)
         try:

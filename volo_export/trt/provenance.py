@@ -6,8 +6,13 @@ everything else lives beside it in the sidecar:
     format                "volo-export.engine/1"
     engine                {file, sha256, bytes}
     onnx                  {file, sha256}
-    environment           {tensorrt, cuda_runtime, driver, gpu_name, compute_capability}
+    runtime               {product: "tensorrt" | "tensorrt-rtx", version, compute_capabilities (TensorRT-RTX
+                          targets; [] = its portable default), targets (in words), plan_header (TensorRT-RTX)}
+    environment           {tensorrt, tensorrt_rtx, cuda_runtime, driver, gpu_name, compute_capability} of the
+                          build machine (a TensorRT-RTX build may have no GPU)
     build                 every BuildSettings field + trt_major + network_flags
+    layers                the engine's layers by kind and precision, every MatMul/Gemm/Conv's precision in the
+                          graph and in the engine (`trt.layers.LayerReport`), or null
     profile               {input, min, opt, max}  (N, C, H, W) shapes
     io                    {input, output}
     trtexec               the equivalent trtexec command
@@ -16,7 +21,9 @@ everything else lives beside it in the sidecar:
     volo_export_version, created_utc
 
 `compatibility(provenance, running)` compares it with the running machine and
-explains each mismatch in one line, before TensorRT gets to fail opaquely.
+explains each mismatch in one line, before TensorRT gets to fail opaquely. A
+TensorRT-RTX engine is judged by its product version and its target compute
+capabilities, not by the (absent) GPU it was built on.
 Pure: the running environment comes in as data (see `environment.py`).
 """
 
@@ -30,6 +37,8 @@ from pathlib import Path
 from volo_export.errors import EngineError, InputDataError
 from volo_export.export.metadata import ArtifactInfo
 from volo_export.trt.config import Profile
+from volo_export.trt.products import (COMPUTE_CAPABILITIES, PRODUCTS, RTX, RTX_DEFAULT_DESCRIPTION, TENSORRT,
+                                      gpu_in_targets, version_numbers)
 
 SIDECAR_FORMAT = "volo-export.engine/1"
 SIDECAR_SUFFIX = ".json"
@@ -48,16 +57,23 @@ class Environment:
     driver: str | None = None
     gpu_name: str | None = None
     compute_capability: str | None = None
+    tensorrt_rtx: str | None = None
 
     @property
     def trt_version(self) -> tuple[int, ...] | None:
         return _version_tuple(self.tensorrt)
 
-    def describe(self) -> str:
-        trt = f"TensorRT {self.tensorrt}" if self.tensorrt else "no TensorRT"
-        gpu = f"{self.gpu_name or 'unknown GPU'} (sm_{self.compute_capability.replace('.', '')})" \
-            if self.compute_capability else "no CUDA GPU"
-        return f"{trt} on {gpu}"
+    def version_of(self, product: str) -> str | None:
+        """The installed version of `product` (products.TENSORRT or RTX)."""
+        return self.tensorrt_rtx if product == RTX else self.tensorrt
+
+    def describe(self, product: str = TENSORRT) -> str:
+        version = self.version_of(product)
+        label = PRODUCTS[product].label
+        trt = f"{label} {version}" if version else f"no {label}"
+        if not self.compute_capability:
+            return f"{trt}, no CUDA GPU"
+        return f"{trt} on {self.gpu_name or 'unknown GPU'} (sm_{self.compute_capability.replace('.', '')})"
 
 
 @dataclass
@@ -80,6 +96,22 @@ class EngineProvenance:
     volo_export_version: str = ""
     created_utc: str = ""
     format: str = SIDECAR_FORMAT
+    runtime: dict = field(default_factory=dict)  # {product, version, compute_capabilities, targets, plan_header}
+    layers: dict | None = None  # trt.layers.LayerReport.to_dict()
+
+    @property
+    def product(self) -> str:
+        """products.TENSORRT or RTX (sidecars from before TensorRT-RTX: TensorRT)."""
+        return self.runtime.get("product", TENSORRT)
+
+    @property
+    def product_version(self) -> str | None:
+        return self.runtime.get("version") or self.environment.version_of(self.product)
+
+    @property
+    def compute_capabilities(self) -> list[str]:
+        """TensorRT-RTX target compute capabilities ('8.6', ...); [] = its portable default."""
+        return list(self.runtime.get("compute_capabilities", []))
 
     @property
     def info(self) -> ArtifactInfo:
@@ -102,6 +134,7 @@ class EngineProvenance:
             "format": self.format,
             "engine": {"file": self.engine_file, "sha256": self.engine_sha256, "bytes": self.engine_bytes},
             "onnx": {"file": self.onnx_file, "sha256": self.onnx_sha256},
+            "runtime": self.runtime,
             "environment": asdict(self.environment),
             "build": self.build,
             "profile": self.profile.to_dict(),
@@ -109,6 +142,7 @@ class EngineProvenance:
             "trtexec": self.trtexec,
             "calibration": self.calibration,
             "metadata": self.metadata,
+            "layers": self.layers,
             "volo_export_version": self.volo_export_version,
             "created_utc": self.created_utc,
         }
@@ -121,7 +155,8 @@ class EngineProvenance:
                    build=dict(d["build"]), profile=Profile.from_dict(d["profile"]), trtexec=d["trtexec"],
                    metadata=dict(d["metadata"]), input_name=d["io"]["input"], output_name=d["io"]["output"],
                    calibration=dict(d.get("calibration", {})), volo_export_version=d.get("volo_export_version", ""),
-                   created_utc=d.get("created_utc", ""), format=d["format"])
+                   created_utc=d.get("created_utc", ""), format=d["format"], runtime=dict(d.get("runtime") or {}),
+                   layers=d.get("layers"))
 
 
 def calibration_info(info: ArtifactInfo) -> dict[str, str]:
@@ -193,14 +228,7 @@ class Mismatch:
 
 
 def _version_tuple(version: str | None) -> tuple[int, ...] | None:
-    if not version:
-        return None
-    parts = []
-    for p in str(version).split("."):
-        if not p.isdigit():
-            break
-        parts.append(int(p))
-    return tuple(parts) or None
+    return version_numbers(version) or None
 
 
 def _cc(value: str | None) -> tuple[int, int] | None:
@@ -211,6 +239,8 @@ def _cc(value: str | None) -> tuple[int, int] | None:
 def compatibility(provenance: EngineProvenance, running: Environment) -> list[Mismatch]:
     """Every reason the engine may not load (error) or may run worse (warning) on `running`."""
     name, built = provenance.engine_file, provenance.environment
+    if provenance.product == RTX:
+        return _rtx_mismatches(provenance, running)
     out: list[Mismatch] = []
     out += _trt_mismatches(name, built, running, provenance.version_compatible)
     out += _gpu_mismatches(name, built, running, provenance.hardware_compat)
@@ -220,6 +250,30 @@ def compatibility(provenance: EngineProvenance, running: Environment) -> list[Mi
                             f"{running.cuda_runtime}: TensorRT builds for different CUDA majors are different "
                             "libraries; rebuild if loading fails"))
     return out
+
+
+def _rtx_mismatches(provenance: EngineProvenance, running: Environment) -> list[Mismatch]:
+    """A TensorRT-RTX engine loads with the TensorRT-RTX version that built it, on a GPU it targets."""
+    name, built, here = provenance.engine_file, provenance.product_version, running.tensorrt_rtx
+    if here is None:
+        return [Mismatch("error", f"{name} is a TensorRT-RTX {built} engine but TensorRT-RTX is not installed here "
+                         f"({PRODUCTS[RTX].install})")]
+    if version_numbers(here)[:2] != version_numbers(built)[:2]:
+        return [Mismatch("error", f"{name} was built with TensorRT-RTX {built} but this machine runs TensorRT-RTX "
+                         f"{here}: a plan loads only on the TensorRT-RTX version that built it; rebuild it "
+                         "(volo-export engine --runtime rtx, no GPU needed)")]
+    if running.compute_capability is None:
+        return [Mismatch("error", f"{name} needs an NVIDIA RTX GPU to run but none is visible here "
+                         "(CUDA_VISIBLE_DEVICES, driver); TensorRT-RTX only builds without one")]
+    targets = provenance.compute_capabilities
+    if not gpu_in_targets(running.compute_capability, targets):
+        built_for = f"compute capability {', '.join(targets)}" if targets else RTX_DEFAULT_DESCRIPTION
+        sm = f"sm{running.compute_capability.replace('.', '')}"
+        fix = (f"rebuild with --compute-capability {sm}" if sm in COMPUTE_CAPABILITIES else
+               f"TensorRT-RTX builds for RTX GPUs only ({', '.join(COMPUTE_CAPABILITIES)}); use TensorRT here")
+        return [Mismatch("error", f"{name} was built for {built_for} but this GPU is {running.gpu_name or 'a GPU'} "
+                         f"(compute capability {running.compute_capability}): {fix}")]
+    return []
 
 
 def _trt_mismatches(name: str, built: Environment, running: Environment, version_compatible: bool) -> list[Mismatch]:
