@@ -100,14 +100,14 @@ class ServeProcess:
                                          stdin=subprocess.DEVNULL, start_new_session=True, env=self.env)
         return self
 
-    def _read(self) -> None:
+    def read_output(self) -> None:
         self.out, self.err = ((self.logs / name).read_text(errors="replace") for name in ("out", "err"))
 
     def wait_ready(self, model: str, timeout: float = 120) -> float:
         """Seconds until `serve` says it is ready, serving `model`; it must stay alive until then."""
         t0 = time.monotonic()
         while True:
-            self._read()
+            self.read_output()
             if self.proc.poll() is not None:
                 pytest.fail(f"serve exited with {self.proc.returncode}: {self.err[-2000:]}")
             if READY in self.out:
@@ -121,7 +121,7 @@ class ServeProcess:
         """Send `sig` to the serve process and wait for it; returns its exit code (output in out/err)."""
         self.proc.send_signal(sig)
         self.proc.wait(timeout=timeout)
-        self._read()
+        self.read_output()
         return self.proc.returncode
 
     @staticmethod

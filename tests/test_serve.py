@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import signal
 import socket
@@ -259,9 +260,26 @@ def test_serve_refuses_bad_input_before_starting(tmp_path, tiny_onnx):
         assert message in one_error_line(result.stderr), (args, result.stderr)
 
 
-def test_sigint_stops_cleanly_and_sigkill_loses_no_artifact(tmp_path, tiny_onnx):
-    import os
+def test_a_model_that_fails_to_load_is_one_line_and_leaves_nothing(tmp_path, tiny_onnx):
+    import onnx
 
+    broken = tmp_path / "broken.onnx"  # volo-export metadata and I/O, but a node ONNX Runtime does not know
+    model = onnx.load(str(tiny_onnx))
+    model.graph.node[0].op_type = "NoSuchOp"
+    onnx.save(model, str(broken))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    http, grpc, metrics = (str(p) for p in free_ports())
+    result = run_cli("serve", str(broken), "--host", "127.0.0.1", "--port", http, "--grpc-port", grpc,
+                     "--metrics-port", metrics, env={**os.environ, "TMPDIR": str(scratch)})
+    assert result.returncode == 1, result.stderr
+    line = one_error_line(result.stderr)
+    assert line.startswith("error: tritonserver exited with code 1 while starting: "), line
+    assert "ONNX Runtime cannot load" in line and "No Op registered for NoSuchOp" in line and '\\"' not in line
+    assert list(scratch.iterdir()) == []
+
+
+def test_sigint_stops_cleanly_and_sigkill_loses_no_artifact(tmp_path, tiny_onnx):
     artifact = tmp_path / "tiny.onnx"
     shutil.copyfile(tiny_onnx, artifact)
     digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
@@ -292,7 +310,13 @@ def test_sigint_stops_cleanly_and_sigkill_loses_no_artifact(tmp_path, tiny_onnx)
     try:
         restarted.wait_ready("tiny_image")
         assert len(list(scratch.iterdir())) == 1
-        assert restarted.stop(signal.SIGTERM) == 0
+        server = next(pid for pid in session_members(restarted.proc.pid)
+                      if Path(f"/proc/{pid}/exe").resolve().name == "tritonserver")
+        os.kill(server, signal.SIGKILL)  # the server dies under serve: serve says so and cleans up
+        assert restarted.proc.wait(timeout=60) == 1
+        restarted.read_output()
+        assert one_error_line(restarted.err) == "error: tritonserver exited by itself with code -9"
+        assert session_members(restarted.proc.pid) == []
     finally:
         restarted.kill_all()
     assert list(scratch.iterdir()) == []

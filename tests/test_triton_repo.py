@@ -64,6 +64,20 @@ def test_onnx_repository_parses_as_triton_reads_it(tmp_path, tiny_onnx):
     assert sorted(p.name for p in repo.iterdir()) == ["tiny_digits"] and no_staging_left(tmp_path)
 
 
+def test_external_weights_travel_with_the_onnx(tmp_path, tiny_onnx):
+    import onnx
+
+    split = tmp_path / "split.onnx"
+    onnx.save(onnx.load(str(tiny_onnx)), str(split), save_as_external_data=True, location="split.weights",
+              size_threshold=0)
+    repo = tmp_path / "repo"
+    assert invoke("triton-repo", split, "--out", repo).exit_code == 0
+    assert (repo / "split" / "1" / "split.weights").read_bytes() == (tmp_path / "split.weights").read_bytes()
+    (tmp_path / "split.weights").unlink()
+    missing = invoke("triton-repo", split, "--out", tmp_path / "again")
+    assert missing.exit_code == 1 and "its weights file split.weights is not beside it" in error_line(missing)
+
+
 def test_gpu_repository_with_tensorrt_ep_keeps_the_graphs_precision(tmp_path, tiny_onnx):
     repo = tmp_path / "repo"
     result = invoke("triton-repo", tiny_onnx, "--out", repo, "--device", "gpu", "--gpus", "0,1", "--tensorrt-ep",

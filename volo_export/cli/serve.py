@@ -59,10 +59,10 @@ def command(
             with _signals(lambda signum, frame: stop.set(), signal.SIGINT, signal.SIGTERM):
                 _show(running)
                 code = running.wait(stop)
+                error = running.process.first_error() if code is not None else ""  # before its log is removed
                 if code is None:
                     result_line("stopping")
         if code is not None:
-            error = running.process.first_error()
             raise ServingError(f"tritonserver exited by itself with code {code}" + (f": {error}" if error else ""))
         result_line("stopped")
 

@@ -74,6 +74,7 @@ class Outcomes:
     wrong: int = 0
     errors: int = 0
     wall_s: float = 0.0
+    cpu_s: float = 0.0  # CPU time of this process (the clients) while sending
     max_rel_error: float = 0.0  # over the ok answers
     problems: list[str] = field(default_factory=list)  # the first few, for the report
 
@@ -81,6 +82,7 @@ class Outcomes:
         self.latencies_s += other.latencies_s
         self.ok, self.wrong, self.errors = self.ok + other.ok, self.wrong + other.wrong, self.errors + other.errors
         self.wall_s += other.wall_s
+        self.cpu_s += other.cpu_s
         self.max_rel_error = max(self.max_rel_error, other.max_rel_error)
         self.problems += other.problems[:max(0, 5 - len(self.problems))]
 
@@ -101,6 +103,7 @@ class LoadResult:
     errors: int
     seconds: float
     throughput: float
+    client_cpu_ms: float  # CPU time of the load generator per request: what the clients take from the machine
     max_rel_error: float
     served: BenchResult | None
     in_process: BenchResult | None
@@ -152,7 +155,7 @@ class LoadReport:
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
         header = ["concurrency", "requests", "ok", "wrong", "errors", "img/s", "p50 ms", "p90 ms", "p99 ms",
-                  "in-process img/s (batch C)", "served / in-process"]
+                  "in-process img/s (batch C)", "served / in-process", "client CPU ms/req"]
         rows = []
         for r in self.results:
             s = r.served
@@ -160,7 +163,7 @@ class LoadReport:
                          f"{r.throughput:.1f}", *(f"{v:.1f}" if s else "-" for v in
                                                  ((s.p50_ms, s.p90_ms, s.p99_ms) if s else (0, 0, 0))),
                          f"{r.in_process.throughput:.1f}" if r.in_process else "-",
-                         f"{r.ratio:.2f}" if r.ratio is not None else "-"])
+                         f"{r.ratio:.2f}" if r.ratio is not None else "-", f"{r.client_cpu_ms:.2f}"])
         return header, rows
 
     def footnotes(self) -> list[str]:
@@ -209,7 +212,7 @@ async def drive(url: ServerUrl, model: ServedModel, pool: np.ndarray, reference:
     aio = client_module(url.protocol, aio=True)
     out = Outcomes()
     counter = itertools.count()
-    start = time.perf_counter()
+    cpu, start = time.process_time(), time.perf_counter()
     deadline = start + seconds if seconds else math.inf
 
     async def one(client, i: int) -> None:
@@ -252,6 +255,7 @@ async def drive(url: ServerUrl, model: ServedModel, pool: np.ndarray, reference:
     async with aio.InferenceServerClient(url.address) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     out.wall_s = time.perf_counter() - start
+    out.cpu_s = time.process_time() - cpu
     return out
 
 
@@ -268,7 +272,7 @@ def run_loadtest(url: str, artifact: Path, model_name: str | None = None, settin
                  progress: Progress = SILENT) -> LoadReport:
     """Load-test the served model against local inference of `artifact` (see the module docstring)."""
     from volo_export.bench.machine import environment
-    from volo_export.runtime import open_runner
+    from volo_export.runtime import SessionSettings, open_runner
     from volo_export.runtime.base import run_in_batches
 
     server = ServerUrl.parse(url)
@@ -282,7 +286,7 @@ def run_loadtest(url: str, artifact: Path, model_name: str | None = None, settin
     if model.max_batch_size == 0:
         raise UsageError(f"served model {model.name!r} has a static batch; the load test sends one image per request")
     progress.stage(f"opening {Path(artifact).name} for the local reference")
-    runner = open_runner(Path(artifact))
+    runner = open_runner(Path(artifact), SessionSettings(spinning=False))  # the served runner's settings
     differs = artifact_matches(runner.info, model.info)
     if differs:
         raise UsageError(f"{Path(artifact).name} is not the artifact served as {model.name!r} "
@@ -297,7 +301,7 @@ def run_loadtest(url: str, artifact: Path, model_name: str | None = None, settin
         asyncio.run(drive(server, model, pool, reference, c, 2 * c, None, settings.timeout_s, settings.tolerance,
                           next_id))
         next_id += 2 * c
-        total, baseline = Outcomes(), []
+        total, baseline, baseline_cpu = Outcomes(), [], []
         for r in range(settings.rounds):
             progress.stage(f"concurrency {c}: round {r + 1}/{settings.rounds} served")
             chunk = asyncio.run(drive(server, model, pool, reference, c, per_requests, per_seconds, settings.timeout_s,
@@ -310,12 +314,13 @@ def run_loadtest(url: str, artifact: Path, model_name: str | None = None, settin
                                       time_budget_s=max(chunk.wall_s, 0.2), seed=settings.seed)
                 row = measure({"in-process": runner}, shape, timed)[0]
                 baseline += row.latencies_ms
+                baseline_cpu.append(row.cpu_p50_ms / 1e3)  # per round: its median CPU time per call
         n = len(total.latencies_s)
         served = replace(summarize("served", 1, total.latencies_s), throughput=total.ok / total.wall_s) if n else None
-        in_process = summarize("in-process", c, [ms / 1e3 for ms in baseline]) if baseline else None
+        in_process = summarize("in-process", c, [ms / 1e3 for ms in baseline], baseline_cpu) if baseline else None
         results.append(LoadResult(c, n, total.ok, total.wrong, total.errors, total.wall_s,
-                                  total.ok / total.wall_s if total.wall_s else 0.0, total.max_rel_error, served,
-                                  in_process, total.problems))
+                                  total.ok / total.wall_s if total.wall_s else 0.0, total.cpu_s / max(n, 1) * 1e3,
+                                  total.max_rel_error, served, in_process, total.problems))
     notes = [] if settings.in_process else ["--no-in-process: no in-process baseline"]
     return LoadReport(url=str(server), model=model.name, artifact=str(artifact), server=f"Triton {version}",
                       reference=runner.describe(), serving=serving_settings(config),

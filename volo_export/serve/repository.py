@@ -40,10 +40,11 @@ from volo_export.trt.config import Profile
 
 # ONNX TensorProto element types -> Triton data types (the ones a VOLO artifact's image input and logits use).
 ONNX_TO_TRITON = {1: "TYPE_FP32", 10: "TYPE_FP16"}
-# Triton's dynamic batcher waits this long for more requests before running a smaller batch. Measured on
-# volo_tiny_digits (README "Serving"): 500 and 2000 us gave the same throughput at concurrency 16; the delay
-# is added to the latency of a lone request.
-DEFAULT_QUEUE_DELAY_US = 1000
+# Triton's dynamic batcher waits this long for more requests before running a smaller batch; a lone request
+# pays it. Measured on volo_tiny_digits served on 2 cores (benchmarks/serve_loadtest.py, interleaved): delay
+# 1000 / 100 / 0 us gave p50 3.2 / 1.9 / 1.7 ms at concurrency 1 and 1435 / 1610 / 1392 img/s at
+# concurrency 16 (the same within this machine's noise; 2000 us matched 1000 us there).
+DEFAULT_QUEUE_DELAY_US = 100
 DEVICES = ("cpu", "gpu")
 IMAGE_INPUT = "image"  # the image model's input: one encoded image (BYTES) per batch row
 LABELS_FILE = "labels.txt"
@@ -72,6 +73,7 @@ class ArtifactSpec:
     output: Tensor  # (classes,)
     batch: BatchRange  # the batch sizes the artifact takes
     profile: Profile | None = None  # engines: the optimization profile
+    side_files: tuple[Path, ...] = ()  # an ONNX's external weight files (above 2 GB), copied beside it
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,20 @@ def read_artifact_spec(path: Path) -> ArtifactSpec:
         raise InputDataError(f"{path}: input {in_shape} and output {out_shape} are not the (N, 3, {size}, {size}) -> "
                              f"(N, {info.num_classes}) of a volo-export classifier")
     return ArtifactSpec(path, "onnx", info, Tensor(image.name, _triton_type(image, path), (3, size, size)),
-                        Tensor(logits.name, _triton_type(logits, path), (info.num_classes,)), batch_range_of(graph))
+                        Tensor(logits.name, _triton_type(logits, path), (info.num_classes,)), batch_range_of(graph),
+                        side_files=_external_data(graph, path))
+
+
+def _external_data(graph, path: Path) -> tuple[Path, ...]:
+    """The files an ONNX keeps its external weights in (they must sit beside model.onnx)."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    names = sorted({ExternalDataInfo(t).location for t in graph.graph.initializer if uses_external_data(t)})
+    files = tuple(path.parent / name for name in names)
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise InputDataError(f"{path}: its weights file {missing[0].name} is not beside it")
+    return files
 
 
 def _engine_spec(path: Path) -> ArtifactSpec:
@@ -368,7 +383,8 @@ def repository_models(spec: ArtifactSpec, settings: RepoSettings, name: str, loc
     version = str(settings.version)
     labels = ("\n".join(class_names(spec.info.labels, spec.info.num_classes)) + "\n").encode()
     body = ({f"{version}/model.py": triton_model_source("network_model.py")} if local else
-            {f"{version}/model.plan" if spec.kind == ENGINE else f"{version}/model.onnx": spec.path})
+            {f"{version}/model.plan" if spec.kind == ENGINE else f"{version}/model.onnx": spec.path,
+             **{f"{version}/{f.name}": f for f in spec.side_files}})
     models = [ModelFiles(name, "network", network_config(spec, settings, name, local),
                          {LABELS_FILE: labels, **body}, settings.version)]
     if not settings.image_model:

@@ -49,6 +49,9 @@ SERVE_EXTRA_HINT = "pip install 'volo-export[serve]' into its own environment (i
 STARTED = {"http": "Started HTTPService at", "grpc": "Started GRPCInferenceService at",
            "metrics": "Started Metrics Service at"}
 _ERROR_LINE = re.compile(r"^E\d{4} [\d:.]+\s+\d+ [^\]]*\] ?(.*)$")
+# Error-level lines the server logs on every start on a machine without an NVIDIA GPU: not the reason anything failed.
+_NO_GPU_NOISE = ("CudaDriverHelper has not been initialized", "Unable to allocate pinned system memory",
+                 "Failed to initialize NVML", "DCGM unable to start", "CUDA driver version is insufficient")
 
 
 @dataclass(frozen=True)
@@ -256,8 +259,9 @@ class TritonProcess:
         """The first error line of the server's log, without its prefix ('' when none)."""
         for line in self.log_text().splitlines():
             match = _ERROR_LINE.match(line)
-            if match:
-                return match[1].strip().strip('"')
+            if match and not any(noise in line for noise in _NO_GPU_NOISE):
+                # Messages come JSON-escaped, Python tracebacks included: line 1, quotes as written.
+                return match[1].strip().strip('"').split("\\n")[0].replace('\\"', '"')
         return ""
 
     def _listening(self) -> bool:
