@@ -25,12 +25,12 @@ MAIN = "import sys; sys.argv[0] = 'volo-export'; from volo_export.cli import mai
 READY = "Ctrl-C or SIGTERM stops it"  # the last line `serve` prints once everything is ready
 
 
-def serve_python() -> str:
-    """The serving interpreter, or a skip that says how to get one."""
+def serve_python(module: bool = False) -> str:
+    """The serving interpreter, or a skip (of the whole test module with `module`) that says how to get one."""
     python = os.environ.get(SERVE_PYTHON)
     if not python:
         pytest.skip(f"{SERVE_PYTHON} is not set: serve tests need a Python with volo-export[serve] installed "
-                    "(its own venv, numpy<2; see README 'Tests')")
+                    "(its own venv, numpy<2; see README 'Tests')", allow_module_level=module)
     if not Path(python).is_file():
         pytest.fail(f"{SERVE_PYTHON}={python} is not a file")
     return python

@@ -24,6 +24,7 @@ from serving import ServeProcess, free_ports, run_cli, serve_python, session_mem
 from volo_export.cli import app
 
 pytestmark = pytest.mark.serve
+serve_python(module=True)
 grpcclient = pytest.importorskip("tritonclient.grpc", reason="the serve tests' client needs tritonclient (extra triton)")
 httpclient = pytest.importorskip("tritonclient.http", reason="the serve tests' client needs tritonclient (extra triton)")
 from tritonclient.utils import InferenceServerException  # noqa: E402
