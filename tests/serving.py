@@ -83,7 +83,7 @@ class ServeProcess:
                      "--grpc-port", str(self.grpc), "--metrics-port", str(self.metrics), *args]
         self.env = env
         self.proc: subprocess.Popen | None = None
-        self.logs = Path(tempfile.mkdtemp(prefix="volo-export-serve-test-"))
+        self.logs: Path | None = None
         self.out = self.err = ""
 
     @property
@@ -95,8 +95,10 @@ class ServeProcess:
         return f"grpc://127.0.0.1:{self.grpc}"
 
     def start(self) -> "ServeProcess":
+        python = serve_python()
+        self.logs = Path(tempfile.mkdtemp(prefix="volo-export-serve-test-"))
         with open(self.logs / "out", "w") as out, open(self.logs / "err", "w") as err:
-            self.proc = subprocess.Popen([serve_python(), "-c", MAIN, *self.args], stdout=out, stderr=err,
+            self.proc = subprocess.Popen([python, "-c", MAIN, *self.args], stdout=out, stderr=err,
                                          stdin=subprocess.DEVNULL, start_new_session=True, env=self.env)
         return self
 
@@ -152,4 +154,5 @@ class ServeProcess:
         try:
             return self.kill_session(self.proc) if self.proc is not None else []
         finally:
-            shutil.rmtree(self.logs, ignore_errors=True)
+            if self.logs is not None:
+                shutil.rmtree(self.logs, ignore_errors=True)
