@@ -38,6 +38,10 @@ class RuntimeUnavailable(VoloExportError):
     """The runtime asked for (a library, an execution provider, a device) is not available here."""
 
 
+class ServingError(VoloExportError):
+    """A Triton server that cannot start, cannot be reached, or answered something unusable."""
+
+
 class VerdictFailed(VoloExportError):
     """A check ran and said no. `report` is what it found, for the CLI to show before the message."""
 

@@ -84,6 +84,13 @@ def remove_stale_staging(folder: Path) -> list[Path]:
     return removed
 
 
+def make_staging(name: str, folder: Path) -> Path:
+    """A new private folder `.NAME.volo-export-PID-START.XXXX` in `folder`, owned by this process: once
+    the process is gone, `remove_stale_staging(folder)` removes it."""
+    owner = f"volo-export-{os.getpid()}-{process_start(os.getpid())}"
+    return Path(tempfile.mkdtemp(prefix=f".{name}.{owner}.", dir=folder))
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
     """Yield a temporary path in a private folder beside `path`; on success move every file
@@ -93,11 +100,49 @@ def atomic_output(path: Path) -> Iterator[Path]:
     """
     path = ensure_writable(path)
     remove_stale_staging(path.parent)
-    owner = f"volo-export-{os.getpid()}-{process_start(os.getpid())}"
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.{owner}.", dir=path.parent))
+    staging = make_staging(path.name, path.parent)
     try:
         yield staging / path.name
         for item in staging.iterdir():
             os.replace(item, path.parent / item.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: Path, replace: bool = False) -> Iterator[Path]:
+    """Yield an empty private staging folder beside `path`; on success it is renamed to `path`, else
+    deleted. An existing `path` is refused unless `replace`; then it is swapped out only once the new
+    folder is complete, and removed afterwards. So a folder of files (a model repository) appears
+    whole or not at all."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"output {path} is a file; give a folder")
+    if path.exists() and not replace and any(path.iterdir()):
+        raise UsageError(f"output folder {path} exists and is not empty; give a new folder or replace it")
+    if not parent.is_dir():
+        raise UsageError(f"output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"output folder {parent} is not writable")
+    remove_stale_staging(parent)
+    staging = make_staging(path.name, parent)
+    old = None
+    try:
+        yield staging
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp made it private; the result is an ordinary folder
+        if path.exists():
+            old = make_staging(path.name, parent)
+            os.replace(path, old / path.name)
+        try:
+            os.replace(staging, path)
+        except OSError:
+            if old is not None:  # put the previous folder back
+                os.replace(old / path.name, path)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

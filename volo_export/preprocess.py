@@ -62,32 +62,45 @@ def max_image_pixels() -> int:
 def load_image(path: Path):
     """Decode an image file as the 8-bit RGB picture it shows (EXIF orientation applied, see `to_rgb`).
     A missing, unreadable, truncated or oversized file raises InputDataError naming it."""
-    import warnings
-
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     path = Path(path)
     if path.is_dir():
         raise InputDataError(f"{path} is a folder, not an image")
     if not path.is_file():
         raise InputDataError(f"image not found: {path}")
+    return _decode(path, str(path))
+
+
+def decode_image(data: bytes, name: str = "image"):
+    """Encoded image bytes (e.g. a served request) -> the 8-bit RGB picture they show, exactly as
+    `load_image` decodes a file; `name` stands for the source in error messages."""
+    import io
+
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source, name: str):
+    """A file path or binary stream -> 8-bit RGB (see `load_image`); errors name `name`."""
+    import warnings
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     limit = max_image_pixels()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below decides
-            with Image.open(path) as img:  # reads the header only
+            with Image.open(source) as img:  # reads the header only
                 w, h = img.size
                 if w * h > limit:
-                    raise InputDataError(f"{path} is {w}x{h} = {w * h / 1e6:.0f} megapixels, above the "
+                    raise InputDataError(f"{name} is {w}x{h} = {w * h / 1e6:.0f} megapixels, above the "
                                          f"{limit / 1e6:.0f}-megapixel decompression-bomb limit; set "
                                          f"{MAX_PIXELS_ENV}={w * h} to allow it")
                 return to_rgb(ImageOps.exif_transpose(img))
     except Image.DecompressionBombError as e:
-        raise InputDataError(f"{path}: {e}; set {MAX_PIXELS_ENV} to allow larger images") from None
+        raise InputDataError(f"{name}: {e}; set {MAX_PIXELS_ENV} to allow larger images") from None
     except UnidentifiedImageError:
-        raise InputDataError(f"cannot read image {path}: not an image format Pillow knows") from None
+        raise InputDataError(f"cannot read image {name}: not an image format Pillow knows") from None
     except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt data (PIL raises all three)
-        raise InputDataError(f"cannot read image {path}: {str(e).splitlines()[0] or type(e).__name__}") from None
+        raise InputDataError(f"cannot read image {name}: {str(e).splitlines()[0] or type(e).__name__}") from None
 
 
 def to_rgb(img):

@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from volo_export.cli import bench, check, engine, export, models, predict, preprocess, quantize, validate
+from volo_export.cli import loadtest, serve, triton_repo
 from volo_export.cli.console import error_line
 
 
@@ -85,7 +86,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 for name, module in (("onnx", export), ("quantize", quantize), ("models", models), ("preprocess", preprocess),
                      ("check", check), ("engine", engine), ("validate", validate), ("predict", predict),
-                     ("bench", bench)):
+                     ("bench", bench), ("triton-repo", triton_repo), ("serve", serve), ("loadtest", loadtest)):
     app.command(name)(module.command)
 
 

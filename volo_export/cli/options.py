@@ -142,3 +142,43 @@ def bundles(**groups: type):
         return expanded
 
     return decorate
+
+
+def integers(value: Optional[str], option: str) -> tuple[int, ...]:
+    """A comma-separated option value ("1,4,16") -> integers; a one-line UsageError otherwise."""
+    from volo_export.errors import UsageError
+
+    try:
+        return tuple(int(v) for v in names([value] if value else None))
+    except ValueError:
+        raise UsageError(f"{option} takes comma-separated integers, got {value!r}") from None
+
+
+@dataclass
+class BatchingOptions:
+    """How Triton names, batches and runs a served model (`triton-repo` and `serve`)."""
+
+    name: Annotated[Optional[str], typer.Option(
+        help="Model name on the server (default: the artifact's file name without its suffix).")] = None
+    max_batch: Annotated[Optional[int], typer.Option(
+        help="Triton's max_batch_size (default: the artifact's limit, an engine's profile maximum, at most 32).",
+        show_default=False)] = None
+    preferred_batch: Annotated[Optional[str], typer.Option(
+        help="Comma-separated batch sizes the dynamic batcher runs at once (default: an engine's profile "
+        "opt and max; ONNX: the largest batch queued).", show_default=False)] = None
+    dynamic_batching: Annotated[bool, typer.Option(help="Group concurrent requests into batches.")] = True
+    max_queue_delay_us: Annotated[Optional[int], typer.Option(
+        help="Microseconds the dynamic batcher waits for a fuller batch (default 1000).", show_default=False)] = None
+    instances: Annotated[int, typer.Option(help="Model instances (execution slots) per device.")] = 1
+    threads: Annotated[Optional[int], typer.Option(
+        help="ONNX Runtime intra-op threads per instance (0 = all cores; default: the backend's).",
+        show_default=False)] = None
+
+    def settings(self, **more):
+        from volo_export.serve.repository import DEFAULT_QUEUE_DELAY_US, RepoSettings
+
+        delay = DEFAULT_QUEUE_DELAY_US if self.max_queue_delay_us is None else self.max_queue_delay_us
+        return RepoSettings(name=self.name, max_batch=self.max_batch,
+                            preferred_batch=integers(self.preferred_batch, "--preferred-batch"),
+                            dynamic_batching=self.dynamic_batching, max_queue_delay_us=delay,
+                            instances=self.instances, threads=self.threads, **more)

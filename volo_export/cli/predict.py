@@ -8,43 +8,60 @@ from typing import Annotated, Optional
 import typer
 
 from volo_export.cli.console import stdout, user_errors, warning
-from volo_export.cli.options import Artifact, AsJson, Plugins
+from volo_export.cli.options import AsJson, Plugins
 from volo_export.cli.render import print_json
 
 
 def command(
     images: Annotated[list[Path], typer.Argument(help="Image files, folders of images (recursive) or glob "
                                                  "patterns (jpg, png, webp, bmp, tif).")],
-    model: Artifact,
+    model: Annotated[Optional[Path], typer.Option(
+        "--model", "-m", help="An artifact: .onnx (ONNX Runtime) or .engine (TensorRT, with its .engine.json "
+        "sidecar).", show_default=False)] = None,
+    url: Annotated[Optional[str], typer.Option(
+        help="Instead of --model: a running Triton, http://HOST:PORT or grpc://HOST:PORT (KServe v2); "
+        "preprocessing and labels come from the served model.", show_default=False)] = None,
     model_name: Annotated[Optional[str], typer.Option(
-        "--model-name", help="For an ONNX without volo-export metadata: the registered variant whose "
-        "preprocessing and labels to use.")] = None,
+        "--model-name", help="With --model: for an ONNX without volo-export metadata, the registered variant "
+        "whose preprocessing and labels to use. With --url: the served model (default: the one volo-export "
+        "model there).")] = None,
     top_k: Annotated[int, typer.Option(help="How many classes per image.")] = 5,
     batch_size: Annotated[Optional[int], typer.Option(help="Images per run (default: up to 32, within the "
                                                       "artifact's batch range).")] = None,
     as_json: AsJson = False,
     plugins: Plugins = None,
 ) -> None:
-    """Top-k classes for images, with an .onnx or .engine (preprocessing from the artifact's metadata)."""
+    """Top-k classes for images, with an .onnx or .engine (preprocessing from the artifact's metadata) or a
+    model on a running Triton (--url)."""
     with user_errors():
         from rich.markup import escape
         from rich.table import Table
 
+        from volo_export.errors import UsageError
         from volo_export.predict import model_info, predict_files
         from volo_export.preprocess import expand_images
-        from volo_export.runtime import open_runner
 
+        if (model is None) == (url is None):
+            raise UsageError("give exactly one of --model (an artifact) or --url (a running Triton)")
         files = expand_images(images)
-        runner = open_runner(model, plugins=tuple(plugins or ()))
-        info = model_info(runner, model_name)
+        if url is not None:
+            from volo_export.serve.client import open_served_runner
+
+            runner = open_served_runner(url, model_name)
+            info, source = runner.info, runner.model.name
+        else:
+            from volo_export.runtime import open_runner
+
+            runner = open_runner(model, plugins=tuple(plugins or ()))
+            info, source = model_info(runner, model_name), model.name
         if info.random_weights:
-            warning(f"{model.name} was exported with RANDOM weights: these predictions are meaningless")
+            warning(f"{source} was exported with RANDOM weights: these predictions are meaningless")
         predictions = predict_files(runner, files, top_k, batch_size, info)
         if as_json:
-            print_json({"model": str(model), "runtime": runner.describe(),
+            print_json({"model": str(model or runner.name), "runtime": runner.describe(),
                         "predictions": [p.to_dict() for p in predictions]})
             return
-        table = Table(title=escape(f"{model.name} ({info.model}, {info.precision}, {runner.describe()})"))
+        table = Table(title=escape(f"{source} ({info.model}, {info.precision}, {runner.describe()})"))
         for col in ("image", "rank", "class", "label", "probability"):
             table.add_column(col, justify="right" if col in ("rank", "class", "probability") else "left")
         for p in predictions:
