@@ -16,11 +16,13 @@ peak-memory probe) and writes, under benchmarks/results/:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads libgomp: idle eager threads must not spin
 RESULTS = Path(__file__).resolve().parent / "results"
 # Every CPU backend (ONNX Runtime and OpenVINO, FP32/FP16/BF16/INT8) and the TensorRT ones where registered.
 ALL_BACKENDS = ("eager,onnx-naive,onnx-fp32,onnx-fp16,onnx-bf16,onnx-int8,onnx-int8-trt,"
