@@ -44,7 +44,7 @@ def test_window_means_become_average_pools(tiny_fp32, x, reference):
     before = Counter(n.op_type for n in model.graph.node)
     changed = window_mean_as_avgpool(model)
     after = Counter(n.op_type for n in model.graph.node)
-    onnx.checker.check_model(model)
+    onnx.checker.check_model(model, full_check=True)
     assert changed == before["ReduceMean"] == after["AveragePool"] > 0 and after["ReduceMean"] == 0
     assert after["Transpose"] == before["Transpose"] + 2 * changed
     np.testing.assert_allclose(_run(model, x), reference, rtol=0, atol=1e-5)
@@ -56,7 +56,7 @@ def test_layernorms_of_4d_tensors_run_on_3d_views(tiny_fp32, x, reference):
     ranks = {n.name: len(tensor_shapes(model)[n.input[0]]) for n in model.graph.node
              if n.op_type == "LayerNormalization"}
     changed = layernorm_on_tokens(model)
-    onnx.checker.check_model(model)
+    onnx.checker.check_model(model, full_check=True)
     assert changed == sum(r == 4 for r in ranks.values()) > 0
     shapes = tensor_shapes(model)
     assert all(len(shapes[n.input[0]]) == 3 for n in model.graph.node if n.op_type == "LayerNormalization")
@@ -68,7 +68,7 @@ def test_gemms_on_flattened_views_become_nd_matmuls(tiny_fp32, x, reference):
     gemms = sum(n.op_type == "Gemm" for n in model.graph.node)
     aliases: dict[str, str] = {}
     changed = gemm_as_nd_matmul(model, aliases)
-    onnx.checker.check_model(model)
+    onnx.checker.check_model(model, full_check=True)
     left = [n for n in model.graph.node if n.op_type == "Gemm"]
     assert changed > 0 and len(left) == gemms - changed and len(aliases) == changed
     index, shapes = GraphIndex(model), tensor_shapes(model)
@@ -87,7 +87,7 @@ def test_qdq_pairs_climb_over_shape_ops_exactly(tiny_fp32, x):
     quantized = quantize_qdq(tiny_fp32, targets, ranges)
     moved = _copy(quantized)
     count = hoist_qdq(moved)
-    onnx.checker.check_model(moved)
+    onnx.checker.check_model(moved, full_check=True)
     assert count > 0
     index = GraphIndex(moved)
     from volo_export.passes.qdq import SAFE_PRODUCERS, SHAPE_OPS

@@ -72,6 +72,15 @@ def replace_nodes(model, replacements: dict[str, list], drop: set[str] = frozens
     topological_sort(model.graph)
 
 
+def forget_shapes(model, tensors) -> None:
+    """Drop the value_info (declared type and shape) of `tensors`, whose shape a pass changed; ONNX shape
+    inference then derives them again instead of contradicting a stale declaration."""
+    stale = set(tensors)
+    kept = [v for v in model.graph.value_info if v.name not in stale]
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(kept)
+
+
 def tensor_shapes(model) -> dict[str, tuple[int | None, ...]]:
     """Shape of every tensor ONNX shape inference can tell (None for a dimension it cannot)."""
     import onnx

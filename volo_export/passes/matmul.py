@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from volo_export.passes import GraphIndex, add_constant, attribute, replace_nodes, tensor_shapes
+from volo_export.passes import GraphIndex, add_constant, attribute, forget_shapes, replace_nodes, tensor_shapes
 
 
 def gemm_as_nd_matmul(model, aliases: dict[str, str] | None = None) -> int:
@@ -63,6 +63,7 @@ def gemm_as_nd_matmul(model, aliases: dict[str, str] | None = None) -> int:
         if aliases is not None:
             aliases[source] = n.input[0]
     if replacements:
+        forget_shapes(model, [o for nodes in replacements.values() for n in nodes for o in n.output])
         replace_nodes(model, replacements, drop)
     return len(replacements)
 

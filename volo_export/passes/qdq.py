@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from volo_export.passes import GraphIndex, topological_sort
+from volo_export.passes import GraphIndex, forget_shapes, topological_sort
 
 SHAPE_OPS = ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten")
 SAFE_PRODUCERS = ("Gelu", "MatMul", "LayerNormalization", "ReduceMean", "Concat", "Slice", "Split",
@@ -44,6 +44,7 @@ def hoist_qdq(model, producers: Sequence[str] = SAFE_PRODUCERS) -> int:
                     reader.input[i] = shaped
         q.input[0] = source
         shape_op.input[0] = dequantized
+        forget_shapes(model, [q.output[0], dequantized])  # they now have the source's shape
         moved += 1
     topological_sort(model.graph)
     return moved
