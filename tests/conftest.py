@@ -11,6 +11,16 @@ from volo_export.models.variants import VoloConfig, get_config
 from volo_export.models.volo import VOLO, create_model
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory):
+    """The user cache (~/.cache/volo-export: OpenVINO model cache, --runtime auto verdicts) of this test
+    session: a temporary folder, so tests neither read nor leave the developer's."""
+    with pytest.MonkeyPatch.context() as patch:
+        root = tmp_path_factory.mktemp("xdg-cache")
+        patch.setenv("XDG_CACHE_HOME", str(root))
+        yield root
+
+
 @pytest.fixture(scope="session")
 def tiny_config() -> VoloConfig:
     return get_config("volo_tiny_digits")

@@ -196,7 +196,7 @@ def test_version_choices_and_untruncated_tables():
     version = _run("--version")
     assert version.exit_code == 0 and version.stdout.startswith("volo-export ")
     help_text = _run("onnx", "--help").stdout
-    for choices in ("<fp32|fp16|int8", "<tensorrt|cpu>", "<minmax|entropy", "<float32|float1"):  # may wrap
+    for choices in ("<fp32|fp16|int8", "<tensorrt|cpu|o", "<minmax|entropy", "<float32|float1"):  # may wrap
         assert choices in help_text, help_text
     table = _run("models").stdout  # CliRunner's stdout is not a terminal, like `| cat`
     for name in ("volo_d1_224", "volo_d5_512", "volo_tiny_digits"):

@@ -58,8 +58,10 @@ def test_split_is_exact_and_only_touches_fused_projections(tiny_qdq):
     assert concat.output[0] == "linear_5" and list(concat.input) == [n.output[0] for n in matmuls]
     before = {t.name for t in tiny_qdq.graph.initializer}
     after = {t.name for t in split.graph.initializer}
-    assert "val_495_quantized" in before - after  # the fused [64, 192] weight and its DQ are gone
-    assert not [n for n in split.graph.node if n.name == "val_495_DequantizeLinear"]
+    fused = next(n for n in tiny_qdq.graph.node if n.name == "node_linear_5")
+    weight = fused.input[1].removesuffix("_dequantized")  # the exporter's name for the [64, 192] weight
+    assert f"{weight}_quantized" in before - after  # the fused weight and its DQ are gone
+    assert not [n for n in split.graph.node if n.name == f"{weight}_DequantizeLinear"]
     x = np.random.default_rng(1).standard_normal((4, 3, 64, 64)).astype(np.float32)
     np.testing.assert_array_equal(_run(split, x), _run(tiny_qdq, x))  # bitwise
     assert split_projections(split) == []  # nothing left to split

@@ -151,7 +151,7 @@ class QuantizeRequest:
 
     def __post_init__(self):
         if not self.precision.lowers:
-            raise UsageError("--precision fp32: the source already is FP32; choose fp16 or int8")
+            raise UsageError("--precision fp32: the source already is FP32; choose fp16, int8 or bf16")
 
 
 def quantize_onnx(request: QuantizeRequest, progress: Progress = SILENT) -> OnnxResult:
@@ -206,6 +206,7 @@ def _trt_verdict(path: Path, info: ArtifactInfo) -> str:
     from volo_export.trt.check import check_model
 
     verdict = check_model(path).summary()
-    if info.target == "cpu":
-        verdict += " (expected: --target cpu is ONNX Runtime CPU only)"
+    if info.target in ("cpu", "openvino"):
+        runtime = {"cpu": "ONNX Runtime CPU", "openvino": "OpenVINO (and ONNX Runtime) CPU"}[info.target]
+        verdict += f" (expected: --target {info.target} is for {runtime} only)"
     return verdict

@@ -14,9 +14,13 @@ from pathlib import Path
 
 from volo_export.errors import UsageError, raise_if_failed
 from volo_export.gate import Report, eager_reference, gate_artifact, gate_inputs, plan_for, rebuild_eager
+from volo_export.gate.inputs import HELDOUT_PLAN
 from volo_export.progress import SILENT, Progress
 from volo_export.runtime import SessionSettings, open_runner
 from volo_export.tolerances import GateOverrides, tolerance_for
+
+
+GATE_BATCH = HELDOUT_PLAN.batch_sizes[-1]  # the batch `--runtime auto` is measured at for a gate
 
 
 @dataclass(frozen=True)
@@ -29,13 +33,15 @@ class ValidateRequest:
     plugins: tuple[Path, ...] = ()
     settings: SessionSettings = SessionSettings()
     gate: GateOverrides = GateOverrides()
+    runtime: str | None = None  # runtime.RUNTIMES; None: by file type (.onnx: ONNX Runtime)
 
 
 def validate_artifact(request: ValidateRequest, progress: Progress = SILENT) -> Report:
     """Run the artifact and its eager reference on the same inputs; returns the passing Report,
     raises ValidationFailed (carrying it) when the artifact misses its gate."""
     name = Path(request.artifact).name
-    runner = open_runner(request.artifact, request.settings, request.plugins)
+    runner = open_runner(request.artifact, request.settings, request.plugins, request.runtime,
+                         batch=GATE_BATCH, progress=progress)
     info = runner.info
     loaded, why_not = rebuild_eager(info, request.checkpoint, name)
     if loaded is None:

@@ -17,6 +17,7 @@ to `BACKENDS` with its producer function and runtime.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from volo_export.export.to_onnx import ExportOptions
 if TYPE_CHECKING:
     from volo_export.gate import Report
 
-EAGER, ONNXRUNTIME = "eager", "onnxruntime"
+EAGER, ONNXRUNTIME, OPENVINO = "eager", "onnxruntime", "openvino"
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class BuildContext:
 class Backend:
     name: str
     description: str
-    runtime: str  # EAGER or ONNXRUNTIME
+    runtime: str  # EAGER, ONNXRUNTIME or OPENVINO
     produce: Callable[[BuildContext, Path], "Report | None"] | None = None
     why_unavailable: Callable[[], str | None] = lambda: None
     precision: str = "fp32"
@@ -72,9 +73,12 @@ def produce_naive(ctx: BuildContext, output: Path) -> None:
     _export(ctx, output, ExportOptions(rewrite=False))
 
 
-def lowered_producer(precision: str, target: str = "tensorrt") -> Callable[[BuildContext, Path], "Report"]:
-    """A producer of this project's FP16/INT8 artifact, calibrated and gated (against the eager model)
-    on the real sample images that ship with the dependencies (`calibration.samples`), like `quantize`."""
+@functools.cache
+def lowered_producer(precision: str, target: str | None = None) -> Callable[[BuildContext, Path], "Report"]:
+    """A producer of this project's FP16/INT8/BF16 artifact, calibrated and gated (against the eager model)
+    on the real sample images that ship with the dependencies (`calibration.samples`), like `quantize`.
+    One function per (precision, target), so backends that run the same artifact share it; INT8
+    backends of one run share one calibration cache beside their artifacts."""
     def produce(ctx: BuildContext, output: Path) -> "Report":
         import tempfile
 
@@ -89,8 +93,9 @@ def lowered_producer(precision: str, target: str = "tensorrt") -> Callable[[Buil
         with tempfile.TemporaryDirectory(prefix="volo-samples-") as tmp:
             calib, val = write_samples(info.model, Path(tmp))
             int8 = precision == "int8"
+            cache = output.parent / f"{info.model}.calib.json"
             request = PrecisionRequest(precision=precision, target=target, calib_data=str(calib) if int8 else None,
-                                       calib_cache=Path(tmp) / "calib.json" if int8 else None)
+                                       calib_cache=cache if int8 else None)
             data = lowering_data(info.preprocessing, request, val)
             lowered = lower_precision(fp32, info, eager_reference(ctx.loaded.model), request, output, data)
         raise_if_failed(lowered.report, f"{output.name} failed its {precision} gate")
@@ -100,6 +105,32 @@ def lowered_producer(precision: str, target: str = "tensorrt") -> Callable[[Buil
 
     return produce
 
+
+def _unavailable_unless(*checks: str) -> Callable[[], str | None]:
+    """why_unavailable for backends needing the named `runtime.openvino_runner` checks to pass (each raises
+    RuntimeUnavailable with the one-line reason)."""
+    def why() -> str | None:
+        from volo_export.errors import RuntimeUnavailable
+        from volo_export.runtime import openvino_runner
+
+        for check in checks:
+            try:
+                getattr(openvino_runner, check)()
+            except RuntimeUnavailable as e:
+                return str(e)
+        return None
+
+    return why
+
+
+openvino_missing = _unavailable_unless("import_openvino")
+bf16_missing = _unavailable_unless("import_openvino", "check_bf16_cpu")
+
+
+# Measured: ONNX Runtime 1.32's x86 CPU provider has no bfloat16 MatMul, Gemm, Add, Mul, Softmax or Gelu
+# kernels (one-node bf16 graphs: NOT_IMPLEMENTED) and no session option that computes in bf16.
+ORT_NO_BF16 = ("ONNX Runtime's CPU provider has no bf16 kernels (MatMul, Gemm, Softmax, Gelu: not implemented) "
+               "and no bf16 compute option: a bf16 artifact runs there in float32 (= onnx-fp32)")
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
     Backend("eager", "eager PyTorch (torch.inference_mode), same thread count", EAGER),
@@ -113,9 +144,34 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in (
             lowered_producer("int8", "cpu"), precision="int8"),
     Backend("onnx-int8-trt", "volo-export INT8 ONNX (--target tensorrt, TensorRT Q/DQ), ONNX Runtime CPU",
             ONNXRUNTIME, lowered_producer("int8", "tensorrt"), precision="int8"),
+    Backend("onnx-bf16", "volo-export BF16 (FP32 graph + bf16 hint), ONNX Runtime CPU", ONNXRUNTIME,
+            lowered_producer("bf16"), why_unavailable=lambda: ORT_NO_BF16, precision="bf16"),
+    Backend("openvino-fp32", "volo-export FP32 ONNX, OpenVINO CPU (f32 hint)", OPENVINO, produce_fp32,
+            why_unavailable=openvino_missing),
+    Backend("openvino-bf16", "volo-export BF16 (FP32 graph + bf16 hint), OpenVINO CPU (bf16 hint)", OPENVINO,
+            lowered_producer("bf16"), why_unavailable=bf16_missing, precision="bf16"),
+    Backend("openvino-int8", "volo-export INT8 ONNX (--target openvino), OpenVINO CPU", OPENVINO,
+            lowered_producer("int8", "openvino"), why_unavailable=openvino_missing, precision="int8"),
+    Backend("openvino-int8-trt", "volo-export INT8 ONNX (--target tensorrt, TensorRT Q/DQ), OpenVINO CPU",
+            OPENVINO, lowered_producer("int8", "tensorrt"), why_unavailable=openvino_missing, precision="int8"),
 )}
 
-DEFAULT_BACKENDS = ("eager", "onnx-naive", "onnx-fp32", "onnx-fp16", "onnx-int8")
+DEFAULT_BACKENDS = ("eager", "onnx-naive", "onnx-fp32", "onnx-fp16", "onnx-bf16", "onnx-int8", "openvino-fp32",
+                    "openvino-bf16", "openvino-int8")
+# The backend every "x onnx-fp32" ratio is relative to (the FP32 export users get, in ONNX Runtime).
+BASELINE = "onnx-fp32"
+
+
+def backends_for_runtime(runtime: str | None, registry: Mapping[str, Backend] = BACKENDS) -> tuple[str, ...]:
+    """The default backends of one runtime (`bench --runtime`), with eager and the ONNX Runtime FP32
+    baseline for the ratios; None or "auto": every default backend."""
+    if runtime in (None, "auto"):
+        return DEFAULT_BACKENDS
+    own = [n for n, b in registry.items() if b.runtime == runtime and n not in DEFAULT_BACKENDS]
+    chosen = [n for n in DEFAULT_BACKENDS if registry[n].runtime in (EAGER, runtime) or n == BASELINE] + own
+    if not any(registry[n].runtime == runtime for n in chosen):
+        raise UsageError(f"no {runtime} backends in this benchmark; choose from {', '.join(registry)}")
+    return tuple(dict.fromkeys(chosen))
 
 
 def backends_named(names: list[str] | tuple[str, ...], registry: Mapping[str, Backend] = BACKENDS) -> list[Backend]:
@@ -138,6 +194,11 @@ def open_backend(backend: Backend, ctx: BuildContext, artifact: Path | None) -> 
         settings = SessionSettings(providers=CPU_ONLY, threads=ctx.threads, optimization=ctx.optimization,
                                    spinning=ctx.spinning)
         return OnnxRuntimeRunner(Path(artifact), settings)
+    if backend.runtime == OPENVINO:
+        from volo_export.runtime.openvino_runner import OpenVinoRunner, OpenVinoSettings
+
+        # No model cache: compile time is not measured, and temporary artifacts would leave blobs behind.
+        return OpenVinoRunner(Path(artifact), OpenVinoSettings(threads=ctx.threads, cache=False))
     raise UsageError(f"backend {backend.name} ({backend.runtime}) cannot be opened here")
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from volo_export.bench.timing import Runner
 from volo_export.errors import UsageError
+from volo_export.hardware import cpu_flags, cpu_isa, cpu_model, usable_cpus
 from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
 
 
@@ -144,31 +145,6 @@ def reset_peak_rss() -> bool:
 
 # --- environment ----------------------------------------------------------------------------------
 
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (platform.processor() elsewhere)."""
-    import platform
-
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> list[str]:
-    """The SIMD features that decide GEMM speed (avx2, avx512f, avx512_vnni, amx...) present on this CPU."""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
-    except OSError:
-        pass
-    return []
-
-
 def environment(threads: int) -> dict:
     """What a benchmark number depends on: CPU, cores usable by this process, threads, library versions."""
     import platform
@@ -176,19 +152,15 @@ def environment(threads: int) -> dict:
 
     usable = usable_cpus()
     versions = {}
-    for dist in ("volo-export", "torch", "onnxruntime", "onnx", "numpy", "tensorrt"):
+    for dist in ("volo-export", "torch", "onnxruntime", "openvino", "onnx", "numpy", "tensorrt"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = None
     return {
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        "cpu": cpu_model(), "cpu_flags": cpu_flags(), "logical_cpus": os.cpu_count(), "usable_cpus": usable,
+        "cpu": cpu_model(), "cpu_flags": cpu_flags(), "isa": cpu_isa().tier, "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable,
         "threads": threads, "python": platform.python_version(), "platform": platform.platform(),
         "versions": versions,
     }
-
-
-def usable_cpus() -> int:
-    """Cores this process may run on (its affinity mask), not the machine's count."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

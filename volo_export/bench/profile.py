@@ -1,4 +1,8 @@
-"""Where an ONNX graph's time goes: ONNX Runtime's own profiler, kernel time by op type."""
+"""Where an ONNX graph's time goes: each runtime's own profiler, kernel time by op type.
+
+`profile_onnx`: ONNX Runtime's profiler, by op type. `profile_openvino`: OpenVINO's per-node counters
+(PERF_COUNT), by layer type and kernel (e.g. "FullyConnected brgemm_avx512_i8"), which also says what
+OpenVINO turned the graph into."""
 
 from __future__ import annotations
 
@@ -53,4 +57,27 @@ def profile_onnx(path: Path, batch_size: int, threads: int = 0, runs: int = 3,
     rows = [OpTime(op, us / 1e3 / runs, us / total, nodes[op] // runs,
                    flop[op] / (us / 1e6) / 1e9 if op in flop and us else None)
             for op, us in time_us.items()]
+    return sorted(rows, key=lambda r: -r.ms_per_run)
+
+
+def profile_openvino(path: Path, batch_size: int, threads: int = 0, runs: int = 3,
+                     inference_precision: str | None = None) -> list[OpTime]:
+    """Run `path` in OpenVINO `runs` times at `batch_size` with per-node counters and average the time
+    by (layer type, kernel), largest first (after one untimed warm-up call)."""
+    from volo_export.runtime.openvino_runner import OpenVinoRunner, OpenVinoSettings
+
+    runner = OpenVinoRunner(Path(path), OpenVinoSettings(threads=threads or usable_cpus(), perf_count=True,
+                                                         inference_precision=inference_precision, cache=False))
+    size = runner.info.preprocessing.size
+    x = make_input((3, size, size), batch_size)
+    runner(x)
+    time_ms, nodes = {}, {}
+    for _ in range(runs):
+        runner(x)
+        for layer, kernel, ms in runner.profile():
+            key = f"{layer} {kernel}"
+            time_ms[key] = time_ms.get(key, 0.0) + ms
+            nodes[key] = nodes.get(key, 0) + 1
+    total = sum(time_ms.values()) or 1
+    rows = [OpTime(key, ms / runs, ms / total, nodes[key] // runs) for key, ms in time_ms.items()]
     return sorted(rows, key=lambda r: -r.ms_per_run)

@@ -28,7 +28,7 @@ def markdown(report: BenchReport) -> str:
     lines = [f"**{report.title()}**", "", "| " + " | ".join(header) + " |",
              "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    lines += [""] + [f"- {line}" for line in report.footnotes() + report.environment_lines()]
+    lines += [""] + [f"- {line}" for line in report.footnotes() + report.environment_lines() + report.limit_lines()]
     if report.memory_method:
         lines.append(f"- memory: {report.memory_method}")
     lines += [f"- {n}" for n in report.notes]

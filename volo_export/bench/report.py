@@ -20,6 +20,7 @@ class BackendInfo:
     artifact: str | None = None
     build_s: float | None = None
     gate: dict | None = None  # the artifact's gate Report (FP16/INT8 backends), as JSON data
+    precision: str = "fp32"  # the arithmetic it runs in: picks its yardstick (bench.limits)
 
 
 @dataclass
@@ -37,6 +38,7 @@ class BenchReport:
     results: list[BenchResult]
     memory_method: str | None
     notes: list[str] = field(default_factory=list)
+    limits: dict | None = None  # bench.limits.Limits as data: every library's GEMM, the theoretical peak
 
     def row(self, backend: str, batch: int) -> BenchResult | None:
         return next((r for r in self.results if r.backend == backend and r.batch_size == batch), None)
@@ -61,19 +63,24 @@ class BenchReport:
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
         """(header, rows) of the table: measured rows first, then one per idle backend."""
-        baselines = [b for b in ("eager", "onnx-naive") if any(r.backend == b and r.status == OK for r in self.results)]
+        baselines = [b for b in ("eager", "onnx-naive", "onnx-fp32")
+                     if any(r.backend == b and r.status == OK for r in self.results)]
         header = ["backend", "batch", "p50 ms", "p90 ms", "p99 ms", "img/s", "GFLOP/s", "% peak", "% peak cpu"]
-        header += [f"x {b.removeprefix('onnx-')}" for b in baselines] + ["RSS MB"]
+        if self.limits:
+            header += ["% best GEMM", "% FMA peak"]
+        header += [f"x {b.removeprefix('onnx-') if b != 'onnx-fp32' else b}" for b in baselines] + ["RSS MB"]
+        precision = {b.name: b.precision for b in self.backends}
         rows, idle = [], {}
         for r in self.results:
             if r.status != OK:  # one row per backend and reason, after the measured ones
                 idle.setdefault((r.backend, r.status, r.reason), []).append(str(r.batch_size))
                 continue
             ratios = [self.ratio(r, b) for b in baselines]
+            limits = [_fmt(x, "{:.0%}") for x in self.limit_fractions(precision.get(r.backend, "fp32"), r.gflops)]
             rows.append([
                 r.backend, str(r.batch_size), f"{r.p50_ms:.1f}", f"{r.p90_ms:.1f}", f"{r.p99_ms:.1f}",
                 f"{r.throughput:.2f}", _fmt(r.gflops, "{:.1f}"), _fmt(r.peak_fraction, "{:.0%}"),
-                _fmt(r.cpu_peak_fraction, "{:.0%}"),
+                _fmt(r.cpu_peak_fraction, "{:.0%}"), *(limits if self.limits else []),
                 *[_fmt(x, "{:.2f}x") for x in ratios], _fmt(r.peak_rss_mb, "{:.0f}"),
             ])
         all_batches = [str(b) for b in dict.fromkeys(r.batch_size for r in self.results)]
@@ -81,6 +88,44 @@ class BenchReport:
             rows.append([backend, "all" if batches == all_batches else ",".join(batches), status]
                         + [""] * (len(header) - 3))
         return header, rows
+
+    def limit_fractions(self, precision: str, gops: float | None) -> tuple[float | None, float | None]:
+        """(fraction of the best library GEMM, fraction of the theoretical peak) of a row's GOP/s, each in
+        the data type the row computes in (bench.limits.COMPUTE_DTYPE)."""
+        from volo_export.bench.limits import COMPUTE_DTYPE
+
+        if not self.limits or not gops:
+            return None, None
+        dtype = COMPUTE_DTYPE.get(precision, "fp32")
+        best = self.limits["best"].get(dtype, {}).get("gops")
+        peak = (self.limits["theoretical"]["figures"].get(dtype) or {}).get("gops")
+        return (gops / best if best else None), (gops / peak if peak else None)
+
+    def limit_lines(self) -> list[str]:
+        """How the limits were obtained: every library's GEMM per data type and the theoretical peak."""
+        if not self.limits:
+            return []
+        lim = self.limits
+        out = ["% peak = of ONNX Runtime's FP32 GEMM timed between the backends (how well a graph uses ONNX "
+               "Runtime); % best GEMM = of the best library GEMM in the row's data type (fp16 rows compute in "
+               "fp32 on CPU); % FMA peak = of the theoretical peak in that type. INT8 rows count int8 operations."]
+        for dtype, unit in (("fp32", "GFLOP/s"), ("bf16", "GFLOP/s"), ("int8", "GOP/s")):
+            rates = [g for g in lim["gemms"] if g["dtype"] == dtype]
+            if rates:
+                parts = [f"{g['library']} {g['gops']:.0f}" if g["gops"] else f"{g['library']} failed ({g['error']})"
+                         for g in rates]
+                out.append(f"{dtype} GEMM {lim['n']}^3, {lim['threads']} threads, best of standalone blocks "
+                           f"({unit}): " + ", ".join(parts))
+        th = lim["theoretical"]
+        clock = f"{th['clock_ghz']:.2f} GHz ({th['clock_how']})" if th["clock_ghz"] else th["clock_how"]
+        out.append(f"theoretical peak = {th['cores']} cores x clock x instructions/cycle x ops/instruction; ISA "
+                   f"{th['tier']}; clock {clock}; cpuinfo MHz {th['cpuinfo_mhz']} (in a VM often the TSC, not the "
+                   "clock)")
+        for f in th["figures"].values():
+            value = (f"{f['gops']:.0f} G{'' if f['dtype'] == 'int8' else 'FL'}OP/s" if f["gops"]
+                     else "not measured")
+            out.append(f"theoretical {f['dtype']}: {value} ({f['instruction']}, {f['how']})")
+        return out
 
     def footnotes(self) -> list[str]:
         """Why a backend did not run, once per backend (and memory-probe failures)."""
@@ -100,7 +145,8 @@ class BenchReport:
         e, v = self.environment, self.environment["versions"]
         libs = ", ".join(f"{k} {val}" for k, val in v.items() if val)
         gemm = self.gemm["standalone"]
-        return [f"CPU: {e['cpu']} ({e['usable_cpus']} usable of {e['logical_cpus']} logical CPUs; "
+        isa = f"ISA {e['isa']}; " if e.get("isa") else ""
+        return [f"CPU: {e['cpu']} ({e['usable_cpus']} usable of {e['logical_cpus']} logical CPUs; {isa}"
                 f"{' '.join(e['cpu_flags'])})", f"threads: {self.threads}; {libs}",
                 f"GEMM {gemm['n']}^3 best-of-{gemm['repeats']} alone: ONNX Runtime {gemm['onnxruntime_gflops']:.1f}, "
                 f"numpy {gemm['numpy_gflops']:.1f} GFLOP/s; % peak uses the same GEMM timed between the backends "

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from volo_export.bench.backends import BACKENDS, DEFAULT_BACKENDS, EAGER, Backend, BuildContext, backends_named, open_backend
+from volo_export.bench.limits import measure_limits
 from volo_export.bench.machine import environment, gemm_peak, gemm_runner, usable_cpus
 from volo_export.bench.report import BackendInfo, BenchReport
 from volo_export.bench.timing import FAILED, OK, BenchResult, BenchSettings, measure, unavailable, with_flops
@@ -58,6 +59,7 @@ class BenchRequest:
     artifacts: Path | None = None
     prebuilt: dict[str, Path] = field(default_factory=dict)
     spinning: bool = False
+    limits: bool = True  # measure every library's GEMM and the theoretical peak (bench.limits)
 
     def __post_init__(self):
         if self.threads < 0:
@@ -94,6 +96,11 @@ def run_benchmark(request: BenchRequest, progress: Progress = SILENT,
 
         progress.stage(f"measuring FP32 GEMM peak ({request.gemm_size}^3 MatMul, ONNX Runtime and numpy)")
         peak = gemm_peak(request.gemm_size, threads, spinning=request.spinning)
+        limits = None
+        if request.limits:
+            progress.stage(f"measuring the limits: every library's {request.gemm_size}^3 GEMM (FP32/BF16/INT8), "
+                           "clock and FMA throughput")
+            limits = measure_limits(peak, request.gemm_size, threads, spinning=request.spinning)
         probe, probe_flop = gemm_runner(request.gemm_size, threads, spinning=request.spinning)
         progress.stage("timing " + ", ".join(runners) + f" + GEMM probe, interleaved, batch {list(batch_sizes)}")
         timed = measure({**runners, GEMM_PROBE: probe}, (loaded.config.in_chans, loaded.config.img_size,
@@ -131,6 +138,7 @@ def run_benchmark(request: BenchRequest, progress: Progress = SILENT,
         settings={**asdict(request.settings), "ort_spinning": request.spinning,
                   "optimization": request.optimization}, environment=environment(threads), gemm=gemm, backends=infos,
         results=results, memory_method=MEMORY_METHOD if request.memory else None, notes=notes,
+        limits=limits.to_dict() if limits else None,
     )
 
 
@@ -138,6 +146,7 @@ def _build_all(backends: list[Backend], ctx: BuildContext, request: BenchRequest
                progress: Progress):
     """Produce and open each backend. Returns (infos, runners, artifact paths, {name: (status, reason)} of the rest)."""
     infos, runners, artifacts, dead = [], {}, {}, {}
+    produced: dict = {}  # producer -> (artifact, gate): backends that run the same artifact build it once
     for backend in backends:
         reason = backend.why_unavailable()
         if reason:
@@ -148,10 +157,13 @@ def _build_all(backends: list[Backend], ctx: BuildContext, request: BenchRequest
         gate = None
         try:
             artifact = request.prebuilt.get(backend.name)
-            if artifact is None and backend.produce is not None:
+            if artifact is None and backend.produce in produced:
+                artifact, gate = produced[backend.produce]
+            elif artifact is None and backend.produce is not None:
                 artifact = workdir / f"{ctx.loaded.config.name}.{backend.name}.onnx"
                 progress.stage(f"building {backend.name}: {backend.description}")
                 gate = backend.produce(ctx, artifact)
+                produced[backend.produce] = (artifact, gate)
             runners[backend.name] = open_backend(backend, ctx, artifact)
         except (VoloExportError, MemoryError) as e:  # our typed errors (export, load, gate) and OOM
             reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
@@ -161,7 +173,8 @@ def _build_all(backends: list[Backend], ctx: BuildContext, request: BenchRequest
         if artifact is not None:
             artifacts[backend.name] = Path(artifact)
         infos.append(BackendInfo(backend.name, backend.description, OK, artifact=str(artifact) if artifact else None,
-                                 build_s=time.perf_counter() - t0, gate=gate.to_dict() if gate else None))
+                                 build_s=time.perf_counter() - t0, gate=gate.to_dict() if gate else None,
+                                 precision=backend.precision))
     return infos, runners, artifacts, dead
 
 

@@ -1,4 +1,5 @@
-"""`volo-export bench`: eager PyTorch, the naive export and volo-export's artifacts in one interleaved run."""
+"""`volo-export bench`: eager PyTorch, the naive export and volo-export's artifacts (ONNX Runtime and OpenVINO)
+in one interleaved run."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from volo_export.cli.console import result_line, stdout, user_errors
-from volo_export.cli.options import AsJson, Checkpoint, ModelName, ReportFile
+from volo_export.cli.options import AsJson, Checkpoint, ModelName, ReportFile, Runtime
 from volo_export.cli.progress import progress
 from volo_export.cli.render import print_json
 
@@ -16,9 +17,14 @@ def command(
     model: ModelName,
     checkpoint: Checkpoint = None,
     batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8",
-    backends: Annotated[str, typer.Option(
-        help="Comma-separated: eager, onnx-naive, onnx-fp32, onnx-fp16, onnx-int8 (--target cpu), "
-        "onnx-int8-trt (--target tensorrt on CPU).")] = "eager,onnx-naive,onnx-fp32,onnx-fp16,onnx-int8",
+    backends: Annotated[Optional[str], typer.Option(
+        help="Comma-separated: eager, onnx-naive, onnx-fp32, onnx-fp16, onnx-bf16, onnx-int8 (--target cpu), "
+        "onnx-int8-trt (--target tensorrt on CPU), openvino-fp32, openvino-bf16, openvino-int8 (--target "
+        "openvino), openvino-int8-trt. Default: eager, onnx-naive and the fp32/fp16/bf16/int8 backends of every "
+        "runtime (or of --runtime).", show_default=False)] = None,
+    runtime: Annotated[Optional[Runtime], typer.Option(
+        help="Only this runtime's backends (with eager and onnx-fp32, the baseline); auto: every runtime.",
+        show_default=False)] = None,
     threads: Annotated[int, typer.Option(help="Threads for every backend (0 = all usable cores).")] = 0,
     warmup: Annotated[int, typer.Option(help="Untimed calls per backend and batch size.")] = 2,
     iterations: Annotated[int, typer.Option(help="Timed rounds (one call per backend each).")] = 20,
@@ -36,6 +42,7 @@ def command(
     """Benchmark eager PyTorch, the naive export and volo-export's artifacts in one interleaved run."""
     with user_errors():
         from volo_export.bench import render
+        from volo_export.bench.backends import backends_for_runtime
         from volo_export.bench.run import BenchRequest, run_benchmark
         from volo_export.bench.timing import BenchSettings
         from volo_export.errors import UsageError
@@ -47,7 +54,9 @@ def command(
         except ValueError:
             raise UsageError(f"--batch takes comma-separated integers, got {batch!r}") from None
         request = BenchRequest(
-            model=model, checkpoint=checkpoint, backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
+            model=model, checkpoint=checkpoint,
+            backends=(tuple(b.strip() for b in backends.split(",") if b.strip()) if backends
+                      else backends_for_runtime(runtime.value if runtime else None)),
             settings=BenchSettings(batch_sizes=sizes, warmup=warmup, iterations=iterations, time_budget_s=time_budget),
             threads=threads, gemm_size=gemm_size, memory=memory, artifacts=artifacts, spinning=spin,
         )
@@ -57,7 +66,7 @@ def command(
             print_json(result.to_dict())
         else:
             stdout.print(render.table(result))
-            for line in result.footnotes() + result.environment_lines() + result.notes:
+            for line in result.footnotes() + result.environment_lines() + result.limit_lines() + result.notes:
                 result_line(line)
         if report:
             result.write_json(report)

@@ -31,19 +31,35 @@ ValidateImages = Annotated[Optional[Path], typer.Option(
     "calibration images beyond --calib-size). Class folders named 0..N-1 give accuracy too.")]
 Plugins = Annotated[Optional[list[Path]], typer.Option(
     "--plugins", help="TensorRT plugin library (.so/.dll) to load; repeat for several.")]
-Artifact = Annotated[Path, typer.Option("--model", "-m", help="An artifact: .onnx (ONNX Runtime) or .engine "
-                                        "(TensorRT, with its .engine.json sidecar).")]
+Artifact = Annotated[Path, typer.Option("--model", "-m", help="An artifact: .onnx (ONNX Runtime or OpenVINO) or "
+                                        ".engine (TensorRT, with its .engine.json sidecar).")]
 
 
 class Precision(str, Enum):
     fp32 = "fp32"
     fp16 = "fp16"
     int8 = "int8"
+    bf16 = "bf16"
 
 
 class Target(str, Enum):
     tensorrt = "tensorrt"
     cpu = "cpu"
+    openvino = "openvino"
+
+
+class Runtime(str, Enum):
+    auto = "auto"
+    onnxruntime = "onnxruntime"
+    openvino = "openvino"
+    tensorrt = "tensorrt"
+
+
+RuntimeOption = Annotated[Optional[Runtime], typer.Option(
+    help="What runs the artifact: onnxruntime (TensorRT EP > CUDA EP > CPU; the default for .onnx), openvino "
+    "(CPU), tensorrt (the default for .engine; for an .onnx ONNX Runtime's TensorRT EP), auto (an .onnx: a "
+    "GPU provider if ONNX Runtime has one, else the fastest CPU runtime for this artifact, measured once "
+    "and cached).", show_default=False)]
 
 
 class IoDtype(str, Enum):
@@ -82,11 +98,13 @@ class PrecisionOptions:
     """How to lower the graph's precision and calibrate it (`volo-export onnx` and `quantize`)."""
 
     precision: Annotated[Optional[Precision], typer.Option(
-        help="fp32, fp16 (sensitive ops stay fp32) or int8 (explicit Q/DQ); default: fp32 for onnx, int8 for "
+        help="fp32, fp16 (sensitive ops stay fp32), int8 (explicit Q/DQ) or bf16 (the fp32 graph with a bf16 "
+        "inference hint that OpenVINO honours; CPUs with AVX512_BF16/AMX); default: fp32 for onnx, int8 for "
         "quantize.", show_default=False)] = None
-    target: Annotated[Target, typer.Option(
-        help="int8 graph for: tensorrt (TensorRT-parseable Q/DQ, also runs on ONNX Runtime) or cpu (fastest on "
-        "ONNX Runtime CPU, CPU-only).")] = Target.tensorrt
+    target: Annotated[Optional[Target], typer.Option(
+        help="int8 graph for: tensorrt (default; TensorRT-parseable Q/DQ, also runs on ONNX Runtime), cpu "
+        "(fastest on ONNX Runtime CPU, CPU-only) or openvino (fastest on OpenVINO CPU, gated there). fp16: "
+        "tensorrt; bf16: cpu.", show_default=False)] = None
     io_dtype: Annotated[IoDtype, typer.Option(help="fp16 graph input/output type.")] = IoDtype.float32
     calib_data: Annotated[Optional[str], typer.Option(
         help="int8 calibration data: a folder of images (recursive), a .npy/.npz of (N,3,S,S) preprocessed "
@@ -108,7 +126,8 @@ class PrecisionOptions:
     def request(self, gate: GateOptions, default: Precision):
         from volo_export.precision.convert import PrecisionRequest
 
-        return PrecisionRequest(precision=Precision(self.precision or default).value, target=Target(self.target).value,
+        return PrecisionRequest(precision=Precision(self.precision or default).value,
+                                target=Target(self.target).value if self.target else None,
                                 io_dtype=IoDtype(self.io_dtype).value, calib_data=self.calib_data,
                                 calib_size=self.calib_size, calib_method=CalibMethod(self.calib_method).value,
                                 calib_cache=self.calib_cache, exclude_nodes=names(self.exclude_nodes),

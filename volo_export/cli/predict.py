@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from volo_export.cli.console import stdout, user_errors, warning
-from volo_export.cli.options import AsJson, Plugins
+from volo_export.cli.console import notice, stdout, user_errors, warning
+from volo_export.cli.options import AsJson, Plugins, RuntimeOption
 from volo_export.cli.render import print_json
 
 
@@ -16,8 +16,8 @@ def command(
     images: Annotated[list[Path], typer.Argument(help="Image files, folders of images (recursive) or glob "
                                                  "patterns (jpg, png, webp, bmp, tif).")],
     model: Annotated[Optional[Path], typer.Option(
-        "--model", "-m", help="An artifact: .onnx (ONNX Runtime) or .engine (TensorRT, with its .engine.json "
-        "sidecar).", show_default=False)] = None,
+        "--model", "-m", help="An artifact: .onnx (ONNX Runtime, or --runtime) or .engine (TensorRT, with its "
+        ".engine.json sidecar).", show_default=False)] = None,
     url: Annotated[Optional[str], typer.Option(
         help="Instead of --model: a running Triton, http://HOST:PORT or grpc://HOST:PORT (KServe v2); "
         "preprocessing and labels come from the served model.", show_default=False)] = None,
@@ -30,6 +30,7 @@ def command(
                                                       "artifact's batch range).")] = None,
     as_json: AsJson = False,
     plugins: Plugins = None,
+    runtime: RuntimeOption = None,
 ) -> None:
     """Top-k classes for images, with an .onnx or .engine (preprocessing from the artifact's metadata) or a
     model on a running Triton (--url)."""
@@ -39,10 +40,13 @@ def command(
 
         from volo_export.errors import UsageError
         from volo_export.predict import model_info, predict_files
+        from volo_export.runtime.base import DEFAULT_BATCH
         from volo_export.preprocess import expand_images
 
         if (model is None) == (url is None):
             raise UsageError("give exactly one of --model (an artifact) or --url (a running Triton)")
+        if url is not None and runtime is not None:
+            raise UsageError("--runtime applies to --model: a served model runs where Triton runs it")
         files = expand_images(images)
         if url is not None:
             from volo_export.serve.client import open_served_runner
@@ -52,7 +56,10 @@ def command(
         else:
             from volo_export.runtime import open_runner
 
-            runner = open_runner(model, plugins=tuple(plugins or ()))
+            runner = open_runner(model, plugins=tuple(plugins or ()), runtime=runtime.value if runtime else None,
+                                 batch=batch_size or min(len(files), DEFAULT_BATCH))
+            for line in runner.notices:
+                notice(line)
             info, source = model_info(runner, model_name), model.name
         if info.random_weights:
             warning(f"{source} was exported with RANDOM weights: these predictions are meaningless")

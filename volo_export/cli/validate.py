@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from volo_export.cli.console import user_errors
-from volo_export.cli.options import AsJson, GateOptions, Plugins, ReportFile, bundles
+from volo_export.cli.options import AsJson, GateOptions, Plugins, ReportFile, RuntimeOption, bundles
 from volo_export.cli.progress import progress
 from volo_export.cli.render import show_report
 
@@ -16,7 +16,8 @@ from volo_export.cli.render import show_report
 @bundles(gate=GateOptions)
 def command(
     engine: Annotated[Optional[Path], typer.Option(help="TensorRT engine (.engine + .engine.json sidecar).")] = None,
-    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="ONNX file (any precision).")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="ONNX file (any precision; in ONNX Runtime "
+                                                  "or, with --runtime, OpenVINO).")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(
         "--checkpoint", "-c", help="The weights the artifact was exported from (sha256 is compared with its "
         "metadata).")] = None,
@@ -25,6 +26,7 @@ def command(
     report: ReportFile = None,
     as_json: AsJson = False,
     plugins: Plugins = None,
+    runtime: RuntimeOption = None,
     gate: GateOptions = None,
 ) -> None:
     """Compare an .onnx or .engine with eager PyTorch (same report as the export gate)."""
@@ -38,7 +40,7 @@ def command(
         if (engine is None) == (model is None):
             raise UsageError("give exactly one of --engine X.engine or --model X.onnx")
         request = ValidateRequest(engine or model, checkpoint, validate_images, plugins=tuple(plugins or ()),
-                                  gate=gate.overrides())
+                                  gate=gate.overrides(), runtime=runtime.value if runtime else None)
         with progress() as shown:
             result = validate_artifact(request, shown)
         show(result)

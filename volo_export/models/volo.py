@@ -230,10 +230,12 @@ class VOLO(nn.Module):
         """(B, 3, S, S) -> tokens (B, 1 + (S/16)^2, C) after the class blocks and final norm."""
         x = self.patch_embed(x).permute(0, 2, 3, 1)  # B, S/8, S/8, C1
         x = self.network[1](self.network[0](x))  # B, S/16, S/16, C2
-        x = x + self.pos_embed
+        # The transformer blocks are token-wise (attention flattens the grid anyway), so they run on
+        # (B, N, C): the same maths as on (B, H, W, C), and the exported graph is plain 3-D (OpenVINO
+        # runs its LayerNorms as one kernel each, not four; docs/CPU.md).
+        x = (x + self.pos_embed).flatten(1, 2)  # B, N, C
         for stage in self.network[2:]:
             x = stage(x)
-        x = x.flatten(1, 2)  # B, N, C
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         for block in self.post_network:
             x = block(x)

@@ -36,7 +36,7 @@ class PrecisionRequest:
     """How to lower the FP32 graph's precision, and how to gate the result."""
 
     precision: str = "fp32"  # fp32: nothing to lower (the export's own gate still takes `gate`)
-    target: str = "tensorrt"
+    target: str | None = None  # None: the precision's default form (targets.DEFAULT_TARGET)
     io_dtype: str = "float32"
     calib_data: str | None = None
     calib_size: int = DEFAULT_CALIB_SIZE
@@ -51,8 +51,9 @@ class PrecisionRequest:
     def __post_init__(self):
         """Every option error surfaces here, before minutes of export work."""
         if self.precision != "fp32":
-            precision_target(self.precision, self.target)  # the precision, the target and the pair exist
-        elif self.target != "tensorrt":
+            # the precision, the target and the pair exist, and this machine can build and gate it
+            precision_target(self.precision, self.target).require()
+        elif self.target not in (None, "tensorrt"):
             raise UsageError(f"--target {self.target} applies to --precision int8 only (the FP32 graph runs everywhere)")
         check_method(self.calib_method)
         if self.calib_size < 1:
@@ -69,13 +70,13 @@ class PrecisionRequest:
                 raise UsageError(f"{given[0]} applies to --precision int8 only")
         if self.precision != "fp16" and self.io_dtype != "float32":
             raise UsageError("--io-dtype float16 applies to --precision fp16 only")
-        if not self.lowers and (self.exclude_nodes or self.exclude_op_types):
+        if self.precision not in ("fp16", "int8") and (self.exclude_nodes or self.exclude_op_types):
             raise UsageError("--exclude-nodes/--exclude-op-types apply to --precision fp16/int8 only")
 
     @property
     def lowers(self) -> bool:
-        """True for fp16/int8: there is a graph to convert."""
-        return self.precision in ("fp16", "int8")
+        """True for fp16/int8/bf16: there is a graph to convert (or, bf16, to stamp and gate)."""
+        return self.precision in ("fp16", "int8", "bf16")
 
     @property
     def strategy(self) -> PrecisionTarget:
@@ -125,17 +126,17 @@ def lower_precision(fp32, info: ArtifactInfo, reference: Reference, request: Pre
     job = Job(request, info.preprocessing, inputs, calib, Path(output), progress)
     prepared = target.prepare(fp32, job)
     notes = data.notes + prepared.notes
-    tol = tolerance_for(request.precision, overrides=request.gate)
     label = f"{request.precision} ({target.stamp})" if target.stamp != "any" else request.precision
 
     def attempt(keep: list[str]):
         built = target.build(fp32, prepared, keep)
-        report = gate_artifact(target.runner(built.model), reference, inputs, tol, artifact=Path(output).name,
-                               model=info.model, precision=label, notes=notes)
+        runner = target.runner(built.model)
+        report = gate_artifact(runner, reference, inputs, tolerance_for(request.precision, runner.runtime, request.gate),
+                               artifact=Path(output).name, model=info.model, precision=label, notes=notes)
         return built, report
 
     progress.stage(f"{request.precision.upper()}: {target.describe}; gating against {reference.name} "
-                   "on ONNX Runtime CPU")
+                   f"on {target.gate_runtime}")
     built, report = attempt([])
     fell_back: list[str] = []
     if not report.passed and request.fallback and target.has_fallback:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from volo_export.errors import UsageError
+from volo_export.passes import topological_sort
 
 KEEP_FP32_OPS = ("LayerNormalization", "Softmax", "ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL2",
                  "ReduceLogSumExp", "ReduceProd")
@@ -90,28 +91,6 @@ def to_fp16(model, options: Fp16Options = Fp16Options(), overflow: dict[str, flo
 def keep_op_types(extra: Sequence[str]) -> tuple[str, ...]:
     """The default FP32 op types plus the user's."""
     return tuple(dict.fromkeys([*KEEP_FP32_OPS, *extra]))
-
-
-def topological_sort(graph) -> None:
-    """Reorder `graph.node` in place so every node comes after the producers of its inputs
-    (the float16 converter appends its Casts at the end)."""
-    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
-    pending = list(graph.node)
-    ordered = []
-    while pending:
-        ready = [n for n in pending if all(i in available for i in n.input)]
-        if not ready:
-            raise ValueError(f"graph has a cycle or a missing input near node {pending[0].name}")
-        ready_ids = {id(n) for n in ready}
-        pending = [n for n in pending if id(n) not in ready_ids]
-        for n in ready:
-            ordered.append(n)
-            available.update(n.output)
-    copies = [type(n)() for n in ordered]
-    for c, n in zip(copies, ordered):
-        c.CopyFrom(n)
-    del graph.node[:]
-    graph.node.extend(copies)
 
 
 def drop_noop_casts(graph) -> int:

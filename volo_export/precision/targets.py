@@ -62,6 +62,10 @@ class PrecisionTarget:
     has_fallback: bool = False
     gate_optimization: str = "all"  # ONNX Runtime optimisation level the gate runs the graph at
     gate_note: str | None = None
+    gate_runtime: str = "ONNX Runtime CPU"  # what `runner` runs the gate on, for messages
+
+    def require(self) -> None:
+        """Raise a one-line error when this machine cannot build and gate this target (checked before any work)."""
 
     def prepare(self, fp32, job: Job) -> Prepared:
         raise NotImplementedError
@@ -178,7 +182,8 @@ class Int8Target(PrecisionTarget):
         if not targets:
             raise UsageError("nothing left to quantise: every MatMul/Gemm/Conv is excluded")
         # Every form's tensors, so one calibration cache serves --target tensorrt and cpu alike.
-        tensors = list(dict.fromkeys(t for name in TARGET_NAMES for t in Int8Target(name).calibration_tensors(fp32)))
+        tensors = list(dict.fromkeys(t for name in TARGET_NAMES
+                                     for t in precision_target("int8", name).calibration_tensors(fp32)))
         ranges, message = calibrate(fp32, tensors, job.calibration, request.calib_method, job.prep,
                                     request.cache_path(job.output), job.progress)
         excluded = [f"{t.node} ({'excluded' if t.node in request.exclude_nodes else 'op type excluded'})"
@@ -218,19 +223,135 @@ class Int8State:
     samples: object
 
 
-PRECISIONS = ("fp32", "fp16", "int8")
-TARGET_NAMES = ("tensorrt", "cpu")
+class OpenVinoInt8Target(Int8Target):
+    """INT8 for OpenVINO on the CPU (`precision/openvino.py`): the tensorrt form's symmetric Q/DQ plus the
+    attention matmuls, uint8 softmax outputs and Q/DQ above reshapes, on a graph first rewritten by
+    exact passes. Gated in OpenVINO itself (what it is for); stamped target "openvino"."""
+
+    gate_runtime = "OpenVINO CPU"
+
+    def __init__(self):
+        from volo_export.precision import int8, openvino
+
+        self.name = self.stamp = "openvino"
+        self.describe = openvino.DESCRIPTION
+        self.op_types, self.activation_matmuls = int8.WEIGHTED_OPS, True
+        self._tensors = lambda model, targets: int8.calibration_tensors(openvino.select(model, targets))
+
+    def require(self) -> None:
+        from volo_export.runtime.openvino_runner import import_openvino
+
+        import_openvino()
+
+    def prepare(self, fp32, job: Job) -> Prepared:
+        from volo_export.precision import openvino
+
+        prepared = super().prepare(fp32, job)
+        state = prepared.state
+        edited, aliases = openvino.prepare_graph(fp32)
+        ranges = {**state.ranges, **{new: state.ranges[old] for new, old in aliases.items() if old in state.ranges}}
+        state = dataclasses.replace(state, targets=openvino.select(fp32, state.targets), ranges=ranges)
+        return dataclasses.replace(prepared, state=OpenVinoInt8State(state, edited))
+
+    def _edited_targets(self, state: "OpenVinoInt8State", keep: Sequence[str] = ()):
+        from volo_export.precision import openvino
+
+        names = [t.node for t in state.int8.targets if t.node not in set(keep)]
+        return openvino.targets_in(state.edited, names, self.selection())
+
+    def build(self, fp32, prepared: Prepared, keep: Sequence[str] = ()) -> Built:
+        from volo_export.precision import openvino
+
+        state = prepared.state
+        chosen = self._edited_targets(state, keep)
+        model = openvino.build(state.edited, chosen, state.int8.ranges)
+        return Built(model, list(state.int8.excluded), {"quantized_nodes": str(len(chosen))})
+
+    def sensitivity(self, fp32, prepared: Prepared) -> dict[str, float]:
+        from volo_export.precision.fallback import node_sensitivity
+        from volo_export.runtime.base import batch_range_of
+
+        state = prepared.state
+        index, _ = batch_range_of(fp32).chunks(len(state.int8.samples), 8)[0]
+        return node_sensitivity(state.edited, self._edited_targets(state), state.int8.ranges,
+                                state.int8.samples[index])
+
+    def runner(self, model):
+        return openvino_gate_runner(model)
+
+
+@dataclass
+class OpenVinoInt8State:
+    """The INT8 measurements (names of the FP32 graph; ranges also under the names the passes gave) and
+    the passed graph the OpenVINO form quantises."""
+
+    int8: Int8State
+    edited: object
+
+
+class Bf16Target(PrecisionTarget):
+    """BF16 as an inference hint: the FP32 graph unchanged, metadata `inference_precision: bf16`. CPU
+    runtimes that honour it compute in bfloat16 (OpenVINO's INFERENCE_PRECISION_HINT; ONNX Runtime has
+    no bf16 CPU kernels and computes it in float32, saying so). Gated in OpenVINO with the hint, so the
+    gate judges the bf16 arithmetic. Refused where the CPU has no AVX512_BF16 or AMX-BF16.
+
+    Whether it is faster is the CPU's business, measured by `volo-export bench`: 1.70x ONNX Runtime
+    FP32 on an AVX-512 AMD EPYC, 0.56-0.73x on an AVX512_BF16 Intel Xeon without AMX (docs/CPU.md)."""
+
+    precision, name, describe = "bf16", "cpu", "float32 graph with a bf16 inference hint for CPU runtimes"
+    gate_runtime = "OpenVINO CPU (bf16)"
+
+    def require(self) -> None:
+        from volo_export.runtime.openvino_runner import check_bf16_cpu, import_openvino
+
+        check_bf16_cpu()
+        import_openvino()
+
+    def prepare(self, fp32, job: Job) -> Prepared:
+        return Prepared(None, extra={"inference_precision": "bf16"})
+
+    def build(self, fp32, prepared: Prepared, keep: Sequence[str] = ()) -> Built:
+        import onnx
+
+        model = onnx.ModelProto()
+        model.CopyFrom(fp32)
+        return Built(model, [])
+
+    def runner(self, model):
+        return openvino_gate_runner(model, "bf16")
+
+
+def openvino_gate_runner(model, inference_precision: str | None = None):
+    """OpenVINO on the CPU for a lowered ModelProto not written yet (no model cache for it)."""
+    from volo_export.export.metadata import read_info
+    from volo_export.runtime.openvino_runner import OpenVinoRunner, OpenVinoSettings
+
+    settings = OpenVinoSettings(inference_precision=inference_precision, cache=False)
+    return OpenVinoRunner(model.SerializeToString(), settings, info=read_info(model))
+
+
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+TARGET_NAMES = ("tensorrt", "cpu", "openvino")
+# The form each precision takes when no --target is given.
+DEFAULT_TARGET = {"fp32": "tensorrt", "fp16": "tensorrt", "int8": "tensorrt", "bf16": "cpu"}
 # Pairs that do not exist, with the reason the user gets.
 _REFUSED = {
     ("fp16", "cpu"): "--target cpu is for int8: ONNX Runtime CPU has no fast float16 kernels, so the FP16 graph "
                      "is TensorRT's (it still runs and is validated on CPU)",
+    ("fp16", "openvino"): "--target openvino is for int8: OpenVINO runs the FP16 graph with float32 kernels (no "
+                          "faster than FP32; measured); use --precision bf16 or int8 for OpenVINO",
+    ("bf16", "tensorrt"): "--precision bf16 is an inference hint for CPU runtimes (--target cpu, the default for bf16)",
+    ("bf16", "openvino"): "--precision bf16 has one form, a float32 graph with a bf16 hint (--target cpu, the "
+                          "default for bf16); OpenVINO honours it",
 }
 
 
-def precision_target(precision: str, target: str = "tensorrt") -> PrecisionTarget:
-    """The strategy that lowers FP32 to `precision` (fp16, int8) in the form for `target` (tensorrt, cpu)."""
+def precision_target(precision: str, target: str | None = None) -> PrecisionTarget:
+    """The strategy that lowers FP32 to `precision` (fp16, int8, bf16) in the form for `target` (tensorrt,
+    cpu, openvino; None: the precision's `DEFAULT_TARGET`)."""
     if precision not in PRECISIONS:
         raise UsageError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    target = target or DEFAULT_TARGET[precision]
     if target not in TARGET_NAMES:
         raise UsageError(f"--target {target!r}: choose one of {', '.join(TARGET_NAMES)}")
     if (precision, target) in _REFUSED:
@@ -238,5 +359,7 @@ def precision_target(precision: str, target: str = "tensorrt") -> PrecisionTarge
     if precision == "fp16":
         return Fp16Target()
     if precision == "int8":
-        return Int8Target(target)
+        return OpenVinoInt8Target() if target == "openvino" else Int8Target(target)
+    if precision == "bf16":
+        return Bf16Target()
     raise UsageError("--precision fp32 is the export itself; there is nothing to lower")

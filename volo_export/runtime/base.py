@@ -23,6 +23,7 @@ ONNXRUNTIME_CUDA = "onnxruntime-cuda"
 ONNXRUNTIME_TENSORRT = "onnxruntime-tensorrt"
 TENSORRT = "tensorrt"
 TENSORRT_RTX = "tensorrt-rtx"
+OPENVINO_CPU = "openvino-cpu"
 DEFAULT_BATCH = 32
 
 

@@ -1,0 +1,97 @@
+"""INT8 for OpenVINO on the CPU (`--target openvino`): the fastest accurate graph we measured there.
+
+Measured on VOLO-D1, batch 8, OpenVINO 2026.4, AVX-512 VNNI Xeon (docs/CPU.md has the tables);
+each item says what it bought in the same interleaved run:
+
+- TensorRT-style symmetric int8 (`int8.quantize_qdq`): zero point 0 in front of every
+  convolution. OpenVINO computes uint8 Q/DQ with zero point 0 before a convolution wrong (the
+  `--target cpu` stem: cosine 0.31), and runs this form in its int8 brgemm/brgconv kernels.
+- The attention matmuls are quantised too (q.k^T and attn.v of the transformer and class blocks):
+  OpenVINO runs q.k^T -> softmax -> .v as one fused int8 kernel (+0-6 %). The outlook
+  attention's aggregation (5-D operands) stays float: quantising it cost Convert/Maximum passes
+  around the unfold's Concat (-4 %).
+- Softmax outputs are uint8 (zero point 0, scale max/255): probabilities are never negative, so
+  int8 wasted half the levels (+3 %, cosine unchanged). No convolution reads them.
+- Exact graph passes first (`volo_export.passes`): outlook pooling as AveragePool (+12 %),
+  LayerNorm on 3-D views and Gemm as N-D MatMul (+6 % together); after quantising, activation
+  Q/DQ moved above Reshape/Transpose so OpenVINO fuses them into the producing kernel (+11 %).
+
+ONNX Runtime runs this graph correctly (cosine 0.9989) but slower than `--target cpu` (it has no
+fused int8 attention and re-packs the dynamic operand of quantised matmuls every call). TensorRT
+does not parse it (uint8 inside the network): the metadata says target "openvino".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from volo_export.calibration.methods import Range
+from volo_export.precision.int8 import QuantTarget, Selection, find_targets, quantize_qdq
+
+DESCRIPTION = "OpenVINO CPU: symmetric int8, int8 attention, uint8 softmax, Q/DQ above reshapes"
+
+
+def select(model, targets: Sequence[QuantTarget]) -> list[QuantTarget]:
+    """`targets` without the outlook attention's aggregation (activation MatMuls of 5-D operands)."""
+    from volo_export.passes import tensor_shapes
+
+    shapes = tensor_shapes(model)
+    return [t for t in targets if t.weight is not None or len(shapes.get(t.activations[0], ())) != 5]
+
+
+def prepare_graph(fp32) -> tuple[object, dict[str, str]]:
+    """A copy of `fp32` after the exact passes this form needs (module docstring), and {tensor of the
+    copy: the tensor of `fp32` with the same values} for the activations the passes renamed."""
+    import onnx
+
+    from volo_export.passes.layernorm import layernorm_on_tokens
+    from volo_export.passes.matmul import gemm_as_nd_matmul
+    from volo_export.passes.pooling import window_mean_as_avgpool
+
+    edited = onnx.ModelProto()
+    edited.CopyFrom(fp32)
+    aliases: dict[str, str] = {}
+    window_mean_as_avgpool(edited)
+    layernorm_on_tokens(edited)
+    gemm_as_nd_matmul(edited, aliases)
+    return edited, aliases
+
+
+def targets_in(edited, names: Sequence[str], selection: Selection) -> list[QuantTarget]:
+    """The quantisation targets of the passed graph `edited` for the nodes `names` (the passes keep node
+    names; a Gemm became a MatMul with its weight transposed)."""
+    wanted = set(names)
+    return [t for t in find_targets(edited, selection) if t.node in wanted]
+
+
+def build(edited, targets: Sequence[QuantTarget], ranges: dict[str, Range]):
+    """The OpenVINO INT8 graph of the passed graph `edited` with `targets` quantised."""
+    from volo_export.passes.qdq import hoist_qdq
+
+    quantized = quantize_qdq(edited, targets, ranges)
+    softmax_outputs_uint8(quantized, ranges)
+    hoist_qdq(quantized)
+    return quantized
+
+
+def softmax_outputs_uint8(model, ranges: dict[str, Range]) -> int:
+    """Turn the int8 Q/DQ of every Softmax output into uint8, zero point 0, scale max/255, in place;
+    returns how many."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    inits = {t.name: t for t in graph.initializer}
+    changed = 0
+    for q in graph.node:
+        source = producer.get(q.input[0]) if q.op_type == "QuantizeLinear" else None
+        if source is None or source.op_type != "Softmax":
+            continue
+        scale, zero_point = inits[q.input[1]], inits[q.input[2]]
+        hi = max(ranges[q.input[0]].hi, 1e-12)
+        scale.CopyFrom(numpy_helper.from_array(np.asarray(hi / 255, np.float32), scale.name))
+        zero_point.CopyFrom(numpy_helper.from_array(np.asarray(0, np.uint8), zero_point.name))
+        changed += 1
+    return changed

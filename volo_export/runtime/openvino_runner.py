@@ -1,0 +1,204 @@
+"""ONNX files in OpenVINO on the CPU (`pip install volo-export[openvino]`): settings, refusals, the runner.
+
+OpenVINO reads our ONNX artifacts directly (FP32, FP16, INT8 Q/DQ of the tensorrt and openvino
+targets) and compiles them for this CPU. Measured on OpenVINO 2026.4 (docs/CPU.md has the numbers):
+
+- The precision hint is always explicit. OpenVINO's own default on CPUs that report native bf16
+  is bf16, which on an AVX512_BF16 CPU without AMX ran VOLO-D1 at 0.56-0.73x ONNX Runtime FP32;
+  FP32/FP16/INT8 artifacts compile with `f32` (an FP16 graph's weights are widened at compile time,
+  same runtime graph as FP32), a `precision: bf16` artifact with `bf16`.
+- `--target cpu` INT8 artifacts are refused: OpenVINO miscomputes uint8 Q/DQ with zero point 0
+  in front of a convolution (the folded ReLU of the stem), VOLO-D1 cosine 0.31 vs eager where
+  ONNX Runtime computes the same file right. The tensorrt and openvino targets are symmetric
+  int8 before every convolution and are computed right.
+- The compiled model is cached (OpenVINO's model cache, `~/.cache/volo-export/openvino/<content
+  hash>/`): a second start of VOLO-D1 took 0.6 s (FP32) / 0.3 s (INT8) instead of 1.2 s, hashing
+  included (fresh processes). OpenVINO keys its cache on
+  the file's path, size and modification time only: a file rewritten in place with the same size
+  and time (cp -p, rsync -t, a re-quantised artifact) got the old blob, and wrong outputs (measured).
+  So each artifact's blob lives in a folder named after the sha256 of its content (hashing D1 takes
+  ~0.2 s). One blob per artifact, about the size of its weights; it serves every precision hint.
+- One synchronous request, one stream with every thread (`PERFORMANCE_HINT` LATENCY); CPU pinning
+  off (pinned workers lost up to 12 % on a machine shared with other processes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from volo_export.errors import InputDataError, RuntimeUnavailable, UsageError
+from volo_export.export.metadata import ArtifactInfo, read_info
+from volo_export.runtime.base import OPENVINO_CPU, BatchRange
+
+INSTALL_HINT = "pip install 'volo-export[openvino]'"
+# OpenVINO's INFERENCE_PRECISION_HINT for an artifact's `precision` metadata.
+HINTS = {"fp32": "f32", "fp16": "f32", "int8": "f32", "bf16": "bf16"}
+REFUSED_CPU_INT8 = ("OpenVINO computes --target cpu INT8 graphs wrong (uint8 zero-point-0 Q/DQ before a "
+                    "convolution; measured cosine 0.31 vs eager on VOLO-D1): run {name} with --runtime "
+                    "onnxruntime, or quantize with --target openvino (or tensorrt) for OpenVINO")
+
+
+@dataclass(frozen=True)
+class OpenVinoSettings:
+    """How OpenVINO compiles an artifact. `threads` 0: every core. `inference_precision` None: from the
+    artifact's metadata (`HINTS`). `cache_dir` None: the user cache; `cache` False: no model cache.
+    `perf_count` turns on OpenVINO's per-node profiling (`OpenVinoRunner.profile`)."""
+
+    threads: int = 0
+    inference_precision: str | None = None
+    cache: bool = True
+    cache_dir: Path | None = None
+    pinning: bool = False
+    perf_count: bool = False
+
+
+def default_cache_dir() -> Path:
+    """~/.cache/volo-export/openvino (XDG_CACHE_HOME respected)."""
+    from volo_export.io import user_cache_dir
+
+    return user_cache_dir("openvino")
+
+
+def import_openvino():
+    """The openvino module, or a one-line RuntimeUnavailable saying how to install it."""
+    try:
+        import openvino
+    except ImportError:
+        raise RuntimeUnavailable(f"OpenVINO is not installed ({INSTALL_HINT})") from None
+    return openvino
+
+
+def openvino_available() -> bool:
+    try:
+        import_openvino()
+    except RuntimeUnavailable:
+        return False
+    return True
+
+
+def check_bf16_cpu(isa=None) -> None:
+    """A one-line RuntimeUnavailable where this CPU has no native bfloat16 arithmetic."""
+    from volo_export.hardware import cpu_isa, cpu_model
+
+    isa = isa or cpu_isa()
+    if not isa.bf16:
+        raise RuntimeUnavailable(f"bf16 needs a CPU with AVX512_BF16 or AMX-BF16; this one ({cpu_model()}, "
+                                 f"{isa.tier}) has neither: use fp32 or int8")
+
+
+def refusal(info: ArtifactInfo | None, name: str) -> str | None:
+    """Why OpenVINO must not run an artifact with this metadata (None: it may)."""
+    if info is not None and info.precision == "int8" and info.target == "cpu":
+        return REFUSED_CPU_INT8.format(name=name)
+    return None
+
+
+def cache_dir_for(path: Path, settings: OpenVinoSettings) -> Path:
+    """The model-cache folder of one artifact: named after its content (see the module docstring)."""
+    from volo_export.io import sha256_file
+
+    return (settings.cache_dir or default_cache_dir()) / sha256_file(path)[:32]
+
+
+def compile_config(hint: str, settings: OpenVinoSettings, cache_dir: Path | None = None) -> dict:
+    """compile_model's config: explicit precision hint, latency mode, one stream, threads, cache."""
+    config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+              "INFERENCE_NUM_THREADS": settings.threads, "ENABLE_CPU_PINNING": settings.pinning}
+    if cache_dir is not None:
+        config["CACHE_DIR"] = str(cache_dir)
+    if settings.perf_count:
+        config["PERF_COUNT"] = True
+    return config
+
+
+class OpenVinoRunner:
+    """Runs an ONNX artifact in OpenVINO on the CPU: `runner(x: float32 (N, 3, S, S)) -> logits (N, classes)`."""
+
+    runtime = OPENVINO_CPU
+
+    def __init__(self, model: Path | bytes, settings: OpenVinoSettings = OpenVinoSettings(),
+                 info: ArtifactInfo | None = None):
+        """`model`: an ONNX file (compiled through the model cache), or serialized ONNX bytes with their
+        metadata as `info` (the gate of a graph not written yet; no cache)."""
+        ov = import_openvino()
+        in_memory = isinstance(model, bytes)
+        self.name = "<in-memory model>" if in_memory else str(model)
+        if settings.threads < 0:
+            raise UsageError(f"threads must be >= 0 (0 = every core), got {settings.threads}")
+        self._info = info if in_memory else _info_or_none(Path(model))
+        label = Path(self.name).name
+        why_not = refusal(self._info, label)
+        if why_not:
+            raise RuntimeUnavailable(why_not)
+        precision = self._info.precision if self._info else "fp32"
+        hint = settings.inference_precision or HINTS.get(precision, "f32")
+        if hint == "bf16":
+            check_bf16_cpu()
+        core = ov.Core()
+        cache = cache_dir_for(Path(model), settings) if settings.cache and not in_memory else None
+        config = compile_config(hint, settings, cache)
+        try:
+            source = core.read_model(model=model, weights=ov.Tensor(np.zeros(0, np.uint8))) if in_memory else str(model)
+            self.compiled = core.compile_model(source, "CPU", config)
+        except RuntimeError as e:  # OpenVINO's conversion/compile errors are RuntimeError subclasses
+            raise InputDataError(f"OpenVINO cannot compile {label}: {_first_line(e)}") from None
+        self.request = self.compiled.create_infer_request()
+        hint_type = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.inference_precision = hint_type.to_string() if hasattr(hint_type, "to_string") else str(hint_type)
+        self.loaded_from_cache = bool(config.get("CACHE_DIR") and self.compiled.get_property("LOADED_FROM_CACHE"))
+        self.version = ov.__version__.split("-")[0]
+        self.notices: list[str] = []
+
+    @property
+    def info(self) -> ArtifactInfo:
+        """The artifact's volo_export metadata (raises InputDataError when it has none)."""
+        if self._info is None:
+            raise InputDataError(f"{self.name} carries no volo-export metadata (was it exported by volo-export?)")
+        return self._info
+
+    @property
+    def batch_range(self) -> BatchRange:
+        """(n, n) for a static batch, (1, unbounded) for a dynamic one."""
+        dim = self.compiled.inputs[0].get_partial_shape()[0]
+        return BatchRange() if dim.is_dynamic else BatchRange(dim.get_length(), dim.get_length())
+
+    def describe(self) -> str:
+        return f"OpenVINO {self.version} CPU ({self.inference_precision})"
+
+    def runtime_ops(self) -> list[tuple[str, str, str]]:
+        """(layer type, kernel, runtime precision) of every node of the compiled graph, in execution order:
+        what OpenVINO really runs (e.g. FullyConnected / brgemm_avx512_i8 / u8)."""
+        out = []
+        for op in self.compiled.get_runtime_model().get_ordered_ops():
+            rt = op.get_rt_info()
+            out.append(tuple(str(rt[key].astype(str)) if key in rt else ""
+                             for key in ("layerType", "primitiveType", "runtimePrecision")))
+        return out
+
+    def profile(self) -> list[tuple[str, str, float]]:
+        """(layer type, kernel, ms) of every executed node in the last call (needs `perf_count`)."""
+        return [(p.node_type, p.exec_type, p.real_time.total_seconds() * 1e3)
+                for p in self.request.get_profiling_info() if p.status.name == "EXECUTED"]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.batch_range.check(len(x), Path(self.name).name)
+        out = self.request.infer({0: np.ascontiguousarray(x, dtype=np.float32)}, share_inputs=True)
+        return np.array(out[0], dtype=np.float32)
+
+
+def _info_or_none(path: Path) -> ArtifactInfo | None:
+    """The file's volo-export metadata; None for an ONNX without it (it still runs: predict --model-name)."""
+    try:
+        return read_info(path)
+    except InputDataError:
+        if not path.is_file():
+            raise
+        return None
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
