@@ -29,7 +29,7 @@ def main(
     from rich.table import Table
 
     from volo_export.bench.run import BenchRequest, run_benchmark
-    from volo_export.bench.timing import BenchSettings
+    from volo_export.timing import BenchSettings
     from volo_export.progress import StageLog
     from volo_export.pipeline import OnnxRequest, export_onnx
 

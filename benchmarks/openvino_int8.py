@@ -118,7 +118,7 @@ def main(
     from rich.table import Table
 
     from volo_export.bench.machine import environment
-    from volo_export.bench.timing import BenchSettings, measure
+    from volo_export.timing import BenchSettings, measure
     from volo_export.calibration import calibrate
     from volo_export.calibration.data import load_calibration_data
     from volo_export.calibration.samples import write_samples

@@ -57,7 +57,7 @@ def main(
 
     from volo_export.bench import render
     from volo_export.bench.run import BenchRequest, run_benchmark
-    from volo_export.bench.timing import BenchSettings
+    from volo_export.timing import BenchSettings
     from volo_export.progress import StageLog
     from volo_export.io import atomic_output
 

@@ -82,7 +82,7 @@ def main(
 ) -> None:
     from rich.console import Console
 
-    from volo_export.bench.timing import summarize
+    from volo_export.timing import summarize
     from volo_export.progress import StageLog
     from volo_export.serve.loadtest import LoadSettings, run_loadtest
     from volo_export.serve.repository import RepoSettings

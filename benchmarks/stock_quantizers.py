@@ -34,7 +34,7 @@ def main(
     from rich.console import Console
     from rich.table import Table
 
-    from volo_export.bench.timing import BenchSettings, make_input, measure
+    from volo_export.timing import BenchSettings, make_input, measure
     from volo_export.export.metadata import read_info
     from volo_export.preprocess import find_images, preprocess_files
     from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings

@@ -75,7 +75,7 @@ def test_backends_per_runtime():
 @pytest.fixture(scope="module")
 def side_by_side(tmp_path_factory):
     from volo_export.bench.run import BenchRequest, run_benchmark
-    from volo_export.bench.timing import BenchSettings
+    from volo_export.timing import BenchSettings
 
     artifacts = tmp_path_factory.mktemp("artifacts")
     request = BenchRequest(model="volo_tiny_digits", artifacts=artifacts, gemm_size=128,

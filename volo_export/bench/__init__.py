@@ -1,6 +1,5 @@
-"""The benchmark stage behind `volo-export bench`.
+"""The benchmark stage behind `volo-export bench` (timing itself: `volo_export.timing`).
 
-    timing    the interleaved timing engine (`measure`) and its result rows
     machine   the GEMM peak, resident memory, the environment
     backends  what can be timed and how each backend's artifact is produced and opened
     run       `run_benchmark`: build, time, probe memory -> BenchReport

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from volo_export.bench.timing import Runner
+from volo_export.timing import Runner
 from volo_export.errors import UsageError
 from volo_export.export.to_onnx import ExportOptions
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from volo_export.bench.report import BenchReport
-from volo_export.bench.timing import OK
+from volo_export.timing import OK
 from volo_export.errors import UsageError
 
 

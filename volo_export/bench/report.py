@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from volo_export.bench.timing import OK, BenchResult
+from volo_export.timing import OK, BenchResult
 
 
 @dataclass

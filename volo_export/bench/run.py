@@ -24,7 +24,7 @@ from volo_export.bench.backends import BACKENDS, DEFAULT_BACKENDS, EAGER, Backen
 from volo_export.bench.limits import measure_limits
 from volo_export.bench.machine import environment, gemm_peak, gemm_runner, usable_cpus
 from volo_export.bench.report import BackendInfo, BenchReport
-from volo_export.bench.timing import FAILED, OK, BenchResult, BenchSettings, measure, unavailable, with_flops
+from volo_export.timing import FAILED, OK, BenchResult, BenchSettings, measure, unavailable, with_flops
 from volo_export.errors import UsageError, VoloExportError
 from volo_export.progress import SILENT, Progress
 
@@ -212,7 +212,7 @@ def memory_probe_main(spec_json: str) -> None:
     """Child process: load one backend, run each batch size once after a warm-up, print
     {batch: {peak_rss_mb, rss_delta_mb}} as one JSON line on stdout."""
     from volo_export.bench.machine import current_rss_mb, peak_rss_mb, reset_peak_rss
-    from volo_export.bench.timing import make_input
+    from volo_export.timing import make_input
 
     spec = json.loads(spec_json)
     base = current_rss_mb()

@@ -44,7 +44,7 @@ def command(
         from volo_export.bench import render
         from volo_export.bench.backends import backends_for_runtime
         from volo_export.bench.run import BenchRequest, run_benchmark
-        from volo_export.bench.timing import BenchSettings
+        from volo_export.timing import BenchSettings
         from volo_export.errors import UsageError
 
         if plot:

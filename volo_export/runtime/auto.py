@@ -8,7 +8,7 @@ Rules, fixed:
 Measured, on CPU: every runtime that computes the artifact right is a candidate (ONNX Runtime;
 OpenVINO when installed, except for `--target cpu` INT8, which it miscomputes; a `bf16`
 artifact only where bf16 arithmetic really happens, i.e. OpenVINO on a CPU with bf16). They are
-timed interleaved (`bench.timing.measure`: one warm-up, three rounds, rotating order) at the
+timed interleaved (`timing.measure`: one warm-up, three rounds, rotating order) at the
 batch size the command will run, the fastest median wins, and the verdict is cached in
 `~/.cache/volo-export/runtime-choice.json`, keyed by the artifact (path, size, mtime), the CPU
 (model and SIMD flags), threads, batch and the runtimes' versions. No flag rule was good enough:
@@ -120,7 +120,7 @@ def write_cache(cache: Path, key: str, choice: Choice) -> None:
 
 def fastest(runners: dict, size: int, batch: int, progress: Progress = SILENT) -> dict[str, float]:
     """Median ms per call of each runner at `batch`, interleaved (1 warm-up, 3 rounds, rotating order)."""
-    from volo_export.bench.timing import OK, BenchSettings, measure
+    from volo_export.timing import OK, BenchSettings, measure
 
     rows = measure(runners, (3, size, size), BenchSettings(batch_sizes=(batch,), warmup=1, iterations=3), progress)
     return {r.backend: r.p50_ms for r in rows if r.status == OK}

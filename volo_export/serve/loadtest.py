@@ -7,7 +7,7 @@ request's and its logits equal the local answer within `tolerances.SERVED_ANSWER
 `wrong` (lost, swapped or corrupted); a refused or timed-out request is an `error`.
 
 The served load runs in `rounds` chunks, each followed by the same artifact run in-process at batch C
-(`bench.timing.measure`) for the same wall time, so load from other processes hits both alike; the ratio
+(`timing.measure`) for the same wall time, so load from other processes hits both alike; the ratio
 says what serving costs against calling the runner directly. Bounded in requests and in time.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from volo_export.bench.timing import BenchResult, BenchSettings, make_input, measure, summarize
+from volo_export.timing import BenchResult, BenchSettings, make_input, measure, summarize
 from volo_export.errors import UsageError
 from volo_export.progress import SILENT, Progress
 from volo_export.serve.client import ServedModel, ServerUrl, TritonClient, artifact_matches, client_module, one_line
@@ -94,7 +94,7 @@ class Outcomes:
 @dataclass
 class LoadResult:
     """One concurrency level: counts, served throughput (ok answers per second), per-request latency
-    percentiles (`served`, from bench.timing.summarize) and the in-process baseline at batch C."""
+    percentiles (`served`, from timing.summarize) and the in-process baseline at batch C."""
 
     concurrency: int
     requests: int
