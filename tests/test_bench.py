@@ -7,8 +7,8 @@ import pytest
 
 from helpers import RecordingProgress
 from volo_export.bench.machine import gemm_peak, peak_rss_mb
-from volo_export.timing import FAILED, OK, BenchSettings, measure, summarize, unavailable, with_flops
 from volo_export.errors import UsageError
+from volo_export.timing import FAILED, OK, BenchSettings, measure, summarize, unavailable, with_flops
 
 
 def _identity_runner(calls: list):

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from volo_export.bench import render
 from volo_export.bench.backends import BACKENDS, ONNXRUNTIME, Backend, backends_named
 from volo_export.bench.run import BenchRequest, run_benchmark
-from volo_export.timing import BenchSettings
 from volo_export.cli import app
+from volo_export.timing import BenchSettings
 from helpers import RecordingProgress
 from volo_export.errors import ExportError, UsageError
 from volo_export.models.variants import get_config

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from helpers import assert_one_line_error, files_in
 from volo_export.cli import app
+from volo_export.errors import InputDataError, first_line
 from volo_export.io import process_start, remove_stale_staging
 from volo_export.models.variants import get_config
 from volo_export.preprocess import load_image, preprocess_image
@@ -390,3 +391,23 @@ def test_sigkill_staging_is_removed_by_the_next_run_but_never_a_live_one(tmp_pat
     child = _child(["onnx", "-m", "volo_tiny_digits", "-o", out / "m.onnx", "--no-validate"])
     assert child.wait(timeout=600) == 0
     assert files_in(out) == {"m.onnx", live.name} and (out / "m.onnx").read_bytes() != b"old"
+
+
+def test_a_library_error_becomes_one_line_even_without_a_message():
+    assert first_line(RuntimeError("\n  bad graph: node 3\n  at frame 2")) == "bad graph: node 3"
+    assert first_line(RuntimeError()) == "RuntimeError"
+    assert first_line(OSError("disk full\nerrno 28"), typed=True) == "OSError: disk full"
+    assert first_line(ValueError(" \n "), typed=True) == "ValueError"
+
+
+def test_a_runtime_that_fails_silently_still_gives_one_line(monkeypatch, tmp_path):
+    import onnxruntime
+
+    from volo_export.runtime.onnxruntime_runner import OnnxRuntimeRunner
+
+    def silent_failure(*args, **kwargs):
+        raise RuntimeError()  # an empty message: a bare splitlines()[0] raised IndexError here
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", silent_failure)
+    with pytest.raises(InputDataError, match=r"^ONNX Runtime cannot load .*m\.onnx: RuntimeError$"):
+        OnnxRuntimeRunner(tmp_path / "m.onnx")

@@ -71,3 +71,13 @@ def raise_if_failed(report, what: str) -> None:
     first failed bound, carrying the Report. Library functions return reports; use cases call this."""
     if not report.passed:
         raise ValidationFailed(f"{what}: {report.failures[0]}", report)
+
+
+def first_line(error: BaseException, typed: bool = False) -> str:
+    """An exception from a library as one line: the first non-blank line of its message, or its type
+    name when the message is empty. `typed` puts the type name in front ("OSError: ...")."""
+    line = next((s.strip() for s in str(error).splitlines() if s.strip()), "")
+    name = type(error).__name__
+    if typed:
+        return f"{name}: {line}" if line else name
+    return line or name

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from volo_export.errors import InputDataError, UsageError
+from volo_export.errors import InputDataError, UsageError, first_line
 from volo_export.models.variants import Preprocessing
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -100,7 +100,7 @@ def _decode(source, name: str):
     except UnidentifiedImageError:
         raise InputDataError(f"cannot read image {name}: not an image format Pillow knows") from None
     except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt data (PIL raises all three)
-        raise InputDataError(f"cannot read image {name}: {str(e).splitlines()[0] or type(e).__name__}") from None
+        raise InputDataError(f"cannot read image {name}: {first_line(e)}") from None
 
 
 def to_rgb(img):

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from volo_export.errors import UsageError, VoloExportError
+from volo_export.errors import UsageError, VoloExportError, first_line
 from volo_export.progress import SILENT, Progress
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -142,7 +142,7 @@ def measure(
             try:
                 runners[name](x)
             except (RuntimeError, MemoryError, VoloExportError) as e:
-                failed[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+                failed[name] = first_line(e, typed=True)[:300]
                 return None
             return time.perf_counter() - t0, time.process_time() - c0
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from volo_export.timing import Runner
 from volo_export.errors import UsageError
 from volo_export.export.to_onnx import ExportOptions
+from volo_export.timing import Runner
 
 if TYPE_CHECKING:
     from volo_export.gate import Report

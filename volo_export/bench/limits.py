@@ -24,6 +24,7 @@ import numpy as np
 
 from volo_export.bench.isa import TheoreticalPeak, theoretical_peak
 from volo_export.bench.machine import GemmPeak, _best_rate, _matmul_model
+from volo_export.errors import first_line
 from volo_export.hardware import cpu_isa
 
 # The data type a backend's arithmetic runs in, for choosing its yardstick.
@@ -80,7 +81,7 @@ def measure_limits(peak: GemmPeak, n: int, threads: int, repeats: int = 3, min_t
         except ImportError:
             return  # library not installed: no row
         except Exception as e:  # a library that fails here is reported, the benchmark goes on
-            gemms.append(GemmRate(library, dtype, None, how, f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"))
+            gemms.append(GemmRate(library, dtype, None, how, first_line(e, typed=True)[:160]))
 
     add("ONNX Runtime", "int8", "Q/DQ MatMul u8 x s8 -> MatMulIntegerToFloat",
         lambda: _onnxruntime(_int8_matmul_model(b), a, threads, spinning))

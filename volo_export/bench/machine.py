@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from volo_export.timing import Runner
 from volo_export.errors import UsageError
 from volo_export.hardware import cpu_flags, cpu_isa, cpu_model, usable_cpus
 from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
+from volo_export.timing import Runner
 
 
 @dataclass

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from volo_export.bench.machine import usable_cpus
-from volo_export.timing import make_input
 from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
+from volo_export.timing import make_input
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from volo_export.bench.report import BenchReport
-from volo_export.timing import OK
 from volo_export.errors import UsageError
+from volo_export.timing import OK
 
 
 def table(report: BenchReport):

@@ -24,9 +24,9 @@ from volo_export.bench.backends import BACKENDS, DEFAULT_BACKENDS, EAGER, Backen
 from volo_export.bench.limits import measure_limits
 from volo_export.bench.machine import environment, gemm_peak, gemm_runner, usable_cpus
 from volo_export.bench.report import BackendInfo, BenchReport
-from volo_export.timing import FAILED, OK, BenchResult, BenchSettings, measure, unavailable, with_flops
-from volo_export.errors import UsageError, VoloExportError
+from volo_export.errors import UsageError, VoloExportError, first_line
 from volo_export.progress import SILENT, Progress
+from volo_export.timing import FAILED, OK, BenchResult, BenchSettings, measure, unavailable, with_flops
 
 GEMM_PROBE = "gemm-probe"
 MEMORY_METHOD = ("peak RSS while serving: VmHWM of a fresh process that loads only this backend, "
@@ -166,7 +166,7 @@ def _build_all(backends: list[Backend], ctx: BuildContext, request: BenchRequest
                 produced[backend.produce] = (artifact, gate)
             runners[backend.name] = open_backend(backend, ctx, artifact)
         except (VoloExportError, MemoryError) as e:  # our typed errors (export, load, gate) and OOM
-            reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+            reason = first_line(e, typed=True)[:300]
             dead[backend.name] = (FAILED, reason)
             infos.append(BackendInfo(backend.name, backend.description, FAILED, reason))
             continue

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from volo_export.errors import InputDataError, UsageError
+from volo_export.errors import InputDataError, UsageError, first_line
 from volo_export.models.variants import Preprocessing
 from volo_export.preprocess import IMAGE_SUFFIXES, find_images, load_image, preprocess_image
 from volo_export.progress import SILENT, Progress
@@ -176,7 +176,7 @@ def _read_tensors(path: Path) -> list[tuple[str, np.ndarray]]:
     try:
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        raise InputDataError(f"cannot read {path} as {path.suffix} tensors: {str(e).splitlines()[0]}") from None
+        raise InputDataError(f"cannot read {path} as {path.suffix} tensors: {first_line(e)}") from None
     if isinstance(loaded, np.ndarray):
         return [("", loaded)]
     with loaded:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from volo_export.errors import ExportError, UsageError
+from volo_export.errors import ExportError, UsageError, first_line
 from volo_export.export.gemm import bias_in_gemm
 from volo_export.export.metadata import ArtifactInfo, write_info
 from volo_export.export.rewrite import export_friendly
@@ -90,7 +90,7 @@ def torch_to_onnx(model: VOLO, options: ExportOptions):
                 external_data=False, optimize=True, verbose=False,
             )
     except Exception as e:  # the exporter raises many unrelated types; report one line
-        raise ExportError(f"torch.onnx.export failed for {model.config.name}: {str(e).splitlines()[0]}") from e
+        raise ExportError(f"torch.onnx.export failed for {model.config.name}: {first_line(e)}") from e
     return program.model_proto
 
 
@@ -143,7 +143,7 @@ def finalize(model_proto, info: ArtifactInfo):
     try:
         onnx.checker.check_model(model_proto, full_check=True) if model_proto.ByteSize() < _PROTOBUF_LIMIT else None
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        raise ExportError(f"exported graph fails onnx.checker: {str(e).splitlines()[0]}") from None
+        raise ExportError(f"exported graph fails onnx.checker: {first_line(e)}") from None
     return model_proto
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from volo_export.errors import CheckpointError
+from volo_export.errors import CheckpointError, first_line
 from volo_export.io import sha256_file
 from volo_export.models.variants import REGISTRY, VoloConfig, get_config
 from volo_export.models.volo import VOLO, create_model
@@ -56,7 +56,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"cannot read safetensors checkpoint {path}: {_first_line(e)}") from None
+            raise CheckpointError(f"cannot read safetensors checkpoint {path}: {first_line(e)}") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -72,11 +72,6 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} is not a PyTorch checkpoint (corrupt, truncated or another kind of "
                               "file)") from None
     return _unwrap(obj, path)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:

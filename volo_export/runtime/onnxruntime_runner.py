@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from volo_export.errors import InputDataError, RuntimeUnavailable
+from volo_export.errors import InputDataError, RuntimeUnavailable, first_line
 from volo_export.export.metadata import ArtifactInfo, load_graph, read_info
 from volo_export.io import user_cache_dir
 from volo_export.runtime.base import (ONNXRUNTIME_CPU, ONNXRUNTIME_CUDA, ONNXRUNTIME_TENSORRT, BatchRange)
@@ -127,7 +127,7 @@ class OnnxRuntimeRunner:
             self.session = ort.InferenceSession(source, opts,
                                                 providers=provider_options(providers, profile, settings.cache_dir))
         except Exception as e:  # ORT raises its own Fail/InvalidGraph types, not importable portably
-            raise InputDataError(f"ONNX Runtime cannot load {self.name}: {str(e).splitlines()[0]}") from None
+            raise InputDataError(f"ONNX Runtime cannot load {self.name}: {first_line(e)}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.input_type = self.session.get_inputs()[0].type
         self.providers = self.session.get_providers()

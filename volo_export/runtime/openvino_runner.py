@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from volo_export.errors import InputDataError, RuntimeUnavailable, UsageError
+from volo_export.errors import InputDataError, RuntimeUnavailable, UsageError, first_line
 from volo_export.export.metadata import ArtifactInfo, read_info
 from volo_export.runtime.base import OPENVINO_CPU, BatchRange
 
@@ -69,14 +69,6 @@ def import_openvino():
     except ImportError:
         raise RuntimeUnavailable(f"OpenVINO is not installed ({INSTALL_HINT})") from None
     return openvino
-
-
-def openvino_available() -> bool:
-    try:
-        import_openvino()
-    except RuntimeUnavailable:
-        return False
-    return True
 
 
 def check_bf16_cpu(isa=None) -> None:
@@ -144,7 +136,7 @@ class OpenVinoRunner:
             source = core.read_model(model=model, weights=ov.Tensor(np.zeros(0, np.uint8))) if in_memory else str(model)
             self.compiled = core.compile_model(source, "CPU", config)
         except RuntimeError as e:  # OpenVINO's conversion/compile errors are RuntimeError subclasses
-            raise InputDataError(f"OpenVINO cannot compile {label}: {_first_line(e)}") from None
+            raise InputDataError(f"OpenVINO cannot compile {label}: {first_line(e)}") from None
         self.request = self.compiled.create_infer_request()
         hint_type = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         self.inference_precision = hint_type.to_string() if hasattr(hint_type, "to_string") else str(hint_type)
@@ -197,8 +189,3 @@ def _info_or_none(path: Path) -> ArtifactInfo | None:
         if not path.is_file():
             raise
         return None
-
-
-def _first_line(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__

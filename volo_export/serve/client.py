@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 
-from volo_export.errors import InputDataError, RuntimeUnavailable, ServingError, UsageError
+from volo_export.errors import InputDataError, RuntimeUnavailable, ServingError, UsageError, first_line
 from volo_export.export.metadata import ArtifactInfo
 from volo_export.runtime.base import BatchRange
 from volo_export.serve.model_config import TRITON_EXTRA_HINT, model_config_pb2
@@ -53,12 +53,6 @@ def client_module(protocol: str, aio: bool = False):
     except ImportError as e:
         raise RuntimeUnavailable(f"talking to Triton needs tritonclient ({e.name} is missing): {TRITON_EXTRA_HINT}") \
             from None
-
-
-def one_line(error: BaseException) -> str:
-    """An exception from tritonclient, gevent, aiohttp or grpc as one line."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 @dataclass(frozen=True)
@@ -123,7 +117,7 @@ class TritonClient:
         try:
             return fn(*args, **kwargs)
         except Exception as e:  # tritonclient raises its own, gevent, socket and grpc errors: all one line here
-            raise ServingError(f"Triton at {self.url}: {what} failed: {one_line(e)}") from None
+            raise ServingError(f"Triton at {self.url}: {what} failed: {first_line(e)}") from None
 
     def server_version(self) -> str:
         meta = self._call("reading server metadata", self._client.get_server_metadata, **self._timeout)
@@ -145,7 +139,7 @@ class TritonClient:
                 return json_format.ParseDict(answer, model_config_pb2().ModelConfig(), ignore_unknown_fields=True)
             except json_format.ParseError as e:
                 raise ServingError(f"Triton at {self.url}: model {name!r} has an unreadable configuration: "
-                                   f"{one_line(e)}") from None
+                                   f"{first_line(e)}") from None
         return answer.config
 
     def served_model(self, name: str | None = None) -> ServedModel:

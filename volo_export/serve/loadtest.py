@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from volo_export.timing import BenchResult, BenchSettings, make_input, measure, summarize
-from volo_export.errors import UsageError
+from volo_export.errors import UsageError, first_line
 from volo_export.progress import SILENT, Progress
-from volo_export.serve.client import ServedModel, ServerUrl, TritonClient, artifact_matches, client_module, one_line
+from volo_export.serve.client import ServedModel, ServerUrl, TritonClient, artifact_matches, client_module
+from volo_export.timing import BenchResult, BenchSettings, make_input, measure, summarize
 from volo_export.tolerances import SERVED_ANSWER_REL
 
 DEFAULT_DURATION_S = 10.0
@@ -226,7 +226,7 @@ async def drive(url: ServerUrl, model: ServedModel, pool: np.ndarray, reference:
         except Exception as e:  # refused, timed out, connection lost: all count as errors  # noqa: BLE001
             out.latencies_s.append(time.perf_counter() - t0)
             out.errors += 1
-            out.problem(f"request {request_id}: {type(e).__name__}: {one_line(e)}")
+            out.problem(f"request {request_id}: {first_line(e, typed=True)}")
             return
         out.latencies_s.append(time.perf_counter() - t0)
         response = result.get_response()

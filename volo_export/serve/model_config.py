@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from volo_export.errors import InputDataError, RuntimeUnavailable
+from volo_export.errors import InputDataError, RuntimeUnavailable, first_line
 
 TRITON_EXTRA_HINT = "pip install 'volo-export[triton]'"
 
@@ -33,7 +33,7 @@ def parse_model_config(text: str, where: str = "config.pbtxt"):
     try:
         config = text_format.Parse(text, pb2.ModelConfig())
     except text_format.ParseError as e:
-        raise InputDataError(f"{where}: not a valid Triton ModelConfig: {str(e).splitlines()[0]}") from None
+        raise InputDataError(f"{where}: not a valid Triton ModelConfig: {first_line(e)}") from None
     problems = config_problems(config)
     if problems:
         raise InputDataError(f"{where}: " + "; ".join(problems))

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from volo_export.errors import TensorRTCheckFailed, UsageError
+from volo_export.errors import TensorRTCheckFailed, UsageError, first_line
 
 # --------------------------------------------------------------------------- data
 
@@ -665,7 +665,7 @@ def _infer_types(model) -> tuple[dict[str, int], dict[str, tuple], list[Finding]
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=False)
     except (onnx.shape_inference.InferenceError, ValueError) as e:
-        note = Finding("warning", "shape-inference", f"ONNX shape inference failed ({str(e).splitlines()[0][:120]}); "
+        note = Finding("warning", "shape-inference", f"ONNX shape inference failed ({first_line(e)[:120]}); "
                        "type-based checks use declared types only")
         inferred = model
         notes = [note]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from volo_export.errors import first_line
 from volo_export.runtime import SessionSettings, open_runner
 from volo_export.runtime.base import run_in_batches
 
@@ -39,7 +40,7 @@ class TritonPythonModel:
         try:
             logits = run_in_batches(self.runner, batch, size).astype(self.output_dtype)
         except Exception as e:  # the server boundary: the requests of this batch get the error, the server stays up
-            error = pb_utils.TritonError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            error = pb_utils.TritonError(first_line(e, typed=True))
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
         bounds = np.cumsum([len(a) for a in arrays])[:-1]
         return [pb_utils.InferenceResponse([pb_utils.Tensor(self.output_name, np.ascontiguousarray(part))])

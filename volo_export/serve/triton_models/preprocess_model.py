@@ -17,6 +17,7 @@ sys.path.insert(0, HERE)  # the vendored volo_export/ beside this file
 import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
+from volo_export.errors import first_line  # noqa: E402
 from volo_export.models.variants import Preprocessing  # noqa: E402
 from volo_export.preprocess import decode_image, preprocess_image  # noqa: E402
 
@@ -43,7 +44,7 @@ class TritonPythonModel:
             try:
                 tensor = self._tensor(blobs)
             except Exception as e:  # the server boundary: one request's bad image is that request's error
-                error = pb_utils.TritonError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                error = pb_utils.TritonError(first_line(e, typed=True))
                 responses.append(pb_utils.InferenceResponse(output_tensors=[], error=error))
                 continue
             responses.append(pb_utils.InferenceResponse([pb_utils.Tensor(self.output_name, tensor)]))
