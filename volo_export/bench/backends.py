@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from volo_export.errors import UsageError
-from volo_export.export.to_onnx import ExportOptions
 from volo_export.timing import Runner
 
 if TYPE_CHECKING:
@@ -44,6 +43,21 @@ class BuildContext:
     optimization: str = "all"
     spinning: bool = False
 
+    @functools.cached_property
+    def fp32(self):
+        """(ModelProto, ArtifactInfo) of this project's FP32 export: exported once per run, shared by the
+        onnx-fp32 backend and every lowered one."""
+        from volo_export.export.to_onnx import export_model
+
+        return export_model(self.loaded)
+
+    @functools.cached_property
+    def reference(self):
+        """The eager model as the gates' reference (memoized outputs), shared by every lowered backend."""
+        from volo_export.gate import eager_reference
+
+        return eager_reference(self.loaded.model)
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -55,22 +69,24 @@ class Backend:
     precision: str = "fp32"
 
 
-def _export(ctx: BuildContext, output: Path, options: ExportOptions) -> None:
-    from volo_export.export.to_onnx import export_model, save_onnx
+def _save(proto, output: Path) -> None:
+    from volo_export.export.to_onnx import save_onnx
     from volo_export.io import atomic_output
 
     with atomic_output(output) as tmp:
-        save_onnx(export_model(ctx.loaded, options)[0], tmp)
+        save_onnx(proto, tmp)
 
 
 def produce_fp32(ctx: BuildContext, output: Path) -> None:
     """This project's FP32 export (exact outlook-attention rewrite, no Col2Im): what `volo-export onnx` writes."""
-    _export(ctx, output, ExportOptions())
+    _save(ctx.fp32[0], output)
 
 
 def produce_naive(ctx: BuildContext, output: Path) -> None:
     """The unmodified model through the stock dynamo exporter (unfold/fold -> Col2Im)."""
-    _export(ctx, output, ExportOptions(rewrite=False))
+    from volo_export.export.to_onnx import ExportOptions, export_model
+
+    _save(export_model(ctx.loaded, ExportOptions(rewrite=False))[0], output)
 
 
 @functools.cache
@@ -84,12 +100,9 @@ def lowered_producer(precision: str, target: str | None = None) -> Callable[[Bui
 
         from volo_export.calibration.samples import write_samples
         from volo_export.errors import raise_if_failed
-        from volo_export.export.to_onnx import export_model, save_onnx
-        from volo_export.gate import eager_reference
-        from volo_export.io import atomic_output
         from volo_export.precision.convert import PrecisionRequest, lower_precision, lowering_data
 
-        fp32, info = export_model(ctx.loaded)
+        fp32, info = ctx.fp32
         with tempfile.TemporaryDirectory(prefix="volo-samples-") as tmp:
             calib, val = write_samples(info.model, Path(tmp))
             int8 = precision == "int8"
@@ -97,10 +110,9 @@ def lowered_producer(precision: str, target: str | None = None) -> Callable[[Bui
             request = PrecisionRequest(precision=precision, target=target, calib_data=str(calib) if int8 else None,
                                        calib_cache=cache if int8 else None)
             data = lowering_data(info.preprocessing, request, val)
-            lowered = lower_precision(fp32, info, eager_reference(ctx.loaded.model), request, output, data)
+            lowered = lower_precision(fp32, info, ctx.reference, request, output, data)
         raise_if_failed(lowered.report, f"{output.name} failed its {precision} gate")
-        with atomic_output(output) as tmp:
-            save_onnx(lowered.model, tmp)
+        _save(lowered.model, output)
         return lowered.report
 
     return produce
