@@ -83,6 +83,7 @@ def test_fit_to_batch_range():
         ("one (rows repeated to batch 2)", 2), ("nine[0:4]", 4), ("nine[4:8]", 4),
         ("nine[8:9] (rows repeated to batch 2)", 2), ("three", 3)]
     assert fitted[0].array[:, 0].tolist() == [0, 0] and fitted[3].array[:, 0].tolist() == [8, 8]
+    assert [s.rows for s in fitted] == [1, None, None, 1, None]  # only real rows are compared
     unchanged = fit_to(sets, BatchRange())
     assert [s.label for s in unchanged] == ["one", "nine", "three"]
     assert all(a.array is b.array for a, b in zip(unchanged, sets))
@@ -96,3 +97,23 @@ def test_tolerance_follows_precision_and_runtime():
     assert tolerance_for("fp32", overrides=GateOverrides(min_cosine=0.5)).min_cosine == 0.5
     with pytest.raises(UsageError, match="no gate for precision 'int3'"):
         tolerance_for("int3")
+
+
+def test_the_gate_counts_rows_repeated_for_a_static_batch_once():
+    from volo_export.gate.compare import run_gate
+    from volo_export.gate.reference import Reference
+    from volo_export.tolerances import INT8
+
+    logits = np.eye(10, dtype=np.float32)[[0, 1, 2]] * 5  # three images, classes 0, 1, 2
+    wrong_first = logits.copy()
+    wrong_first[0] = np.eye(10, dtype=np.float32)[9] * 5  # the candidate gets the first image wrong
+    table = {tuple(row): i for i, row in enumerate(np.arange(3, dtype=np.float32).reshape(3, 1))}
+    reference = Reference(lambda x: logits[[table[tuple(r)] for r in x]], "ref")
+    candidate = lambda x: wrong_first[[table[tuple(r)] for r in x]]  # noqa: E731
+    sets = fit_to([InputSet("three", np.arange(3, dtype=np.float32).reshape(3, 1), np.array([0, 1, 2]))],
+                  BatchRange(8, 8))
+    assert len(sets[0].array) == 8  # rows 0, 1, 2, 0, 1, 2, 0, 1: the wrong image three times
+    report = run_gate(reference, candidate, sets, INT8, artifact="a", model="m", precision="int8")
+    pooled = report.comparisons[-1]
+    assert pooled.inputs == "all 3 inputs" and pooled.top1_agreement == pytest.approx(2 / 3)
+    assert pooled.accuracy == pytest.approx(2 / 3) and pooled.reference_accuracy == 1.0

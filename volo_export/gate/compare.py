@@ -83,8 +83,10 @@ def run_gate(reference: Reference, candidate: Predictor, inputs: Sequence[InputS
         ref, out = reference.predict(s.array), candidate(s.array)
         if out.shape != ref.shape:
             raise InputDataError(f"{artifact} returned shape {out.shape}, {reference.name} {ref.shape}")
-        comparisons.append(compare_logits(s.label, ref, out, _tie(tol, ref), s.targets))
-        refs.append(ref), outs.append(out), targets.append(s.targets)
+        real = slice(0, s.rows)  # rows repeated to fill a static batch are not counted twice
+        ref, out, labels = ref[real], out[real], None if s.targets is None else s.targets[real]
+        comparisons.append(compare_logits(s.label, ref, out, _tie(tol, ref), labels))
+        refs.append(ref), outs.append(out), targets.append(labels)
         progress.advance(i + 1, len(inputs))
     if tol.pooled_agreement and refs:
         ref, out = np.concatenate(refs), np.concatenate(outs)

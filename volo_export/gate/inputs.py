@@ -26,11 +26,14 @@ from volo_export.runtime.base import BatchRange
 
 @dataclass(frozen=True)
 class InputSet:
-    """One batch to compare on: a label saying where it came from, images (N, 3, S, S), optional labels (N,)."""
+    """One batch to compare on: a label saying where it came from, images (N, 3, S, S), optional labels (N,).
+    `rows`: how many leading rows are real when the rest only repeat them to fill a static batch (None: all);
+    only those are compared."""
 
     label: str
     array: np.ndarray
     targets: np.ndarray | None = None
+    rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,8 @@ def fit_to(sets: Sequence[InputSet], batches: BatchRange) -> list[InputSet]:
             label = s.label if len(chunks) == 1 else f"{s.label}[{index[0]}:{index[0] + rows}]"
             if len(index) > rows:
                 label += f" (rows repeated to batch {len(index)})"
-            out.append(InputSet(label, s.array[index], None if s.targets is None else s.targets[index]))
+            out.append(InputSet(label, s.array[index], None if s.targets is None else s.targets[index],
+                                rows if len(index) > rows else None))
     return out
 
 
