@@ -93,6 +93,8 @@ def _cases(i: Path):
         ("output is a folder", ["onnx", "-m", "volo_tiny_digits", "-o", "{out}"], 2, "is a directory"),
         ("output folder missing", ["onnx", "-m", "volo_tiny_digits", "-o", "{out}/no/m.onnx"], 2, "does not exist"),
         ("report is a folder", [*tiny, "--report", "{out}"], 2, "is a directory"),
+        ("report folder missing, checked before the run", ["validate", "-m", i / "gone.onnx", "--report",
+                                                           "{out}/no/r.json"], 2, "output folder"),
         ("ONNX random bytes", ["check", i / "random.onnx"], 1, "is not an ONNX model"),
         ("ONNX empty", ["check", i / "empty.onnx"], 1, "is not an ONNX model (an empty file)"),
         ("ONNX not volo-export", ["predict", i / "photo.png", "-m", i / "not_volo.onnx"], 1,
@@ -411,3 +413,19 @@ def test_a_runtime_that_fails_silently_still_gives_one_line(monkeypatch, tmp_pat
     monkeypatch.setattr(onnxruntime, "InferenceSession", silent_failure)
     with pytest.raises(InputDataError, match=r"^ONNX Runtime cannot load .*m\.onnx: RuntimeError$"):
         OnnxRuntimeRunner(tmp_path / "m.onnx")
+
+
+def test_a_failed_gate_whose_report_cannot_be_written_still_fails_in_one_line(capsys):
+    import typer
+
+    from volo_export.cli.console import user_errors
+    from volo_export.errors import ValidationFailed
+
+    def disk_full(report):
+        raise OSError(28, "No space left on device", "r.json")
+
+    with pytest.raises(typer.Exit) as exit_info, user_errors(disk_full):
+        raise ValidationFailed("m.onnx: cosine 0.5 < 0.99", report=object())
+    assert exit_info.value.exit_code == 3
+    err = capsys.readouterr().err
+    assert "the report was not written: [Errno 28] No space left on device" in err and "cosine 0.5" in err

@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from volo_export.errors import VerdictFailed, VoloExportError
+from volo_export.errors import VerdictFailed, VoloExportError, first_line
 
 # Pipes and files get wide consoles: tables are never truncated there (a terminal keeps its width).
 _PIPE_WIDTH = 1000
@@ -63,7 +63,10 @@ def user_errors(show_report: Callable[[object], None] | None = None) -> Iterator
         yield
     except VoloExportError as e:
         if isinstance(e, VerdictFailed) and e.report is not None and show_report is not None:
-            show_report(e.report)
+            try:
+                show_report(e.report)  # may write --report: a disk that says no must not hide the verdict
+            except (VoloExportError, OSError) as report_error:
+                error_line(f"the report was not written: {first_line(report_error)}")
         error_line(str(e))
         raise typer.Exit(e.exit_code) from None
     except OSError as e:  # the machine said no: disk full, file too large, read-only, permissions

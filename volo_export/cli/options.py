@@ -24,7 +24,22 @@ Checkpoint = Annotated[Optional[Path], typer.Option(
     "--checkpoint", "-c", help="Official .pth.tar, timm .pth/.bin/.safetensors or a plain state dict. "
     "Without it the weights are random (bundled ones for volo_tiny_digits).")]
 Output = Annotated[Path, typer.Option("--output", "-o", help="Where to write the artifact.")]
-ReportFile = Annotated[Optional[Path], typer.Option("--report", help="Also write the report as JSON.")]
+
+
+def _writable(path: Path | None) -> Path | None:
+    """An output path checked before any work (a report that cannot be written fails now, not after
+    minutes of export or benchmarking)."""
+    from volo_export.errors import UsageError
+    from volo_export.io import ensure_writable
+
+    try:
+        return None if path is None else ensure_writable(path)
+    except UsageError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+ReportFile = Annotated[Optional[Path], typer.Option("--report", help="Also write the report as JSON.",
+                                                    callback=_writable)]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ValidateImages = Annotated[Optional[Path], typer.Option(
     help="Folder of images for the gate (default: photos shipped with scikit-image; for fp16/int8 also "
