@@ -333,6 +333,23 @@ def test_gate_images_are_disjoint_from_calibration(tmp_path, digits_folders, pre
     assert sets[0].targets.tolist() == [3]
 
 
+def test_gate_hashes_only_the_images_it_looks_at(monkeypatch, tmp_path):
+    from volo_export.gate import inputs
+
+    files = [tmp_path / f"{i:03d}.png" for i in range(300)]  # a big calibration folder's leftovers
+    hashed = []
+    calibration = set(files[::2])  # every other file is also a calibration image
+
+    def fake_hash(f):
+        hashed.append(f)
+        return "calib" if f in calibration else str(f)
+
+    monkeypatch.setattr(inputs, "content_hash", fake_hash)
+    chosen, dropped = inputs._held_out(files, 8, {"calib"})
+    assert len(set(chosen)) == 8 and not calibration & set(chosen)
+    assert dropped == len(calibration & set(hashed)) > 0 and len(hashed) < 40  # not 300
+
+
 def test_gate_images_default_to_calibration_leftovers(digits_folders, prep):
     data = load_calibration_data(digits_folders[0], prep, size=200)
     sets, notes = gate_inputs(prep, plan_for("int8", count=500), data)

@@ -85,7 +85,7 @@ def run_gate(reference: Reference, candidate: Predictor, inputs: Sequence[InputS
             raise InputDataError(f"{artifact} returned shape {out.shape}, {reference.name} {ref.shape}")
         real = slice(0, s.rows)  # rows repeated to fill a static batch are not counted twice
         ref, out, labels = ref[real], out[real], None if s.targets is None else s.targets[real]
-        comparisons.append(compare_logits(s.label, ref, out, _tie(tol, ref), labels))
+        comparisons.append(replace(compare_logits(s.label, ref, out, _tie(tol, ref), labels), batch_size=len(s.array)))
         refs.append(ref), outs.append(out), targets.append(labels)
         progress.advance(i + 1, len(inputs))
     if tol.pooled_agreement and refs:

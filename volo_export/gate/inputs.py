@@ -73,16 +73,13 @@ def gate_inputs(prep: Preprocessing, plan: InputPlan,
     """The input batches of `plan`, disjoint from `calibration`; returns them with notes for the report."""
     files, root, source = _image_files(plan, calibration)
     notes = []
-    if calibration is not None and calibration.file_hashes and files:
-        used = set(calibration.file_hashes)
-        disjoint = [f for f in files if content_hash(f) not in used]
-        if len(disjoint) < len(files):
-            notes.append(f"gate: left out {len(files) - len(disjoint)} image(s) that are also calibration images")
-        files = disjoint
-    if not files and not plan.random_batches:
+    used = set(calibration.file_hashes) if calibration is not None and calibration.file_hashes else set()
+    chosen, dropped = _held_out(files, plan.count, used)
+    if dropped:
+        notes.append(f"gate: left out {dropped} image(s) that are also calibration images")
+    if not chosen and not plan.random_batches:
         raise InputDataError("no images held out from calibration for the accuracy gate: "
                              "give --validate-images DIR (disjoint from --calib-data)")
-    chosen = select_files(files, plan.count)[0] if len(files) > plan.count else files
     loaded = preprocess_files(chosen, prep)
     if loaded.skipped:
         notes.append(f"gate: skipped {len(loaded.skipped)} unreadable image(s): "
@@ -119,6 +116,18 @@ def fit_to(sets: Sequence[InputSet], batches: BatchRange) -> list[InputSet]:
             out.append(InputSet(label, s.array[index], None if s.targets is None else s.targets[index],
                                 rows if len(index) > rows else None))
     return out
+
+
+def _held_out(files: list[Path], count: int, calibration_hashes: set[str]) -> tuple[list[Path], int]:
+    """(up to `count` files of a seeded choice that are not calibration files, how many were left out for
+    being one). Only the files looked at are hashed: a calibration folder's leftovers can be 50k images."""
+    kept, dropped, pool = [], 0, files
+    while pool and len(kept) < count:
+        want = count - len(kept)
+        take, pool = select_files(pool, want) if len(pool) > want else (pool, [])
+        fresh = [f for f in take if not calibration_hashes or content_hash(f) not in calibration_hashes]
+        kept, dropped = kept + fresh, dropped + len(take) - len(fresh)
+    return sorted(kept), dropped
 
 
 def _image_files(plan: InputPlan, calibration: CalibrationData | None) -> tuple[list[Path], Path | None, str]:
