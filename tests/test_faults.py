@@ -400,6 +400,8 @@ def test_a_library_error_becomes_one_line_even_without_a_message():
     assert first_line(RuntimeError()) == "RuntimeError"
     assert first_line(OSError("disk full\nerrno 28"), typed=True) == "OSError: disk full"
     assert first_line(ValueError(" \n "), typed=True) == "ValueError"
+    assert first_line("  \n[TRT] network has no output\n detail") == "[TRT] network has no output"
+    assert first_line("", typed=True) == ""  # a logged message carries no type name
 
 
 def test_a_runtime_that_fails_silently_still_gives_one_line(monkeypatch, tmp_path):

@@ -73,11 +73,11 @@ def raise_if_failed(report, what: str) -> None:
         raise ValidationFailed(f"{what}: {report.failures[0]}", report)
 
 
-def first_line(error: BaseException, typed: bool = False) -> str:
-    """An exception from a library as one line: the first non-blank line of its message, or its type
-    name when the message is empty. `typed` puts the type name in front ("OSError: ...")."""
+def first_line(error: BaseException | str, typed: bool = False) -> str:
+    """An exception (or a library's logged message) as one line: the first non-blank line, or an
+    exception's type name when its message is empty. `typed` puts the type name in front ("OSError: ...")."""
     line = next((s.strip() for s in str(error).splitlines() if s.strip()), "")
-    name = type(error).__name__
-    if typed:
+    name = "" if isinstance(error, str) else type(error).__name__
+    if typed and name:
         return f"{name}: {line}" if line else name
     return line or name

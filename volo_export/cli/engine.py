@@ -10,6 +10,7 @@ import typer
 from volo_export.cli.console import note, result_line, user_errors, warning
 from volo_export.cli.options import Output, Plugins, names
 from volo_export.cli.progress import progress
+from volo_export.errors import first_line
 
 
 def command(
@@ -55,7 +56,7 @@ def command(
         for line in result.notes:
             note(line)
         for line in result.warnings[:5]:
-            warning(f"{label}: {line.splitlines()[0]}")
+            warning(f"{label}: {first_line(line)}")
         lo, opt, hi = prov.profile.batches
         result_line(f"wrote {output} ({prov.engine_bytes / 1e6:.1f} MB) + {result.sidecar.name} in "
                     f"{result.seconds:.0f} s: {prov.environment.describe(prov.product)}, batch {lo}/{opt}/{hi}")

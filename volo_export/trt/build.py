@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from volo_export.errors import EngineError, InputDataError, TensorRTCheckFailed, UsageError
+from volo_export.errors import EngineError, InputDataError, TensorRTCheckFailed, UsageError, first_line
 from volo_export.io import atomic_output, ensure_writable, sha256_file
 from volo_export.progress import SILENT, Progress
 from volo_export.trt.check import DEFAULT_TRT, TRT_VERSIONS, check_model, first_violation
@@ -272,6 +272,6 @@ def build_serialized(library: Library, onnx_path: Path, plan: BuildPlan, progres
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineError(f"{library.label} could not build {onnx_path.name}: "
-                          f"{logger.errors[0].splitlines()[0] if logger.errors else 'build cancelled or failed'}")
+                          f"{first_line(logger.errors[0]) if logger.errors else 'build cancelled or failed'}")
     cache = bytes(memoryview(config.get_timing_cache().serialize())) if plan.timing_cache else None
     return BuiltPlan(bytes(memoryview(serialized)), cache, logger.warnings, logger.layer_table)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from volo_export.errors import EngineError
+from volo_export.errors import EngineError, first_line
 from volo_export.io import atomic_output
 from volo_export.trt.infer import engine_io, load_plugins
 from volo_export.trt.parser import make_logger
@@ -55,7 +55,7 @@ class RtxEngineSession:
         engine = runtime.deserialize_cuda_engine(plan)
         if engine is None:
             raise EngineError(f"TensorRT-RTX could not deserialize {name}: "
-                              f"{logger.errors[0].splitlines()[0] if logger.errors else 'no reason given'}")
+                              f"{first_line(logger.errors[0]) if logger.errors else 'no reason given'}")
         self.input_name, self.output_name = engine_io(trt, engine, name)
         self.input_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.input_name)))
         self.output_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.output_name)))
