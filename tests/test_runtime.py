@@ -36,6 +36,22 @@ def test_provider_options_tensorrt_ep(tmp_path):
     assert provider_options(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
 
 
+def test_tensorrt_ep_profile_from_the_shape_or_the_metadata(tmp_path, tiny_onnx):
+    import onnx
+
+    from volo_export.runtime.onnxruntime_runner import _default_profile
+
+    assert _default_profile(tiny_onnx).max[1:] == (3, 64, 64)  # dynamic size: the metadata's 64
+    node = helper.make_node("Identity", ["x"], ["y"])
+    foreign = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 96, 96])],
+                                [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, 96, 96])])
+    onnx.save(helper.make_model(foreign), tmp_path / "foreign.onnx")  # no volo-export metadata
+    assert _default_profile(tmp_path / "foreign.onnx").max[1:] == (3, 96, 96)
+    foreign.input[0].type.tensor_type.shape.dim[3].dim_param = "w"
+    onnx.save(helper.make_model(foreign), tmp_path / "unsized.onnx")
+    assert _default_profile(tmp_path / "unsized.onnx") is None  # was InputDataError: no metadata
+
+
 def test_default_cache_dir_respects_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / "volo-export" / "ort-tensorrt"

@@ -22,7 +22,6 @@ from volo_export.runtime.base import (ONNXRUNTIME_CPU, ONNXRUNTIME_CUDA, ONNXRUN
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 _RUNTIME_OF_PROVIDER = {"TensorrtExecutionProvider": ONNXRUNTIME_TENSORRT,
                         "CUDAExecutionProvider": ONNXRUNTIME_CUDA, "CPUExecutionProvider": ONNXRUNTIME_CPU}
-OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
 
 @dataclass(frozen=True)
@@ -78,10 +77,20 @@ def provider_options(providers: Sequence[str], profile=None, cache_dir: Path | N
 
 
 def _default_profile(model: Path):
-    """The TensorRT EP's profile for an ONNX file: default batches (1/8/32) at the metadata's image size."""
+    """The TensorRT EP's profile for an ONNX file: default batches (1/8/32) at its image size (from the
+    input's shape, else the metadata); None for an ONNX that says neither (the EP then builds for the
+    shapes it meets, e.g. `predict --model-name` on a foreign export)."""
     from volo_export.trt.config import BuildSettings, compute_profile, input_spec
 
-    return compute_profile(input_spec(load_graph(model)), read_info(model).preprocessing.size, BuildSettings())
+    graph = load_graph(model)  # once: the spec and the metadata both come from it
+    spec = input_spec(graph)
+    size = spec.dims[-1] if isinstance(spec.dims[-1], int) and spec.dims[-1] > 0 else None
+    if size is None:
+        try:
+            size = read_info(graph).preprocessing.size
+        except InputDataError:
+            return None
+    return compute_profile(spec, size, BuildSettings())
 
 
 def available_providers(requested: tuple[str, ...] | None = None) -> list[str]:
