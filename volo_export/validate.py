@@ -16,7 +16,7 @@ from volo_export.errors import UsageError, raise_if_failed
 from volo_export.gate import Report, eager_reference, gate_artifact, gate_inputs, plan_for, rebuild_eager
 from volo_export.gate.inputs import HELDOUT_PLAN
 from volo_export.progress import SILENT, Progress
-from volo_export.runtime import SessionSettings, open_runner
+from volo_export.runtime import open_runner
 from volo_export.tolerances import GateOverrides, tolerance_for
 
 
@@ -31,7 +31,6 @@ class ValidateRequest:
     checkpoint: Path | None = None
     images: Path | None = None
     plugins: tuple[Path, ...] = ()
-    settings: SessionSettings = SessionSettings()
     gate: GateOverrides = GateOverrides()
     runtime: str | None = None  # runtime.RUNTIMES; None: by file type (.onnx: ONNX Runtime)
 
@@ -40,8 +39,8 @@ def validate_artifact(request: ValidateRequest, progress: Progress = SILENT) -> 
     """Run the artifact and its eager reference on the same inputs; returns the passing Report,
     raises ValidationFailed (carrying it) when the artifact misses its gate."""
     name = Path(request.artifact).name
-    runner = open_runner(request.artifact, request.settings, request.plugins, request.runtime,
-                         batch=GATE_BATCH, progress=progress)
+    runner = open_runner(request.artifact, plugins=request.plugins, runtime=request.runtime, batch=GATE_BATCH,
+                         progress=progress)
     info = runner.info
     loaded, why_not = rebuild_eager(info, request.checkpoint, name)
     if loaded is None:

@@ -78,22 +78,27 @@ def onnx_reference(path: Path) -> Reference:
 def rebuild_eager(info: ArtifactInfo, checkpoint: Path | None, artifact: str):
     """(LoadedModel, None) with the weights `artifact` was exported from, or (None, why it cannot be
     rebuilt). A `checkpoint` that is not those weights raises UsageError (see the module docstring)."""
-    from volo_export.models.checkpoint import load_model
+    from volo_export.models.checkpoint import bundled_checkpoint, load_model
+    from volo_export.models.variants import get_config
 
     if checkpoint is not None and info.random_weights:
         raise UsageError(f"{artifact} was exported with random weights; no --checkpoint can rebuild them")
     if checkpoint is None and info.random_weights:
         return None, f"{artifact} was exported with random weights, which cannot be rebuilt"
     try:
-        loaded = load_model(info.model, checkpoint)
+        config = get_config(info.model)
     except UnknownModelError:
         return None, f"model {info.model!r} of {artifact} is not registered here"
+    ask = (f"pass --checkpoint with the weights {artifact} was exported from "
+           f"(sha256 {str(info.checkpoint_sha256)[:16]}...)")
+    if checkpoint is None and bundled_checkpoint(config) is None:
+        return None, ask  # said before building a model that could only be random
+    loaded = load_model(info.model, checkpoint)
     if loaded.checkpoint_sha256 != info.checkpoint_sha256:
         if checkpoint is not None:
             raise UsageError(f"--checkpoint {checkpoint} is not the checkpoint {artifact} was exported from "
                              f"(sha256 {str(loaded.checkpoint_sha256)[:12]}... vs {str(info.checkpoint_sha256)[:12]}...)")
-        return None, (f"pass --checkpoint with the weights {artifact} was exported from "
-                      f"(sha256 {str(info.checkpoint_sha256)[:16]}...)")
+        return None, ask
     if loaded.config.num_classes != info.num_classes:
         raise UsageError(f"the checkpoint has {loaded.config.num_classes} classes, {artifact} {info.num_classes}")
     return loaded, None
