@@ -156,14 +156,14 @@ def theoretical_peak(cores: int | None = None, isa: CpuIsa | None = None,
     clock_how = ("measured, dependent imul chain" if hz else f"not measured ({probe.error})")
     figures: dict[str, PeakFigure] = {}
 
-    def measured(dtype: str, name: str, how_scale: str = "", scale: float = 1.0):
+    def measured(dtype: str, name: str):
         rate = probe.per_cycle.get(name)
         ops = _PROBES[name][1]
         if rate is None or hz is None:
             return PeakFigure(dtype, None, _PROBES[name][2], None, ops, "not measured here")
         ipc = _half(rate)
-        return PeakFigure(dtype, cores * hz * ipc * ops * scale, _PROBES[name][2], ipc, ops,
-                          f"{ipc:g}/cycle/core (measured {rate:.2f}){how_scale}")
+        return PeakFigure(dtype, cores * hz * ipc * ops, _PROBES[name][2], ipc, ops,
+                          f"{ipc:g}/cycle/core (measured {rate:.2f})")
 
     fma = "fma_zmm" if isa.avx512 else "fma_ymm"
     figures["fp32"] = measured("fp32", fma)

@@ -39,7 +39,7 @@ class GemmPeak:
 
 
 def gemm_peak(n: int = 2048, threads: int = 0, repeats: int = 5, min_time_s: float = 0.5,
-              with_onnxruntime: bool = True, spinning: bool = True) -> GemmPeak:
+              spinning: bool = True) -> GemmPeak:
     """FP32 n x n @ n x n through ONNX Runtime (MatMul node, `threads` intra-op threads; 0 = all cores)
     and numpy's BLAS. Takes the best of `repeats` timings, each at least `min_time_s` long.
     """
@@ -49,11 +49,9 @@ def gemm_peak(n: int = 2048, threads: int = 0, repeats: int = 5, min_time_s: flo
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     flop = 2.0 * n**3
-    ort_rate = None
-    if with_onnxruntime:
-        runner = OnnxRuntimeRunner(_matmul_model(b), SessionSettings(providers=CPU_ONLY, threads=threads,
-                                                                      spinning=spinning))
-        ort_rate = _best_rate(lambda: runner(a), flop, repeats, min_time_s)
+    runner = OnnxRuntimeRunner(_matmul_model(b), SessionSettings(providers=CPU_ONLY, threads=threads,
+                                                                  spinning=spinning))
+    ort_rate = _best_rate(lambda: runner(a), flop, repeats, min_time_s)
     numpy_rate = _best_rate(lambda: a @ b, flop, repeats, min_time_s)
     return GemmPeak(n=n, threads=threads, onnxruntime_gflops=ort_rate, numpy_gflops=numpy_rate, repeats=repeats,
                     note="numpy uses its own BLAS thread pool (OPENBLAS/MKL/OMP_NUM_THREADS)")
