@@ -126,7 +126,7 @@ class LoadResult:
 
 @dataclass
 class LoadReport:
-    """Everything one load test measured; tables and markdown through `bench.render` (table, markdown)."""
+    """Everything one load test measured; its table through `bench.render.table`."""
 
     url: str
     model: str
@@ -138,7 +138,6 @@ class LoadReport:
     environment: dict
     results: list[LoadResult]
     notes: list[str] = field(default_factory=list)
-    memory_method: str | None = None  # (bench.render.markdown reads it; a load test measures no memory)
 
     @property
     def passed(self) -> bool:
@@ -184,7 +183,7 @@ class LoadReport:
                 "versions: " + ", ".join(f"{k} {v}" for k, v in e["versions"].items() if v)]
 
     def to_dict(self, with_samples: bool = False) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k not in ("results", "memory_method")}
+        d = {k: v for k, v in asdict(self).items() if k != "results"}
         d["results"] = [r.to_dict(with_samples) for r in self.results]
         d["passed"] = self.passed
         return d

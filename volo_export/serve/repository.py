@@ -429,17 +429,17 @@ def write_models(models: Sequence[ModelFiles], root: Path, progress: Progress = 
     return configs
 
 
-def plan_repository(artifacts: Sequence[Path], settings: RepoSettings, local: bool = False) -> list[ModelFiles]:
+def plan_repository(artifacts: Sequence[Path], settings: RepoSettings) -> list[ModelFiles]:
     """Every model of a repository for `artifacts`, checked before anything is written."""
     if not artifacts:
         raise UsageError("give at least one artifact")
     if settings.name and len(artifacts) > 1:
         raise UsageError("--name names one model: give one artifact, or let the file names name them")
     specs = [read_artifact_spec(Path(a)) for a in artifacts]
-    if settings.device == "cpu" and not local and any(s.kind == ENGINE for s in specs):
+    if settings.device == "cpu" and any(s.kind == ENGINE for s in specs):
         raise UsageError("a TensorRT plan runs on a GPU: --device cpu applies to ONNX artifacts only")
     models = [m for spec in specs
-              for m in repository_models(spec, settings, settings.name or model_name(spec.path), local)]
+              for m in repository_models(spec, settings, settings.name or model_name(spec.path))]
     seen: dict[str, str] = {}
     for m in models:
         if m.name in seen:
