@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -118,6 +117,7 @@ def main(
     from rich.table import Table
 
     from volo_export.bench.machine import environment
+    from volo_export.io import write_json
     from volo_export.timing import BenchSettings, measure
     from volo_export.calibration import calibrate
     from volo_export.calibration.data import load_calibration_data
@@ -242,7 +242,7 @@ def main(
                 "results": [r.to_dict(with_samples=True) for r in rows],
                 "profiles": {k: [vars(o) for o in v] for k, v in profiles.items()}}
         report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(json.dumps(data, indent=1) + "\n")
+        write_json(report, data, indent=1)
 
 
 if __name__ == "__main__":

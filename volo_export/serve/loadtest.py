@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -189,10 +188,9 @@ class LoadReport:
         return d
 
     def write_json(self, path: Path) -> None:
-        from volo_export.io import atomic_output
+        from volo_export.io import write_json
 
-        with atomic_output(Path(path)) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(with_samples=True), indent=2) + "\n")
+        write_json(path, self.to_dict(with_samples=True))
 
 
 # --------------------------------------------------------------------------- the load
