@@ -62,13 +62,6 @@ def trunk_on_4d(model):
         del model.forward_tokens
 
 
-def _min_cosine(out, ref) -> float:
-    import numpy as np
-
-    out, ref = out.astype(np.float64), ref.astype(np.float64)
-    return float(((out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)).min())
-
-
 def openvino_steps(fp32, ranges: dict) -> dict:
     """The cumulative steps towards the OpenVINO INT8 form (module docstring), as ModelProtos."""
     import onnx
@@ -124,6 +117,7 @@ def main(
     from volo_export.calibration.samples import write_samples
     from volo_export.export.to_onnx import export_model, finalize, save_onnx
     from volo_export.gate import eager_reference, gate_inputs, plan_for
+    from volo_export.gate.compare import compare_logits
     from volo_export.models.checkpoint import load_model
     from volo_export.precision.convert import PrecisionRequest, lower_precision, lowering_data
     from volo_export.precision.targets import TARGET_NAMES, precision_target
@@ -190,7 +184,8 @@ def main(
         held_out = gate_inputs(info.preprocessing, plan_for("int8", val_dir))[0]
         x = np.concatenate([s.array for s in held_out])
         expected = reference.predict(x)
-        gates = {name: _min_cosine(run_in_batches(r, x, 8), expected) for name, r in runners.items()}
+        gates = {name: compare_logits(name, expected, run_in_batches(r, x, 8)).min_cosine
+                 for name, r in runners.items()}
         log.stage(f"timing {len(runners)} graphs interleaved, batch {list(sizes)}, {threads} threads; "
                   f"load average {os.getloadavg()}")
         load_before = os.getloadavg()
