@@ -146,15 +146,11 @@ def reset_peak_rss() -> bool:
 def environment(threads: int) -> dict:
     """What a benchmark number depends on: CPU, cores usable by this process, threads, library versions."""
     import platform
-    from importlib import metadata
+
+    from volo_export.export.metadata import library_versions
 
     usable = usable_cpus()
-    versions = {}
-    for dist in ("volo-export", "torch", "onnxruntime", "openvino", "onnx", "numpy", "tensorrt"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
+    versions = library_versions(("volo-export", "torch", "onnxruntime", "openvino", "onnx", "numpy", "tensorrt"))
     return {
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "cpu": cpu_model(), "cpu_flags": cpu_flags(), "isa": cpu_isa().tier, "logical_cpus": os.cpu_count(),
