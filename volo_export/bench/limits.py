@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from volo_export.bench.isa import TheoreticalPeak, theoretical_peak
-from volo_export.bench.machine import GemmPeak, _best_rate, _matmul_model
+from volo_export.bench.machine import GemmPeak, _best_rate, _matmul_model, gemm_operands, onnxruntime_gemm
 from volo_export.errors import first_line
 from volo_export.hardware import cpu_isa
 
@@ -68,9 +68,7 @@ REPEATS, MIN_TIME_S = 3, 0.3  # each library's rate: best of REPEATS blocks of a
 def measure_limits(peak: GemmPeak, n: int, threads: int, spinning: bool = False) -> Limits:
     """Every installed library's GEMM per data type (ONNX Runtime and numpy FP32 from `peak`, measured
     by `machine.gemm_peak` already) and the theoretical peak of `threads` cores."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n), dtype=np.float32)
-    b = rng.standard_normal((n, n), dtype=np.float32)
+    a, b = gemm_operands(n)
     ops = 2.0 * n**3
     isa = cpu_isa()
     gemms = [GemmRate("ONNX Runtime", "fp32", peak.onnxruntime_gflops, "MatMul node"),
@@ -86,7 +84,7 @@ def measure_limits(peak: GemmPeak, n: int, threads: int, spinning: bool = False)
             gemms.append(GemmRate(library, dtype, None, how, first_line(e, typed=True)[:160]))
 
     add("ONNX Runtime", "int8", "Q/DQ MatMul u8 x s8 -> MatMulIntegerToFloat",
-        lambda: _onnxruntime(_int8_matmul_model(b), a, threads, spinning))
+        lambda: onnxruntime_gemm(_int8_matmul_model(b), a, threads, spinning))
     add("torch", "fp32", "torch.matmul", lambda: _torch(a, b, threads, "float32"))
     if isa.bf16:
         add("torch", "bf16", "torch.matmul on bfloat16", lambda: _torch(a, b, threads, "bfloat16"))
@@ -97,13 +95,6 @@ def measure_limits(peak: GemmPeak, n: int, threads: int, spinning: bool = False)
     add("OpenVINO", "int8", "Q/DQ MatMul u8 x s8, int8 brgemm",
         lambda: _openvino(_int8_matmul_model(b), a, threads, "f32"))
     return Limits(n, threads, gemms, theoretical_peak(threads, isa))
-
-
-def _onnxruntime(model: bytes, a: np.ndarray, threads: int, spinning: bool):
-    from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
-
-    runner = OnnxRuntimeRunner(model, SessionSettings(providers=CPU_ONLY, threads=threads, spinning=spinning))
-    return lambda: runner(a)
 
 
 def _openvino(model: bytes, a: np.ndarray, threads: int, hint: str):
