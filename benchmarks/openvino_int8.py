@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -61,13 +60,6 @@ def trunk_on_4d(model):
         yield model
     finally:
         del model.forward_tokens
-
-
-def _min_cosine(out, ref) -> float:
-    import numpy as np
-
-    out, ref = out.astype(np.float64), ref.astype(np.float64)
-    return float(((out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)).min())
 
 
 def openvino_steps(fp32, ranges: dict) -> dict:
@@ -118,12 +110,14 @@ def main(
     from rich.table import Table
 
     from volo_export.bench.machine import environment
+    from volo_export.io import write_json
     from volo_export.timing import BenchSettings, measure
     from volo_export.calibration import calibrate
     from volo_export.calibration.data import load_calibration_data
     from volo_export.calibration.samples import write_samples
     from volo_export.export.to_onnx import export_model, finalize, save_onnx
     from volo_export.gate import eager_reference, gate_inputs, plan_for
+    from volo_export.gate.compare import compare_logits
     from volo_export.models.checkpoint import load_model
     from volo_export.precision.convert import PrecisionRequest, lower_precision, lowering_data
     from volo_export.precision.targets import TARGET_NAMES, precision_target
@@ -190,7 +184,8 @@ def main(
         held_out = gate_inputs(info.preprocessing, plan_for("int8", val_dir))[0]
         x = np.concatenate([s.array for s in held_out])
         expected = reference.predict(x)
-        gates = {name: _min_cosine(run_in_batches(r, x, 8), expected) for name, r in runners.items()}
+        gates = {name: compare_logits(name, expected, run_in_batches(r, x, 8)).min_cosine
+                 for name, r in runners.items()}
         log.stage(f"timing {len(runners)} graphs interleaved, batch {list(sizes)}, {threads} threads; "
                   f"load average {os.getloadavg()}")
         load_before = os.getloadavg()
@@ -242,7 +237,7 @@ def main(
                 "results": [r.to_dict(with_samples=True) for r in rows],
                 "profiles": {k: [vars(o) for o in v] for k, v in profiles.items()}}
         report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(json.dumps(data, indent=1) + "\n")
+        write_json(report, data, indent=1)
 
 
 if __name__ == "__main__":

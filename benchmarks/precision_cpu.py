@@ -19,7 +19,6 @@ On a shared machine compare ratios from one run only; absolute numbers move with
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
@@ -103,6 +102,7 @@ def main(
 
     from volo_export.bench import render
     from volo_export.bench.run import BenchRequest, run_benchmark
+    from volo_export.io import write_json
     from volo_export.timing import BenchSettings
     from volo_export.progress import StageLog
 
@@ -128,7 +128,7 @@ def main(
     if report:
         data = {"gates": gates, "bench": bench.to_dict()}
         report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(json.dumps(data, indent=2) + "\n")
+        write_json(report, data)
 
 
 if __name__ == "__main__":

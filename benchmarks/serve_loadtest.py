@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import socket
@@ -82,6 +81,7 @@ def main(
 ) -> None:
     from rich.console import Console
 
+    from volo_export.io import write_json
     from volo_export.timing import summarize
     from volo_export.progress import StageLog
     from volo_export.serve.loadtest import LoadSettings, run_loadtest
@@ -163,7 +163,7 @@ def main(
     lines += [""] + [f"- {line}" for line in environment]
     output.mkdir(parents=True, exist_ok=True)
     (output / f"serve_{model}.md").write_text("\n".join(lines) + "\n")
-    (output / f"serve_{model}.json").write_text(json.dumps(data, indent=2) + "\n")
+    write_json(output / f"serve_{model}.json", data)
     print("\n".join(lines))
 
 

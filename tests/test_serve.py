@@ -161,6 +161,25 @@ def test_loadtest_checks_every_answer_against_local_inference(server, tiny_onnx,
     assert saved["passed"] and len(saved["results"][0]["served"]["latencies_ms"]) == 40
 
 
+def test_loadtest_reports_a_failed_in_process_baseline_and_goes_on(server, tiny_onnx, monkeypatch):
+    from volo_export.serve import loadtest
+    from volo_export.timing import measure
+
+    def out_of_memory(x):
+        raise MemoryError(f"cannot allocate batch {len(x)}")
+
+    monkeypatch.setattr(loadtest, "measure", lambda runners, *args, **kw: measure(
+        {name: out_of_memory for name in runners}, *args, **kw))
+    result = CliRunner().invoke(app, ["loadtest", "--url", server.grpc_url, "--model", str(tiny_onnx),
+                                      "--concurrency", "2", "--requests", "8", "--rounds", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    row = json.loads(result.stdout)["results"][0]
+    assert row["ok"] == 8 and row["in_process"] is None and row["ratio"] is None
+    assert any("in-process baseline at batch 2 failed" in p and "cannot allocate batch 2" in p
+               for p in row["problems"]), row["problems"]
+
+
 def test_loadtest_refuses_an_artifact_that_is_not_the_served_one(server, tiny_onnx, tmp_path):
     other = tmp_path / "other.onnx"  # the same graph, said to come from another checkpoint
     with_metadata(tiny_onnx, other, checkpoint_sha256="0" * 64)

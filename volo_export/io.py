@@ -109,6 +109,14 @@ def atomic_output(path: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def write_json(path: Path, data, indent: int = 2) -> None:
+    """`data` as indented JSON with a trailing newline at `path`, written through `atomic_output`."""
+    import json
+
+    with atomic_output(Path(path)) as tmp:
+        tmp.write_text(json.dumps(data, indent=indent) + "\n")
+
+
 @contextlib.contextmanager
 def atomic_directory(path: Path, replace: bool = False) -> Iterator[Path]:
     """Yield an empty private staging folder beside `path`; on success it is renamed to `path`, else

@@ -25,11 +25,11 @@ from __future__ import annotations
 import base64
 import json
 import platform
-import subprocess
 import sys
 import zlib
 from dataclasses import asdict, dataclass, field
 
+from volo_export.bench.child import run_child
 from volo_export.hardware import CpuIsa, cpu_isa, cpuinfo_mhz, usable_cpus
 
 # isa_probe.S, assembled (gcc -c, objcopy -O binary --only-section=.text), zlib + base64; sha256 of the
@@ -96,16 +96,9 @@ def measure_isa(isa: CpuIsa | None = None, timeout_s: float = 60) -> IsaProbe:
     isa = isa or cpu_isa()
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return IsaProbe(None, error=f"no probes for {platform.machine()} (x86-64 only)")
-    try:
-        child = subprocess.run([sys.executable, "-c", "import sys; from volo_export.bench.isa import probe_main; "
-                                "probe_main(sys.argv[1])", json.dumps(list(isa.flags))],
-                               capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return IsaProbe(None, error=f"probe took over {timeout_s:.0f} s")
-    if child.returncode != 0:
-        why = (child.stderr.strip().splitlines() or [f"exit code {child.returncode}"])[-1]
-        return IsaProbe(None, error=f"probe failed: {why[:200]}")
-    got = json.loads(child.stdout.strip().splitlines()[-1])
+    got, why = run_child("volo_export.bench.isa:probe_main", json.dumps(list(isa.flags)), timeout_s)
+    if why is not None:
+        return IsaProbe(None, error=f"probe {why}")
     return IsaProbe(got["clock_ghz"], got["per_cycle"])
 
 
@@ -156,14 +149,14 @@ def theoretical_peak(cores: int | None = None, isa: CpuIsa | None = None,
     clock_how = ("measured, dependent imul chain" if hz else f"not measured ({probe.error})")
     figures: dict[str, PeakFigure] = {}
 
-    def measured(dtype: str, name: str, how_scale: str = "", scale: float = 1.0):
+    def measured(dtype: str, name: str):
         rate = probe.per_cycle.get(name)
         ops = _PROBES[name][1]
         if rate is None or hz is None:
             return PeakFigure(dtype, None, _PROBES[name][2], None, ops, "not measured here")
         ipc = _half(rate)
-        return PeakFigure(dtype, cores * hz * ipc * ops * scale, _PROBES[name][2], ipc, ops,
-                          f"{ipc:g}/cycle/core (measured {rate:.2f}){how_scale}")
+        return PeakFigure(dtype, cores * hz * ipc * ops, _PROBES[name][2], ipc, ops,
+                          f"{ipc:g}/cycle/core (measured {rate:.2f})")
 
     fma = "fma_zmm" if isa.avx512 else "fma_ymm"
     figures["fp32"] = measured("fp32", fma)

@@ -3,7 +3,7 @@ type (FP32, BF16, INT8), and the theoretical FMA peak of this CPU (`bench.isa`).
 
 "% of ORT's GEMM" (the interleaved ONNX Runtime FP32 MatMul, `bench.machine.gemm_runner`) says how well
 a graph uses ONNX Runtime; it is not the machine's limit. Here every library that is installed times
-an n x n x n product (2 n^3 operations, best of `repeats` blocks of at least `min_time_s`, standalone,
+an n x n x n product (2 n^3 operations, best of REPEATS blocks of at least MIN_TIME_S, standalone,
 the benchmark's thread count):
 
     fp32  ONNX Runtime MatMul, numpy @ (its BLAS), torch.matmul, OpenVINO MatMul (f32 hint)
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from volo_export.bench.isa import TheoreticalPeak, theoretical_peak
-from volo_export.bench.machine import GemmPeak, _best_rate, _matmul_model
+from volo_export.bench.machine import GemmPeak, _best_rate, _matmul_model, gemm_operands, onnxruntime_gemm
 from volo_export.errors import first_line
 from volo_export.hardware import cpu_isa
 
@@ -62,13 +62,13 @@ class Limits:
                 "theoretical": self.theoretical.to_dict(), "notes": self.notes}
 
 
-def measure_limits(peak: GemmPeak, n: int, threads: int, repeats: int = 3, min_time_s: float = 0.3,
-                   spinning: bool = False, probe=None) -> Limits:
+REPEATS, MIN_TIME_S = 3, 0.3  # each library's rate: best of REPEATS blocks of at least MIN_TIME_S
+
+
+def measure_limits(peak: GemmPeak, n: int, threads: int, spinning: bool = False) -> Limits:
     """Every installed library's GEMM per data type (ONNX Runtime and numpy FP32 from `peak`, measured
     by `machine.gemm_peak` already) and the theoretical peak of `threads` cores."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n), dtype=np.float32)
-    b = rng.standard_normal((n, n), dtype=np.float32)
+    a, b = gemm_operands(n)
     ops = 2.0 * n**3
     isa = cpu_isa()
     gemms = [GemmRate("ONNX Runtime", "fp32", peak.onnxruntime_gflops, "MatMul node"),
@@ -77,14 +77,14 @@ def measure_limits(peak: GemmPeak, n: int, threads: int, repeats: int = 3, min_t
     def add(library: str, dtype: str, how: str, make: Callable[[], Callable[[], object]]) -> None:
         try:
             fn = make()
-            gemms.append(GemmRate(library, dtype, _best_rate(fn, ops, repeats, min_time_s), how))
+            gemms.append(GemmRate(library, dtype, _best_rate(fn, ops, REPEATS, MIN_TIME_S), how))
         except ImportError:
             return  # library not installed: no row
         except Exception as e:  # a library that fails here is reported, the benchmark goes on
             gemms.append(GemmRate(library, dtype, None, how, first_line(e, typed=True)[:160]))
 
     add("ONNX Runtime", "int8", "Q/DQ MatMul u8 x s8 -> MatMulIntegerToFloat",
-        lambda: _onnxruntime(_int8_matmul_model(b), a, threads, spinning))
+        lambda: onnxruntime_gemm(_int8_matmul_model(b), a, threads, spinning))
     add("torch", "fp32", "torch.matmul", lambda: _torch(a, b, threads, "float32"))
     if isa.bf16:
         add("torch", "bf16", "torch.matmul on bfloat16", lambda: _torch(a, b, threads, "bfloat16"))
@@ -94,14 +94,7 @@ def measure_limits(peak: GemmPeak, n: int, threads: int, repeats: int = 3, min_t
         add("OpenVINO", "bf16", "MatMul, bf16 hint", lambda: _openvino(_matmul_model(b), a, threads, "bf16"))
     add("OpenVINO", "int8", "Q/DQ MatMul u8 x s8, int8 brgemm",
         lambda: _openvino(_int8_matmul_model(b), a, threads, "f32"))
-    return Limits(n, threads, gemms, theoretical_peak(threads, isa, probe))
-
-
-def _onnxruntime(model: bytes, a: np.ndarray, threads: int, spinning: bool):
-    from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
-
-    runner = OnnxRuntimeRunner(model, SessionSettings(providers=CPU_ONLY, threads=threads, spinning=spinning))
-    return lambda: runner(a)
+    return Limits(n, threads, gemms, theoretical_peak(threads, isa))
 
 
 def _openvino(model: bytes, a: np.ndarray, threads: int, hint: str):

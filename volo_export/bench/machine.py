@@ -39,21 +39,15 @@ class GemmPeak:
 
 
 def gemm_peak(n: int = 2048, threads: int = 0, repeats: int = 5, min_time_s: float = 0.5,
-              with_onnxruntime: bool = True, spinning: bool = True) -> GemmPeak:
+              spinning: bool = True) -> GemmPeak:
     """FP32 n x n @ n x n through ONNX Runtime (MatMul node, `threads` intra-op threads; 0 = all cores)
     and numpy's BLAS. Takes the best of `repeats` timings, each at least `min_time_s` long.
     """
     if n < 1 or repeats < 1:
         raise UsageError(f"GEMM size and repeats must be >= 1, got n={n}, repeats={repeats}")
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n), dtype=np.float32)
-    b = rng.standard_normal((n, n), dtype=np.float32)
+    a, b = gemm_operands(n)
     flop = 2.0 * n**3
-    ort_rate = None
-    if with_onnxruntime:
-        runner = OnnxRuntimeRunner(_matmul_model(b), SessionSettings(providers=CPU_ONLY, threads=threads,
-                                                                      spinning=spinning))
-        ort_rate = _best_rate(lambda: runner(a), flop, repeats, min_time_s)
+    ort_rate = _best_rate(onnxruntime_gemm(_matmul_model(b), a, threads, spinning), flop, repeats, min_time_s)
     numpy_rate = _best_rate(lambda: a @ b, flop, repeats, min_time_s)
     return GemmPeak(n=n, threads=threads, onnxruntime_gflops=ort_rate, numpy_gflops=numpy_rate, repeats=repeats,
                     note="numpy uses its own BLAS thread pool (OPENBLAS/MKL/OMP_NUM_THREADS)")
@@ -62,11 +56,21 @@ def gemm_peak(n: int = 2048, threads: int = 0, repeats: int = 5, min_time_s: flo
 def gemm_runner(n: int = 2048, threads: int = 0, spinning: bool = True) -> tuple[Runner, float]:
     """An FP32 n x n x n MatMul in ONNX Runtime as a runner (its input is ignored) and its FLOP count,
     so the GEMM peak can be timed in the same interleaved rounds as the backends."""
+    a, b = gemm_operands(n)
+    call = onnxruntime_gemm(_matmul_model(b), a, threads, spinning)
+    return (lambda _x: call()), 2.0 * n**3
+
+
+def gemm_operands(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The FP32 n x n operands (a, b) every GEMM measurement multiplies: seeded, the same on every call."""
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n), dtype=np.float32)
-    runner = OnnxRuntimeRunner(_matmul_model(rng.standard_normal((n, n), dtype=np.float32)),
-                               SessionSettings(providers=CPU_ONLY, threads=threads, spinning=spinning))
-    return (lambda _x: runner(a)), 2.0 * n**3
+    return rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+
+
+def onnxruntime_gemm(model: bytes, a: np.ndarray, threads: int, spinning: bool) -> Callable[[], object]:
+    """`model` (one input, a GEMM graph) in an ONNX Runtime CPU session, as a call on `a`."""
+    runner = OnnxRuntimeRunner(model, SessionSettings(providers=CPU_ONLY, threads=threads, spinning=spinning))
+    return lambda: runner(a)
 
 
 def _best_rate(fn: Callable[[], object], flop: float, repeats: int, min_time_s: float) -> float:
@@ -148,15 +152,11 @@ def reset_peak_rss() -> bool:
 def environment(threads: int) -> dict:
     """What a benchmark number depends on: CPU, cores usable by this process, threads, library versions."""
     import platform
-    from importlib import metadata
+
+    from volo_export.export.metadata import library_versions
 
     usable = usable_cpus()
-    versions = {}
-    for dist in ("volo-export", "torch", "onnxruntime", "openvino", "onnx", "numpy", "tensorrt"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
+    versions = library_versions(("volo-export", "torch", "onnxruntime", "openvino", "onnx", "numpy", "tensorrt"))
     return {
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "cpu": cpu_model(), "cpu_flags": cpu_flags(), "isa": cpu_isa().tier, "logical_cpus": os.cpu_count(),

@@ -4,7 +4,6 @@ markdown and plots of it are in `bench.render`."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -56,10 +55,9 @@ class BenchReport:
         return d
 
     def write_json(self, path: Path) -> None:
-        from volo_export.io import atomic_output
+        from volo_export.io import write_json
 
-        with atomic_output(Path(path)) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(with_samples=True), indent=2) + "\n")
+        write_json(path, self.to_dict(with_samples=True))
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
         """(header, rows) of the table: measured rows first, then one per idle backend."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from volo_export.bench.backends import BACKENDS, DEFAULT_BACKENDS, EAGER, Backend, BuildContext, backends_named, open_backend
+from volo_export.bench.child import run_child
 from volo_export.bench.limits import measure_limits
 from volo_export.bench.machine import environment, gemm_peak, gemm_runner, usable_cpus
 from volo_export.bench.report import BackendInfo, BenchReport
@@ -34,6 +34,7 @@ MEMORY_METHOD = ("peak RSS while serving: VmHWM of a fresh process that loads on
                  "after warm-up + one timed call per batch size (ascending); includes the Python interpreter "
                  "and runtime libraries. delta = peak minus the same process's RSS before it imported the "
                  "runtime and loaded the model.")
+MEMORY_PROBE_TIMEOUT_S = 600  # one backend loaded and run once per batch size in a fresh process
 
 
 @dataclass(frozen=True)
@@ -191,17 +192,12 @@ def _attach_memory(results: list[BenchResult], backend: Backend, request: BenchR
             "artifact": str(artifact) if artifact else None, "optimization": request.optimization,
             "spinning": request.spinning,
             "batch_sizes": batches}
-    probe = subprocess.run(
-        [sys.executable, "-c", "import sys; from volo_export.bench.run import memory_probe_main; "
-         "memory_probe_main(sys.argv[1])", json.dumps(spec)],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    if probe.returncode != 0:
+    measured, why = run_child("volo_export.bench.run:memory_probe_main", json.dumps(spec), MEMORY_PROBE_TIMEOUT_S)
+    if why is not None:
         for r in results:
             if r.backend == backend.name and r.status == OK:
-                r.reason = f"memory probe failed: {(probe.stderr.strip().splitlines() or ['?'])[-1][:200]}"
+                r.reason = f"memory probe {why}"
         return
-    measured = json.loads(probe.stdout.strip().splitlines()[-1])
     for r in results:
         got = measured.get(str(r.batch_size))
         if r.backend == backend.name and got:

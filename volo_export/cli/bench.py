@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from volo_export.cli.console import result_line, stdout, user_errors
-from volo_export.cli.options import AsJson, Checkpoint, ModelName, ReportFile, Runtime
+from volo_export.cli.options import AsJson, Checkpoint, ModelName, ReportFile, Runtime, integers, names
 from volo_export.cli.progress import progress
 from volo_export.cli.render import print_json
 
@@ -45,18 +45,13 @@ def command(
         from volo_export.bench.backends import backends_for_runtime
         from volo_export.bench.run import BenchRequest, run_benchmark
         from volo_export.timing import BenchSettings
-        from volo_export.errors import UsageError
 
         if plot:
             render.require_matplotlib()
-        try:
-            sizes = tuple(int(b) for b in batch.split(","))
-        except ValueError:
-            raise UsageError(f"--batch takes comma-separated integers, got {batch!r}") from None
+        sizes = integers(batch, "--batch")
         request = BenchRequest(
             model=model, checkpoint=checkpoint,
-            backends=(tuple(b.strip() for b in backends.split(",") if b.strip()) if backends
-                      else backends_for_runtime(runtime.value if runtime else None)),
+            backends=names([backends]) if backends else backends_for_runtime(runtime.value if runtime else None),
             settings=BenchSettings(batch_sizes=sizes, warmup=warmup, iterations=iterations, time_budget_s=time_budget),
             threads=threads, gemm_size=gemm_size, memory=memory, artifacts=artifacts, spinning=spin,
         )

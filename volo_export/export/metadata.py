@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,8 @@ class ArtifactInfo:
     def for_model(cls, config: VoloConfig, checkpoint_sha256: str | None, opset: int) -> "ArtifactInfo":
         return cls(model=config.name, preprocessing=config.preprocessing, num_classes=config.num_classes,
                    labels=config.labels, opset=opset, checkpoint_sha256=checkpoint_sha256,
-                   random_weights=checkpoint_sha256 is None, versions=library_versions())
+                   random_weights=checkpoint_sha256 is None,
+                   versions={k: v for k, v in library_versions().items() if v is not None})
 
     def to_props(self) -> dict[str, str]:
         """Flat string map for ONNX metadata_props (values JSON-encoded where not plain strings)."""
@@ -72,16 +74,19 @@ class ArtifactInfo:
         return asdict(self)
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that shaped an artifact."""
+ARTIFACT_LIBRARIES = ("volo-export", "torch", "onnx", "onnxruntime", "onnxscript")  # what shapes an artifact
+
+
+def library_versions(names: Sequence[str] = ARTIFACT_LIBRARIES) -> dict[str, str | None]:
+    """The installed version of each distribution in `names` (in that order), None where it is not installed."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {}
-    for name in ("volo-export", "torch", "onnx", "onnxruntime", "onnxscript"):
+    out: dict[str, str | None] = {}
+    for name in names:
         try:
             out[name] = version(name)
         except PackageNotFoundError:
-            continue
+            out[name] = None
     return out
 
 

@@ -3,7 +3,6 @@ rendered as a rich table or JSON."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -64,10 +63,9 @@ class Report:
         return {**asdict(self), "passed": self.passed}
 
     def write_json(self, path: Path) -> None:
-        from volo_export.io import atomic_output
+        from volo_export.io import write_json
 
-        with atomic_output(Path(path)) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_json(path, self.to_dict())
 
     def shown_rows(self, max_rows: int = 8) -> list[Comparison]:
         """Rows worth a terminal: all of them when few, else the pooled rows and the worst batches."""

@@ -74,17 +74,11 @@ def cpu_candidates(info: ArtifactInfo | None, name: str) -> tuple[list[str], dic
 
 def choice_key(path: Path, threads: int, batch: int) -> str:
     """What a measured verdict depends on: this file, this CPU, threads, batch, the runtimes' versions."""
-    from importlib import metadata
-
+    from volo_export.export.metadata import library_versions
     from volo_export.hardware import cpu_flags, cpu_model, usable_cpus
 
     stat = Path(path).stat()
-    versions = {}
-    for dist in ("onnxruntime", "openvino"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
+    versions = library_versions(("onnxruntime", "openvino"))
     return json.dumps({"artifact": [str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns],
                        "cpu": cpu_model(), "flags": cpu_flags(), "threads": threads or usable_cpus(),
                        "batch": batch, "versions": versions}, sort_keys=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -26,7 +25,7 @@ import numpy as np
 from volo_export.errors import UsageError, first_line
 from volo_export.progress import SILENT, Progress
 from volo_export.serve.client import ServedModel, ServerUrl, TritonClient, artifact_matches, client_module
-from volo_export.timing import BenchResult, BenchSettings, make_input, measure, summarize
+from volo_export.timing import OK, BenchResult, BenchSettings, make_input, measure, summarize
 from volo_export.tolerances import SERVED_ANSWER_REL
 
 DEFAULT_DURATION_S = 10.0
@@ -126,7 +125,7 @@ class LoadResult:
 
 @dataclass
 class LoadReport:
-    """Everything one load test measured; tables and markdown through `bench.render` (table, markdown)."""
+    """Everything one load test measured; its table through `bench.render.table`."""
 
     url: str
     model: str
@@ -138,7 +137,6 @@ class LoadReport:
     environment: dict
     results: list[LoadResult]
     notes: list[str] = field(default_factory=list)
-    memory_method: str | None = None  # (bench.render.markdown reads it; a load test measures no memory)
 
     @property
     def passed(self) -> bool:
@@ -184,16 +182,15 @@ class LoadReport:
                 "versions: " + ", ".join(f"{k} {v}" for k, v in e["versions"].items() if v)]
 
     def to_dict(self, with_samples: bool = False) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k not in ("results", "memory_method")}
+        d = {k: v for k, v in asdict(self).items() if k != "results"}
         d["results"] = [r.to_dict(with_samples) for r in self.results]
         d["passed"] = self.passed
         return d
 
     def write_json(self, path: Path) -> None:
-        from volo_export.io import atomic_output
+        from volo_export.io import write_json
 
-        with atomic_output(Path(path)) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(with_samples=True), indent=2) + "\n")
+        write_json(path, self.to_dict(with_samples=True))
 
 
 # --------------------------------------------------------------------------- the load
@@ -301,23 +298,28 @@ def run_loadtest(url: str, artifact: Path, model_name: str | None = None, settin
         asyncio.run(drive(server, model, pool, reference, c, 2 * c, None, settings.timeout_s, settings.tolerance,
                           next_id))
         next_id += 2 * c
-        total, baseline, baseline_cpu = Outcomes(), [], []
+        total, baseline, baseline_cpu, baseline_failed = Outcomes(), [], [], None
         for r in range(settings.rounds):
             progress.stage(f"concurrency {c}: round {r + 1}/{settings.rounds} served")
             chunk = asyncio.run(drive(server, model, pool, reference, c, per_requests, per_seconds, settings.timeout_s,
                                       settings.tolerance, next_id))
             next_id += len(chunk.latencies_s)
             total.add(chunk)
-            if settings.in_process:
+            if settings.in_process and baseline_failed is None:
                 progress.stage(f"concurrency {c}: round {r + 1}/{settings.rounds} in-process, batch {c}")
                 timed = BenchSettings(batch_sizes=(c,), warmup=1 if r == 0 else 0, iterations=10**6, min_iterations=1,
                                       time_budget_s=max(chunk.wall_s, 0.2), seed=settings.seed)
                 row = measure({"in-process": runner}, shape, timed)[0]
+                if row.status != OK:  # e.g. out of memory at batch C: no baseline for this level, the load test goes on
+                    baseline_failed = row.reason or row.status
+                    total.problems.append(f"in-process baseline at batch {c} failed: {baseline_failed}")
+                    continue
                 baseline += row.latencies_ms
                 baseline_cpu.append(row.cpu_p50_ms / 1e3)  # per round: its median CPU time per call
         n = len(total.latencies_s)
         served = replace(summarize("served", 1, total.latencies_s), throughput=total.ok / total.wall_s) if n else None
-        in_process = summarize("in-process", c, [ms / 1e3 for ms in baseline], baseline_cpu) if baseline else None
+        in_process = (summarize("in-process", c, [ms / 1e3 for ms in baseline], baseline_cpu)
+                      if baseline and baseline_failed is None else None)
         results.append(LoadResult(c, n, total.ok, total.wrong, total.errors, total.wall_s,
                                   total.ok / total.wall_s if total.wall_s else 0.0, total.cpu_s / max(n, 1) * 1e3,
                                   total.max_rel_error, served, in_process, total.problems))

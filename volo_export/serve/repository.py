@@ -35,8 +35,8 @@ from volo_export.errors import InputDataError, UsageError
 from volo_export.export.metadata import ArtifactInfo, load_graph, read_info
 from volo_export.labels import class_names
 from volo_export.progress import SILENT, Progress
-from volo_export.runtime.base import DEFAULT_BATCH, BatchRange, batch_range_of
-from volo_export.trt.config import Profile
+from volo_export.runtime.base import DEFAULT_BATCH, BatchRange
+from volo_export.trt.config import Profile, input_spec
 
 # ONNX TensorProto element types -> Triton data types (the ones a VOLO artifact's image input and logits use).
 ONNX_TO_TRITON = {1: "TYPE_FP32", 10: "TYPE_FP16"}
@@ -163,6 +163,7 @@ def read_artifact_spec(path: Path) -> ArtifactSpec:
         raise InputDataError(f"{path}: {len(inputs)} inputs and {len(graph.graph.output)} outputs; a volo-export "
                              "classifier has one image input and one logits output")
     image, logits = inputs[0], graph.graph.output[0]
+    static = input_spec(graph).static_batch  # the image input's batch dim (initializers skipped)
     size = info.preprocessing.size
     in_shape, out_shape = _onnx_shape(image), _onnx_shape(logits)
     if len(in_shape) != 4 or tuple(in_shape[1:]) != (3, size, size) or len(out_shape) != 2 \
@@ -170,7 +171,8 @@ def read_artifact_spec(path: Path) -> ArtifactSpec:
         raise InputDataError(f"{path}: input {in_shape} and output {out_shape} are not the (N, 3, {size}, {size}) -> "
                              f"(N, {info.num_classes}) of a volo-export classifier")
     return ArtifactSpec(path, "onnx", info, Tensor(image.name, _triton_type(image, path), (3, size, size)),
-                        Tensor(logits.name, _triton_type(logits, path), (info.num_classes,)), batch_range_of(graph),
+                        Tensor(logits.name, _triton_type(logits, path), (info.num_classes,)),
+                        BatchRange() if static is None else BatchRange(static, static),
                         side_files=_external_data(graph, path))
 
 
@@ -429,17 +431,17 @@ def write_models(models: Sequence[ModelFiles], root: Path, progress: Progress = 
     return configs
 
 
-def plan_repository(artifacts: Sequence[Path], settings: RepoSettings, local: bool = False) -> list[ModelFiles]:
+def plan_repository(artifacts: Sequence[Path], settings: RepoSettings) -> list[ModelFiles]:
     """Every model of a repository for `artifacts`, checked before anything is written."""
     if not artifacts:
         raise UsageError("give at least one artifact")
     if settings.name and len(artifacts) > 1:
         raise UsageError("--name names one model: give one artifact, or let the file names name them")
     specs = [read_artifact_spec(Path(a)) for a in artifacts]
-    if settings.device == "cpu" and not local and any(s.kind == ENGINE for s in specs):
+    if settings.device == "cpu" and any(s.kind == ENGINE for s in specs):
         raise UsageError("a TensorRT plan runs on a GPU: --device cpu applies to ONNX artifacts only")
     models = [m for spec in specs
-              for m in repository_models(spec, settings, settings.name or model_name(spec.path), local)]
+              for m in repository_models(spec, settings, settings.name or model_name(spec.path))]
     seen: dict[str, str] = {}
     for m in models:
         if m.name in seen:

@@ -69,7 +69,7 @@ class TritonInstall:
 def find_triton() -> TritonInstall:
     """The tritonserver of the installed nvidia-pytriton wheel (found, not imported), or a one-line
     RuntimeUnavailable saying how to install it."""
-    from importlib.metadata import PackageNotFoundError, version
+    from volo_export.export.metadata import library_versions
 
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
@@ -78,10 +78,7 @@ def find_triton() -> TritonInstall:
     package = Path(next(iter(spec.submodule_search_locations)))
     dist = package / "tritonserver"
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    try:
-        wheel = version("nvidia-pytriton")
-    except PackageNotFoundError:
-        wheel = "unknown"
+    wheel = library_versions(("nvidia-pytriton",))["nvidia-pytriton"] or "unknown"
     install = TritonInstall(server=dist / "bin" / "tritonserver", python_backend=dist / "backends" / "python",
                             stub=dist / "python_backend_stubs" / python / "triton_python_backend_stub",
                             caches=dist / "caches", libs=package.parent / "nvidia_pytriton.libs", version=wheel)

@@ -177,12 +177,9 @@ def write_engine(prepared: PreparedBuild, plan: BuildPlan, serialized: bytes, en
 
 
 def _own_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from volo_export.export.metadata import library_versions
 
-    try:
-        return version("volo-export")
-    except PackageNotFoundError:
-        return "unknown"
+    return library_versions(("volo-export",))["volo-export"] or "unknown"
 
 
 def _make_monitor(trt, progress: Progress):
