@@ -123,7 +123,8 @@ def lower_precision(fp32, info: ArtifactInfo, reference: Reference, request: Pre
     user's files already read (`lowering_data`). Not written."""
     target = request.strategy
     calib, inputs = data.calibration, data.inputs
-    job = Job(request, info.preprocessing, inputs, calib, Path(output), progress)
+    fp32_sha256 = graph_sha256(fp32)
+    job = Job(request, info.preprocessing, inputs, calib, Path(output), progress, fp32_sha256)
     prepared = target.prepare(fp32, job)
     notes = data.notes + prepared.notes
     label = f"{request.precision} ({target.stamp})" if target.stamp != "any" else request.precision
@@ -143,7 +144,7 @@ def lower_precision(fp32, info: ArtifactInfo, reference: Reference, request: Pre
         built, report, fell_back = _fallback(fp32, target, prepared, attempt, report, progress)
     report.kept = built.kept + fell_back
     extra = {**info.extra, **prepared.extra, **built.extra, "kept_float32": json.dumps(report.kept),
-             "fp32_graph_sha256": graph_sha256(fp32)}
+             "fp32_graph_sha256": fp32_sha256}
     if calib is not None and calib.random:
         extra["calibration_random"] = "true"
     lowered_info = dataclasses.replace(info, precision=request.precision, target=target.stamp, extra=extra)

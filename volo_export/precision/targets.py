@@ -32,7 +32,8 @@ from volo_export.progress import Progress
 @dataclass
 class Job:
     """What a target's `prepare` may use: the user's request, the model's preprocessing, the gate's
-    inputs (held out from calibration), the calibration data (INT8 only) and where the output goes."""
+    inputs (held out from calibration), the calibration data (INT8 only), where the output goes and the
+    FP32 graph's hash (`graph_sha256`, computed once per lowering)."""
 
     request: object  # convert.PrecisionRequest
     prep: Preprocessing
@@ -40,6 +41,7 @@ class Job:
     calibration: CalibrationData | None
     output: Path
     progress: Progress
+    fp32_sha256: str
 
 
 @dataclass
@@ -185,7 +187,7 @@ class Int8Target(PrecisionTarget):
         tensors = list(dict.fromkeys(t for name in TARGET_NAMES
                                      for t in precision_target("int8", name).calibration_tensors(fp32)))
         ranges, message = calibrate(fp32, tensors, job.calibration, request.calib_method, job.prep,
-                                    request.cache_path(job.output), job.progress)
+                                    request.cache_path(job.output), job.progress, job.fp32_sha256)
         excluded = [f"{t.node} ({'excluded' if t.node in request.exclude_nodes else 'op type excluded'})"
                     for t in everything if t.node not in {q.node for q in targets}]
         calibration = json.dumps({**job.calibration.summary(), "method": request.calib_method}, sort_keys=True)
