@@ -126,7 +126,7 @@ def main(
     from volo_export.gate import eager_reference, gate_inputs, plan_for
     from volo_export.models.checkpoint import load_model
     from volo_export.precision.convert import PrecisionRequest, lower_precision, lowering_data
-    from volo_export.precision.targets import TARGET_NAMES, precision_target
+    from volo_export.precision.targets import int8_calibration_tensors
     from volo_export.progress import StageLog
     from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
     from volo_export.runtime.base import run_in_batches
@@ -166,8 +166,7 @@ def main(
 
         log.stage("building the steps of the OpenVINO form from the same calibration")
         calib = load_calibration_data(str(calib_dir), info.preprocessing)
-        tensors = list(dict.fromkeys(t for n in TARGET_NAMES
-                                     for t in precision_target("int8", n).calibration_tensors(fp32)))
+        tensors = int8_calibration_tensors(fp32)
         ranges, _ = calibrate(fp32, tensors, calib, "minmax", info.preprocessing, cache, log)
         for step, proto in openvino_steps(fp32, ranges).items():
             if step != "+hoist":  # that one is the gated --target openvino artifact above

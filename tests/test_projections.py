@@ -28,9 +28,9 @@ def samples():
 @pytest.fixture(scope="module")
 def ranges(tiny_fp32, samples):
     """Ranges of every tensor either INT8 target reads (minmax on noise: exactness does not need real images)."""
-    from volo_export.precision.targets import TARGET_NAMES, Int8Target
+    from volo_export.precision.targets import int8_calibration_tensors
 
-    tensors = list(dict.fromkeys(t for name in TARGET_NAMES for t in Int8Target(name).calibration_tensors(tiny_fp32)))
+    tensors = int8_calibration_tensors(tiny_fp32)
     return compute_ranges(collect_stats(tiny_fp32, tensors, samples, histogram=False), "minmax")
 
 

@@ -168,11 +168,12 @@ class Int8Target(PrecisionTarget):
         return Selection(op_types=self.op_types, exclude_nodes=tuple(exclude_nodes),
                          exclude_op_types=tuple(exclude_op_types), activation_matmuls=self.activation_matmuls)
 
-    def calibration_tensors(self, fp32) -> list[str]:
-        """The activations whose ranges this form needs, when every candidate node is quantised."""
+    def calibration_tensors(self, fp32, everything=None) -> list[str]:
+        """The activations whose ranges this form needs, when every candidate node is quantised (`everything`:
+        those candidates, `find_targets(fp32, self.selection())`, when the caller has them)."""
         from volo_export.precision.int8 import find_targets
 
-        return self._tensors(fp32, find_targets(fp32, self.selection()))
+        return self._tensors(fp32, find_targets(fp32, self.selection()) if everything is None else everything)
 
     def prepare(self, fp32, job: Job) -> Prepared:
         from volo_export.calibration import calibrate
@@ -183,9 +184,7 @@ class Int8Target(PrecisionTarget):
         targets = find_targets(fp32, self.selection(request.exclude_nodes, request.exclude_op_types))
         if not targets:
             raise UsageError("nothing left to quantise: every MatMul/Gemm/Conv is excluded")
-        # Every form's tensors, so one calibration cache serves --target tensorrt and cpu alike.
-        tensors = list(dict.fromkeys(t for name in TARGET_NAMES
-                                     for t in precision_target("int8", name).calibration_tensors(fp32)))
+        tensors = int8_calibration_tensors(fp32, {self.name: everything})
         ranges, message = calibrate(fp32, tensors, job.calibration, request.calib_method, job.prep,
                                     request.cache_path(job.output), job.progress, job.fp32_sha256)
         excluded = [f"{t.node} ({'excluded' if t.node in request.exclude_nodes else 'op type excluded'})"
@@ -346,6 +345,15 @@ _REFUSED = {
     ("bf16", "openvino"): "--precision bf16 has one form, a float32 graph with a bf16 hint (--target cpu, the "
                           "default for bf16); OpenVINO honours it",
 }
+
+
+def int8_calibration_tensors(fp32, everything: dict[str, list] | None = None) -> list[str]:
+    """The activations whose ranges any INT8 form needs, every form's in turn (first-use order), so that one
+    calibration cache serves every --target. `everything`: {form name: its candidate targets} the caller has
+    found already."""
+    everything = everything or {}
+    return list(dict.fromkeys(t for name in TARGET_NAMES
+                              for t in precision_target("int8", name).calibration_tensors(fp32, everything.get(name))))
 
 
 def precision_target(precision: str, target: str | None = None) -> PrecisionTarget:
