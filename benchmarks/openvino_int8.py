@@ -82,20 +82,17 @@ def openvino_steps(fp32, ranges: dict) -> dict:
     attention = Selection(activation_matmuls=True)
     chosen = [t.node for t in openvino.select(fp32, find_targets(fp32, attention))]
     steps["+attn"] = quantize_qdq(fp32, openvino.targets_in(fp32, chosen, attention), ranges)
-    u8 = onnx.ModelProto()
-    u8.CopyFrom(steps["+attn"])
-    openvino.softmax_outputs_uint8(u8, ranges)
-    steps["+u8-softmax"] = u8
+    steps["+u8-softmax"] = quantize_qdq(fp32, openvino.targets_in(fp32, chosen, attention), ranges,
+                                        unsigned=openvino.softmax_outputs(fp32))
     pooled = onnx.ModelProto()
     pooled.CopyFrom(fp32)
     window_mean_as_avgpool(pooled)
-    steps["+avgpool"] = quantize_qdq(pooled, openvino.targets_in(pooled, chosen, attention), ranges)
-    openvino.softmax_outputs_uint8(steps["+avgpool"], ranges)
+    steps["+avgpool"] = quantize_qdq(pooled, openvino.targets_in(pooled, chosen, attention), ranges,
+                                     unsigned=openvino.softmax_outputs(pooled))
     edited, aliases = openvino.prepare_graph(fp32)
     aliased = {**ranges, **{new: ranges[old] for new, old in aliases.items() if old in ranges}}
     targets = openvino.targets_in(edited, chosen, attention)
-    steps["+ln3d+nd"] = quantize_qdq(edited, targets, aliased)
-    openvino.softmax_outputs_uint8(steps["+ln3d+nd"], aliased)
+    steps["+ln3d+nd"] = quantize_qdq(edited, targets, aliased, unsigned=openvino.softmax_outputs(edited))
     steps["+hoist"] = openvino.build(edited, targets, aliased)
     return steps
 
