@@ -69,8 +69,8 @@ def add_constant(model, name: str, value: np.ndarray) -> str:
 
 
 def replace_nodes(model, replacements: dict[str, list], drop: set[str] = frozenset()) -> None:
-    """Swap each node named in `replacements` for its list of nodes, remove the nodes in `drop`, and
-    restore topological order."""
+    """Swap each node named in `replacements` for its list of nodes (in its place, so order holds when they
+    read only what the node they replace could read) and remove the nodes in `drop`."""
     out = []
     for n in model.graph.node:
         if n.name in drop:
@@ -78,7 +78,6 @@ def replace_nodes(model, replacements: dict[str, list], drop: set[str] = frozens
         out += replacements.get(n.name, [n])
     del model.graph.node[:]
     model.graph.node.extend(out)
-    topological_sort(model.graph)
 
 
 def forget_shapes(model, tensors) -> None:
