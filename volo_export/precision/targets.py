@@ -79,8 +79,9 @@ class PrecisionTarget:
         """{node: relative output error it alone adds}; larger goes back to float32 first."""
         raise NotImplementedError
 
-    def runner(self, model):
-        """The runner the gate judges the lowered `model` (ModelProto) with."""
+    def runner(self, model, info=None):
+        """The runner the gate judges the lowered `model` (ModelProto) with; `info`: its metadata
+        (ArtifactInfo) when `model` does not carry it yet (None: read from `model`)."""
         from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
 
         return OnnxRuntimeRunner(model.SerializeToString(),
@@ -277,8 +278,8 @@ class OpenVinoInt8Target(Int8Target):
         return node_sensitivity(state.edited, self._edited_targets(state), state.int8.ranges,
                                 state.int8.samples[index])
 
-    def runner(self, model):
-        return openvino_gate_runner(model)
+    def runner(self, model, info=None):
+        return openvino_gate_runner(model, info)
 
 
 @dataclass
@@ -318,17 +319,17 @@ class Bf16Target(PrecisionTarget):
         model.CopyFrom(fp32)
         return Built(model, [])
 
-    def runner(self, model):
-        return openvino_gate_runner(model, "bf16")
+    def runner(self, model, info=None):
+        return openvino_gate_runner(model, info)  # precision bf16: the bf16 hint (openvino_runner.HINTS)
 
 
-def openvino_gate_runner(model, inference_precision: str | None = None):
-    """OpenVINO on the CPU for a lowered ModelProto not written yet (no model cache for it)."""
+def openvino_gate_runner(model, info=None):
+    """OpenVINO on the CPU for a lowered ModelProto not written yet (no model cache for it), compiled with
+    the hint of its precision (`info`, the lowered metadata; None: read from `model`)."""
     from volo_export.export.metadata import read_info
     from volo_export.runtime.openvino_runner import OpenVinoRunner, OpenVinoSettings
 
-    settings = OpenVinoSettings(inference_precision=inference_precision, cache=False)
-    return OpenVinoRunner(model.SerializeToString(), settings, info=read_info(model))
+    return OpenVinoRunner(model.SerializeToString(), OpenVinoSettings(cache=False), info=info or read_info(model))
 
 
 PRECISIONS = ("fp32", "fp16", "int8", "bf16")
