@@ -74,20 +74,17 @@ def openvino_steps(fp32, ranges: dict) -> dict:
     attention = Selection(activation_matmuls=True)
     chosen = [t.node for t in openvino.select(fp32, find_targets(fp32, attention))]
     steps["+attn"] = quantize_qdq(fp32, openvino.targets_in(fp32, chosen, attention), ranges)
-    u8 = onnx.ModelProto()
-    u8.CopyFrom(steps["+attn"])
-    openvino.softmax_outputs_uint8(u8, ranges)
-    steps["+u8-softmax"] = u8
+    steps["+u8-softmax"] = quantize_qdq(fp32, openvino.targets_in(fp32, chosen, attention), ranges,
+                                        unsigned=openvino.softmax_outputs(fp32))
     pooled = onnx.ModelProto()
     pooled.CopyFrom(fp32)
     window_mean_as_avgpool(pooled)
-    steps["+avgpool"] = quantize_qdq(pooled, openvino.targets_in(pooled, chosen, attention), ranges)
-    openvino.softmax_outputs_uint8(steps["+avgpool"], ranges)
+    steps["+avgpool"] = quantize_qdq(pooled, openvino.targets_in(pooled, chosen, attention), ranges,
+                                     unsigned=openvino.softmax_outputs(pooled))
     edited, aliases = openvino.prepare_graph(fp32)
     aliased = {**ranges, **{new: ranges[old] for new, old in aliases.items() if old in ranges}}
     targets = openvino.targets_in(edited, chosen, attention)
-    steps["+ln3d+nd"] = quantize_qdq(edited, targets, aliased)
-    openvino.softmax_outputs_uint8(steps["+ln3d+nd"], aliased)
+    steps["+ln3d+nd"] = quantize_qdq(edited, targets, aliased, unsigned=openvino.softmax_outputs(edited))
     steps["+hoist"] = openvino.build(edited, targets, aliased)
     return steps
 
@@ -120,7 +117,7 @@ def main(
     from volo_export.gate.compare import compare_logits
     from volo_export.models.checkpoint import load_model
     from volo_export.precision.convert import PrecisionRequest, lower_precision, lowering_data
-    from volo_export.precision.targets import TARGET_NAMES, precision_target
+    from volo_export.precision.targets import int8_calibration_tensors
     from volo_export.progress import StageLog
     from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
     from volo_export.runtime.base import run_in_batches
@@ -160,8 +157,7 @@ def main(
 
         log.stage("building the steps of the OpenVINO form from the same calibration")
         calib = load_calibration_data(str(calib_dir), info.preprocessing)
-        tensors = list(dict.fromkeys(t for n in TARGET_NAMES
-                                     for t in precision_target("int8", n).calibration_tensors(fp32)))
+        tensors = int8_calibration_tensors(fp32)
         ranges, _ = calibrate(fp32, tensors, calib, "minmax", info.preprocessing, cache, log)
         for step, proto in openvino_steps(fp32, ranges).items():
             if step != "+hoist":  # that one is the gated --target openvino artifact above

@@ -25,10 +25,10 @@ def lowered(tiny_fp32):
     from volo_export.calibration.methods import compute_ranges
     from volo_export.precision.fp16 import to_fp16
     from volo_export.precision.int8 import find_targets
-    from volo_export.precision.targets import TARGET_NAMES, Int8State, Int8Target, Prepared
+    from volo_export.precision.targets import TARGET_NAMES, Int8State, Int8Target, Prepared, int8_calibration_tensors
 
     x = np.random.default_rng(0).standard_normal((8, 3, 64, 64)).astype(np.float32)
-    tensors = list(dict.fromkeys(t for name in TARGET_NAMES for t in Int8Target(name).calibration_tensors(tiny_fp32)))
+    tensors = int8_calibration_tensors(tiny_fp32)
     ranges = compute_ranges(collect_stats(tiny_fp32, tensors, x, histogram=False), "minmax")
     prepared = Prepared(Int8State(find_targets(tiny_fp32), ranges, [], x))
     return {"fp16": to_fp16(tiny_fp32).model, **{f"int8-{name}": Int8Target(name).build(tiny_fp32, prepared).model

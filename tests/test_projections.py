@@ -28,9 +28,9 @@ def samples():
 @pytest.fixture(scope="module")
 def ranges(tiny_fp32, samples):
     """Ranges of every tensor either INT8 target reads (minmax on noise: exactness does not need real images)."""
-    from volo_export.precision.targets import TARGET_NAMES, Int8Target
+    from volo_export.precision.targets import int8_calibration_tensors
 
-    tensors = list(dict.fromkeys(t for name in TARGET_NAMES for t in Int8Target(name).calibration_tensors(tiny_fp32)))
+    tensors = int8_calibration_tensors(tiny_fp32)
     return compute_ranges(collect_stats(tiny_fp32, tensors, samples, histogram=False), "minmax")
 
 
@@ -68,20 +68,16 @@ def test_split_is_exact_and_only_touches_fused_projections(tiny_qdq):
 
 
 def test_refusal_reasons(tiny_qdq, tiny_fp32):
-    graph = tiny_qdq.graph
-    producers = {o: n for n in graph.node for o in n.output}
-    consumers: dict = {}
-    for n in graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-    by_name = {n.name: n for n in graph.node}
-    assert refusal(by_name["node_linear_5"], producers, consumers, graph) is None
-    assert refusal(by_name["node_linear_6"], producers, consumers, graph) == "not a MatMul"  # the biased proj Gemm
+    from volo_export.passes import GraphIndex
+
+    index = GraphIndex(tiny_qdq)
+    by_name = {n.name: n for n in tiny_qdq.graph.node}
+    assert refusal(by_name["node_linear_5"], index) is None
+    assert refusal(by_name["node_linear_6"], index) == "not a MatMul"  # the biased proj Gemm
     # a quantised MatMul that is no fused projection (its output is not reshaped into parts)
-    assert refusal(by_name["node_MatMul_473"], producers, consumers, graph) == "output does not go to one Reshape"
+    assert refusal(by_name["node_MatMul_473"], index) == "output does not go to one Reshape"
     float_graph = tiny_fp32.graph
-    fp = {o: n for n in float_graph.node for o in n.output}
-    assert refusal(next(n for n in float_graph.node if n.name == "node_linear_5"), fp, {}, float_graph) == \
+    assert refusal(next(n for n in float_graph.node if n.name == "node_linear_5"), GraphIndex(tiny_fp32)) == \
         "weight is not dequantised"
 
 

@@ -17,12 +17,12 @@ from volo_export.progress import SILENT, Progress
 
 
 def calibrate(fp32, tensors: list[str], calib: CalibrationData, method: str, prep: Preprocessing, cache_path: Path,
-              progress: Progress = SILENT) -> tuple[dict[str, Range], str]:
+              progress: Progress = SILENT, fp32_sha256: str | None = None) -> tuple[dict[str, Range], str]:
     """Ranges of `tensors` on the calibration samples: from the cache at `cache_path` when everything they
     depend on matches, else computed and cached there. Returns the ranges and a line saying which
-    happened and why."""
+    happened and why. `fp32_sha256`: `graph_sha256(fp32)` when the caller has it already."""
     names = [str(f.relative_to(calib.root)) if calib.root else f.name for f in calib.files]
-    key = cache.CacheKey(graph_sha256(fp32), calib.digest, dataclasses.asdict(prep), method, len(calib.array),
+    key = cache.CacheKey(fp32_sha256 or graph_sha256(fp32), calib.digest, dataclasses.asdict(prep), method, len(calib.array),
                          tuple(zip(names, calib.file_hashes)))
     found = cache.lookup(cache_path, key, tensors)
     if found.hit:

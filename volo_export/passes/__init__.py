@@ -19,26 +19,35 @@ import numpy as np
 
 
 class GraphIndex:
-    """Producers, consumers and constant values of a graph, for pattern matching (rebuild after edits)."""
+    """Producers, consumers and constant values of a graph (a ModelProto's or a GraphProto), for pattern
+    matching and checks (rebuild after edits). `base_dir`: where external initializer data lies."""
 
-    def __init__(self, model):
-        from onnx import numpy_helper
-
-        graph = model.graph
-        self.graph = graph
+    def __init__(self, model, base_dir=None):
+        graph = getattr(model, "graph", model)
+        self.graph, self.base_dir = graph, base_dir
         self.producer = {o: n for n in graph.node for o in n.output}
         self.consumers: dict[str, list] = {}
         for n in graph.node:
             for i in n.input:
                 self.consumers.setdefault(i, []).append(n)
         self.outputs = {o.name for o in graph.output}
-        self._inits = {t.name: t for t in graph.initializer}
-        self._to_array = numpy_helper.to_array
+        self.initializers = {t.name: t for t in graph.initializer}
+        self.constant_nodes = {n.output[0]: n for n in graph.node if n.op_type == "Constant" and n.output}
 
     def constant(self, name: str) -> np.ndarray | None:
-        """The value of an initializer (None for a computed tensor)."""
-        t = self._inits.get(name)
-        return None if t is None else self._to_array(t)
+        """The value of an initializer or a Constant node's output (None for a computed tensor)."""
+        from onnx import helper, numpy_helper
+
+        if name in self.initializers:
+            return numpy_helper.to_array(self.initializers[name], base_dir=str(self.base_dir or ""))
+        node = self.constant_nodes.get(name)
+        if node is not None:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    return numpy_helper.to_array(attr.t)
+                if attr.name in ("value_float", "value_int", "value_floats", "value_ints"):
+                    return np.asarray(helper.get_attribute_value(attr))
+        return None
 
     def only_consumer(self, tensor: str):
         """The single node reading `tensor` (None when it has several readers or is a graph output)."""
@@ -60,8 +69,8 @@ def add_constant(model, name: str, value: np.ndarray) -> str:
 
 
 def replace_nodes(model, replacements: dict[str, list], drop: set[str] = frozenset()) -> None:
-    """Swap each node named in `replacements` for its list of nodes, remove the nodes in `drop`, and
-    restore topological order."""
+    """Swap each node named in `replacements` for its list of nodes (in its place, so order holds when they
+    read only what the node they replace could read) and remove the nodes in `drop`."""
     out = []
     for n in model.graph.node:
         if n.name in drop:
@@ -69,7 +78,6 @@ def replace_nodes(model, replacements: dict[str, list], drop: set[str] = frozens
         out += replacements.get(n.name, [n])
     del model.graph.node[:]
     model.graph.node.extend(out)
-    topological_sort(model.graph)
 
 
 def forget_shapes(model, tensors) -> None:

@@ -30,22 +30,32 @@ def hoist_qdq(model, producers: Sequence[str] = SAFE_PRODUCERS) -> int:
     """Move activation Q/DQ pairs above shape-only ops in place (see module docstring); returns how
     many shape ops a pair was moved over, in total."""
     moved = 0
-    while True:
+    while True:  # one index per round: every move it finds whose nodes no earlier move of the round touched
         index = GraphIndex(model)
-        step = next((m for m in (_movable(q, index, producers) for q in model.graph.node
-                                 if q.op_type == "QuantizeLinear") if m), None)
-        if step is None:
+        touched: set[int] = set()
+        stale: list[str] = []
+        for q in [n for n in model.graph.node if n.op_type == "QuantizeLinear"]:
+            step = _movable(q, index, producers)
+            if step is None:
+                continue
+            q, dq, shape_op = step
+            source, shaped, dequantized = shape_op.input[0], shape_op.output[0], dq.output[0]
+            readers = index.consumers.get(dequantized, [])
+            nodes = {id(n) for n in (q, dq, shape_op, index.producer.get(source), *readers) if n is not None}
+            if nodes & touched:
+                continue
+            touched |= nodes
+            for reader in readers:
+                for i, name in enumerate(reader.input):
+                    if name == dequantized:
+                        reader.input[i] = shaped
+            q.input[0] = source
+            shape_op.input[0] = dequantized
+            stale += [q.output[0], dequantized]  # they now have the source's shape
+            moved += 1
+        if not stale:
             break
-        q, dq, shape_op = step
-        source, shaped, dequantized = shape_op.input[0], shape_op.output[0], dq.output[0]
-        for reader in index.consumers.get(dequantized, []):
-            for i, name in enumerate(reader.input):
-                if name == dequantized:
-                    reader.input[i] = shaped
-        q.input[0] = source
-        shape_op.input[0] = dequantized
-        forget_shapes(model, [q.output[0], dequantized])  # they now have the source's shape
-        moved += 1
+        forget_shapes(model, stale)
     topological_sort(model.graph)
     return moved
 

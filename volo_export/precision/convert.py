@@ -123,14 +123,22 @@ def lower_precision(fp32, info: ArtifactInfo, reference: Reference, request: Pre
     user's files already read (`lowering_data`). Not written."""
     target = request.strategy
     calib, inputs = data.calibration, data.inputs
-    job = Job(request, info.preprocessing, inputs, calib, Path(output), progress)
+    fp32_sha256 = graph_sha256(fp32)
+    job = Job(request, info.preprocessing, inputs, calib, Path(output), progress, fp32_sha256)
     prepared = target.prepare(fp32, job)
     notes = data.notes + prepared.notes
     label = f"{request.precision} ({target.stamp})" if target.stamp != "any" else request.precision
 
+    def lowered_info(built, more: dict | None = None) -> ArtifactInfo:
+        """The metadata of `built` (the gate's runners read its precision before it is written)."""
+        extra = {**info.extra, **prepared.extra, **built.extra, **(more or {}), "fp32_graph_sha256": fp32_sha256}
+        if calib is not None and calib.random:
+            extra["calibration_random"] = "true"
+        return dataclasses.replace(info, precision=request.precision, target=target.stamp, extra=extra)
+
     def attempt(keep: list[str]):
         built = target.build(fp32, prepared, keep)
-        runner = target.runner(built.model)
+        runner = target.runner(built.model, lowered_info(built))
         report = gate_artifact(runner, reference, inputs, tolerance_for(request.precision, runner.runtime, request.gate),
                                artifact=Path(output).name, model=info.model, precision=label, notes=notes)
         return built, report
@@ -142,12 +150,8 @@ def lower_precision(fp32, info: ArtifactInfo, reference: Reference, request: Pre
     if not report.passed and request.fallback and target.has_fallback:
         built, report, fell_back = _fallback(fp32, target, prepared, attempt, report, progress)
     report.kept = built.kept + fell_back
-    extra = {**info.extra, **prepared.extra, **built.extra, "kept_float32": json.dumps(report.kept),
-             "fp32_graph_sha256": graph_sha256(fp32)}
-    if calib is not None and calib.random:
-        extra["calibration_random"] = "true"
-    lowered_info = dataclasses.replace(info, precision=request.precision, target=target.stamp, extra=extra)
-    return Lowered(finalize(built.model, lowered_info), lowered_info, report, notes)
+    final = lowered_info(built, {"kept_float32": json.dumps(report.kept)})
+    return Lowered(finalize(built.model, final), final, report, notes)
 
 
 def _fallback(fp32, target: PrecisionTarget, prepared, attempt, first: Report, progress: Progress):

@@ -13,7 +13,7 @@ runs the same file on CPU (fusing DQ -> MatMul into integer kernels).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,9 +138,11 @@ def activation_qparams(r: Range, asymmetric: bool = False, levels: int = 255) ->
 
 
 def quantize_qdq(model, targets: Sequence[QuantTarget], ranges: dict[str, Range], asymmetric: bool = False,
-                 weight_levels: int = INT8_MAX, activation_levels: int = 255):
+                 weight_levels: int = INT8_MAX, activation_levels: int = 255, unsigned: Collection[str] = ()):
     """A copy of `model` with Q/DQ on every target's inputs: TensorRT style (see module docstring), or
-    with `asymmetric` uint8 activations (faster on ONNX Runtime's x86 kernels, not TensorRT-parseable)."""
+    with `asymmetric` uint8 activations (faster on ONNX Runtime's x86 kernels, not TensorRT-parseable).
+    The activations named in `unsigned` are quantised as asymmetric uint8 either way (zero point 0 and
+    scale max/levels for a tensor that is never negative)."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -163,7 +165,8 @@ def quantize_qdq(model, targets: Sequence[QuantTarget], ranges: dict[str, Range]
                 raise ExportError(f"no calibrated range for activation {name!r}: the calibration ranges do not "
                                   "cover this graph (stale --calib-cache?)")
             base = _safe(name)
-            scale_value, zp_value = activation_qparams(ranges[name], asymmetric, activation_levels)
+            scale_value, zp_value = activation_qparams(ranges[name], asymmetric or name in unsigned,
+                                                          activation_levels)
             scale = add_init(f"{base}_scale", scale_value)
             zp = add_init(f"{base}_zero_point", zp_value)
             q = helper.make_node("QuantizeLinear", [name, scale, zp], [f"{base}_quantized"], name=f"{base}_QuantizeLinear")

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from volo_export.calibration.methods import Range
 from volo_export.precision.int8 import QuantTarget, Selection, find_targets, quantize_qdq
 
@@ -70,28 +68,12 @@ def build(edited, targets: Sequence[QuantTarget], ranges: dict[str, Range]):
     """The OpenVINO INT8 graph of the passed graph `edited` with `targets` quantised."""
     from volo_export.passes.qdq import hoist_qdq
 
-    quantized = quantize_qdq(edited, targets, ranges)
-    softmax_outputs_uint8(quantized, ranges)
+    quantized = quantize_qdq(edited, targets, ranges, unsigned=softmax_outputs(edited))
     hoist_qdq(quantized)
     return quantized
 
 
-def softmax_outputs_uint8(model, ranges: dict[str, Range]) -> int:
-    """Turn the int8 Q/DQ of every Softmax output into uint8, zero point 0, scale max/255, in place;
-    returns how many."""
-    from onnx import numpy_helper
-
-    graph = model.graph
-    producer = {o: n for n in graph.node for o in n.output}
-    inits = {t.name: t for t in graph.initializer}
-    changed = 0
-    for q in graph.node:
-        source = producer.get(q.input[0]) if q.op_type == "QuantizeLinear" else None
-        if source is None or source.op_type != "Softmax":
-            continue
-        scale, zero_point = inits[q.input[1]], inits[q.input[2]]
-        hi = max(ranges[q.input[0]].hi, 1e-12)
-        scale.CopyFrom(numpy_helper.from_array(np.asarray(hi / 255, np.float32), scale.name))
-        zero_point.CopyFrom(numpy_helper.from_array(np.asarray(0, np.uint8), zero_point.name))
-        changed += 1
-    return changed
+def softmax_outputs(model) -> set[str]:
+    """The outputs of every Softmax of `model`: quantised as uint8 (zero point 0, scale max/255; module
+    docstring)."""
+    return {o for n in model.graph.node if n.op_type == "Softmax" for o in n.output}

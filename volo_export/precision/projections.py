@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from volo_export.passes import GraphIndex, attribute
+
 
 @dataclass(frozen=True)
 class FusedProjection:
@@ -36,37 +38,25 @@ class FusedProjection:
     parts: int
 
 
-def _constant(graph, name: str) -> np.ndarray | None:
-    from onnx import numpy_helper
-
-    for t in graph.initializer:
-        if t.name == name:
-            return numpy_helper.to_array(t)
-    for n in graph.node:
-        if n.op_type == "Constant" and n.output and n.output[0] == name:
-            return next((numpy_helper.to_array(a.t) for a in n.attribute if a.name == "value"), None)
-    return None
-
-
-def refusal(node, producers: dict, consumers: dict, graph) -> str | None:
+def refusal(node, index: GraphIndex) -> str | None:
     """Why `node` is not a fused projection to split (None: it is one)."""
     if node.op_type != "MatMul":
         return "not a MatMul"
-    dq = producers.get(node.input[1])
+    dq = index.producer.get(node.input[1])
     if dq is None or dq.op_type != "DequantizeLinear":
         return "weight is not dequantised"
-    weight, scale = _constant(graph, dq.input[0]), _constant(graph, dq.input[1])
-    axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+    weight, scale = index.constant(dq.input[0]), index.constant(dq.input[1])
+    axis = attribute(dq, "axis", 1)
     if weight is None or scale is None or weight.ndim != 2 or axis not in (1, -1) or scale.size != weight.shape[1]:
         return "weight is not a constant [C, N] quantised per output channel"
-    after = consumers.get(node.output[0], [])
+    after = index.consumers.get(node.output[0], [])
     if len(after) != 1 or after[0].op_type != "Reshape":
         return "output does not go to one Reshape"
-    shape = _constant(graph, after[0].input[1])
-    nxt = consumers.get(after[0].output[0], [])
+    shape = index.constant(after[0].input[1])
+    nxt = index.consumers.get(after[0].output[0], [])
     if shape is None or shape.ndim != 1 or len(shape) < 3 or len(nxt) != 1 or nxt[0].op_type != "Transpose":
         return "Reshape is not followed by one Transpose"
-    perm = next((list(a.ints) for a in nxt[0].attribute if a.name == "perm"), None)
+    perm = attribute(nxt[0], "perm")
     parts = int(shape[-3])
     if perm is None or perm[0] != len(shape) - 3 or parts < 2 or weight.shape[1] % parts:
         return "Transpose does not bring the parts axis first"
@@ -75,17 +65,12 @@ def refusal(node, producers: dict, consumers: dict, graph) -> str | None:
 
 def fused_projections(model) -> list[FusedProjection]:
     """Every MatMul of `model` that `refusal` accepts, in graph order."""
-    graph = model.graph
-    producers = {o: n for n in graph.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    index = GraphIndex(model)
     found = []
-    for node in graph.node:
-        if refusal(node, producers, consumers, graph) is None:
-            shape = _constant(graph, consumers[node.output[0]][0].input[1])
-            found.append(FusedProjection(node, producers[node.input[1]], int(shape[-3])))
+    for node in model.graph.node:
+        if refusal(node, index) is None:
+            shape = index.constant(index.consumers[node.output[0]][0].input[1])
+            found.append(FusedProjection(node, index.producer[node.input[1]], int(shape[-3])))
     return found
 
 
@@ -95,11 +80,12 @@ def split_projections(model) -> list[str]:
     from onnx import helper, numpy_helper
 
     graph = model.graph
+    constants = GraphIndex(model)  # splitting adds constants, changes none
     split = []
     for fused in fused_projections(model):
         mm, dq = fused.node, fused.dequantize
-        w, scale = _constant(graph, dq.input[0]), _constant(graph, dq.input[1])
-        zero = _constant(graph, dq.input[2]) if len(dq.input) > 2 and dq.input[2] else None
+        w, scale = constants.constant(dq.input[0]), constants.constant(dq.input[1])
+        zero = constants.constant(dq.input[2]) if len(dq.input) > 2 and dq.input[2] else None
         cols = w.shape[1] // fused.parts
         nodes, outputs = [], []
         for p in range(fused.parts):

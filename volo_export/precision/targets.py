@@ -32,7 +32,8 @@ from volo_export.progress import Progress
 @dataclass
 class Job:
     """What a target's `prepare` may use: the user's request, the model's preprocessing, the gate's
-    inputs (held out from calibration), the calibration data (INT8 only) and where the output goes."""
+    inputs (held out from calibration), the calibration data (INT8 only), where the output goes and the
+    FP32 graph's hash (`graph_sha256`, computed once per lowering)."""
 
     request: object  # convert.PrecisionRequest
     prep: Preprocessing
@@ -40,6 +41,7 @@ class Job:
     calibration: CalibrationData | None
     output: Path
     progress: Progress
+    fp32_sha256: str
 
 
 @dataclass
@@ -77,8 +79,9 @@ class PrecisionTarget:
         """{node: relative output error it alone adds}; larger goes back to float32 first."""
         raise NotImplementedError
 
-    def runner(self, model):
-        """The runner the gate judges the lowered `model` (ModelProto) with."""
+    def runner(self, model, info=None):
+        """The runner the gate judges the lowered `model` (ModelProto) with; `info`: its metadata
+        (ArtifactInfo) when `model` does not carry it yet (None: read from `model`)."""
         from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
 
         return OnnxRuntimeRunner(model.SerializeToString(),
@@ -166,11 +169,12 @@ class Int8Target(PrecisionTarget):
         return Selection(op_types=self.op_types, exclude_nodes=tuple(exclude_nodes),
                          exclude_op_types=tuple(exclude_op_types), activation_matmuls=self.activation_matmuls)
 
-    def calibration_tensors(self, fp32) -> list[str]:
-        """The activations whose ranges this form needs, when every candidate node is quantised."""
+    def calibration_tensors(self, fp32, everything=None) -> list[str]:
+        """The activations whose ranges this form needs, when every candidate node is quantised (`everything`:
+        those candidates, `find_targets(fp32, self.selection())`, when the caller has them)."""
         from volo_export.precision.int8 import find_targets
 
-        return self._tensors(fp32, find_targets(fp32, self.selection()))
+        return self._tensors(fp32, find_targets(fp32, self.selection()) if everything is None else everything)
 
     def prepare(self, fp32, job: Job) -> Prepared:
         from volo_export.calibration import calibrate
@@ -181,11 +185,9 @@ class Int8Target(PrecisionTarget):
         targets = find_targets(fp32, self.selection(request.exclude_nodes, request.exclude_op_types))
         if not targets:
             raise UsageError("nothing left to quantise: every MatMul/Gemm/Conv is excluded")
-        # Every form's tensors, so one calibration cache serves --target tensorrt and cpu alike.
-        tensors = list(dict.fromkeys(t for name in TARGET_NAMES
-                                     for t in precision_target("int8", name).calibration_tensors(fp32)))
+        tensors = int8_calibration_tensors(fp32, {self.name: everything})
         ranges, message = calibrate(fp32, tensors, job.calibration, request.calib_method, job.prep,
-                                    request.cache_path(job.output), job.progress)
+                                    request.cache_path(job.output), job.progress, job.fp32_sha256)
         excluded = [f"{t.node} ({'excluded' if t.node in request.exclude_nodes else 'op type excluded'})"
                     for t in everything if t.node not in {q.node for q in targets}]
         calibration = json.dumps({**job.calibration.summary(), "method": request.calib_method}, sort_keys=True)
@@ -276,8 +278,8 @@ class OpenVinoInt8Target(Int8Target):
         return node_sensitivity(state.edited, self._edited_targets(state), state.int8.ranges,
                                 state.int8.samples[index])
 
-    def runner(self, model):
-        return openvino_gate_runner(model)
+    def runner(self, model, info=None):
+        return openvino_gate_runner(model, info)
 
 
 @dataclass
@@ -317,17 +319,17 @@ class Bf16Target(PrecisionTarget):
         model.CopyFrom(fp32)
         return Built(model, [])
 
-    def runner(self, model):
-        return openvino_gate_runner(model, "bf16")
+    def runner(self, model, info=None):
+        return openvino_gate_runner(model, info)  # precision bf16: the bf16 hint (openvino_runner.HINTS)
 
 
-def openvino_gate_runner(model, inference_precision: str | None = None):
-    """OpenVINO on the CPU for a lowered ModelProto not written yet (no model cache for it)."""
+def openvino_gate_runner(model, info=None):
+    """OpenVINO on the CPU for a lowered ModelProto not written yet (no model cache for it), compiled with
+    the hint of its precision (`info`, the lowered metadata; None: read from `model`)."""
     from volo_export.export.metadata import read_info
     from volo_export.runtime.openvino_runner import OpenVinoRunner, OpenVinoSettings
 
-    settings = OpenVinoSettings(inference_precision=inference_precision, cache=False)
-    return OpenVinoRunner(model.SerializeToString(), settings, info=read_info(model))
+    return OpenVinoRunner(model.SerializeToString(), OpenVinoSettings(cache=False), info=info or read_info(model))
 
 
 PRECISIONS = ("fp32", "fp16", "int8", "bf16")
@@ -344,6 +346,15 @@ _REFUSED = {
     ("bf16", "openvino"): "--precision bf16 has one form, a float32 graph with a bf16 hint (--target cpu, the "
                           "default for bf16); OpenVINO honours it",
 }
+
+
+def int8_calibration_tensors(fp32, everything: dict[str, list] | None = None) -> list[str]:
+    """The activations whose ranges any INT8 form needs, every form's in turn (first-use order), so that one
+    calibration cache serves every --target. `everything`: {form name: its candidate targets} the caller has
+    found already."""
+    everything = everything or {}
+    return list(dict.fromkeys(t for name in TARGET_NAMES
+                              for t in precision_target("int8", name).calibration_tensors(fp32, everything.get(name))))
 
 
 def precision_target(precision: str, target: str | None = None) -> PrecisionTarget:

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from volo_export.errors import TensorRTCheckFailed, UsageError, first_line
+from volo_export.passes import GraphIndex, attribute
 
 # --------------------------------------------------------------------------- data
 
@@ -241,26 +242,18 @@ class CheckResult:
 # ----------------------------------------------------------------- graph index
 
 
-class _GraphIndex:
-    """Producers, consumers, constants and types of one (sub)graph; constants seen from outer graphs too."""
+class _GraphIndex(GraphIndex):
+    """`passes.GraphIndex` of one (sub)graph with its types and shapes; constants seen from outer graphs too."""
 
     def __init__(self, graph, types: dict[str, int], shapes: dict[str, tuple], base_dir: Path | None,
                  outer: "_GraphIndex | None" = None, prefix: str = ""):
-        self.graph, self.types, self.shapes, self.base_dir, self.prefix = graph, types, shapes, base_dir, prefix
-        self.initializers = {t.name: t for t in graph.initializer}
+        super().__init__(graph, base_dir)
+        self.types, self.shapes, self.prefix = types, shapes, prefix
         if outer:
             self.initializers = {**outer.initializers, **self.initializers}
-        self.constant_nodes = {n.output[0]: n for n in graph.node if n.op_type == "Constant" and n.output}
-        if outer:
             self.constant_nodes = {**outer.constant_nodes, **self.constant_nodes}
-        self.consumers: dict[str, list[tuple[object, int]]] = defaultdict(list)
-        for node in graph.node:
-            for i, name in enumerate(node.input):
-                if name:
-                    self.consumers[name].append((node, i))
         self.quantize_outputs = {n.output[0] for n in graph.node if n.op_type == "QuantizeLinear" and n.output}
         self.graph_inputs = {v.name for v in graph.input}
-        self.graph_outputs = {v.name for v in graph.output}
         self.constants = set(self.initializers) | set(self.constant_nodes)
         self.foldable = set(self.constants) | (outer.foldable if outer else set())
         for node in graph.node:  # nodes are topologically sorted in a valid graph
@@ -271,21 +264,6 @@ class _GraphIndex:
     def name(self, node, index: int) -> str:
         return self.prefix + (node.name or f"{node.op_type}#{index}")
 
-    def value(self, name: str) -> np.ndarray | None:
-        """The value of an initializer or Constant output (None if not a plain constant)."""
-        from onnx import helper, numpy_helper
-
-        if name in self.initializers:
-            return numpy_helper.to_array(self.initializers[name], base_dir=str(self.base_dir or ""))
-        node = self.constant_nodes.get(name)
-        if node is not None:
-            for attr in node.attribute:
-                if attr.name == "value":
-                    return numpy_helper.to_array(attr.t)
-                if attr.name in ("value_float", "value_int", "value_floats", "value_ints"):
-                    return np.asarray(helper.get_attribute_value(attr))
-        return None
-
     def dims(self, name: str) -> tuple | None:
         if name in self.initializers:
             return tuple(self.initializers[name].dims)
@@ -295,15 +273,6 @@ class _GraphIndex:
         if name in self.initializers:
             return self.initializers[name].data_type
         return self.types.get(name)
-
-
-def _attr(node, name: str, default=None):
-    from onnx import helper
-
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
 
 
 def _type_name(elem_type: int | None) -> str:
@@ -335,7 +304,7 @@ def _constant_input_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
 
 def _topk_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
     # `sorted` is never read by the importer: TensorRT's output is always sorted, which sorted=0 allows.
-    k = g.value(node.input[1]) if len(node.input) > 1 else None
+    k = g.constant(node.input[1]) if len(node.input) > 1 else None
     if k is not None and int(np.max(k)) > TOPK_MAX_K:
         yield Finding("error", "op-restriction", f"TopK K={int(np.max(k))} exceeds TensorRT's maximum of "
                       f"{TOPK_MAX_K}", name, "TopK")
@@ -352,7 +321,7 @@ def _extra_output_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
     op = node.op_type
     for extra in node.output[1:]:
         if extra:
-            used = "used" if extra in g.consumers or extra in g.graph_outputs else "declared"
+            used = "used" if extra in g.consumers or extra in g.outputs else "declared"
             yield Finding("error", "extra-outputs", f"{op} output '{extra}' is {used}; TensorRT produces only "
                           "the first output (drop the extra output names)", name, op)
     if len(node.output) > 1 and not any(node.output[1:]):
@@ -362,29 +331,29 @@ def _extra_output_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
 
 
 def _pool_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
-    dilations = _attr(node, "dilations")
+    dilations = attribute(node, "dilations")
     if dilations and any(d != 1 for d in dilations):
         yield Finding("error", "op-restriction", f"{node.op_type} dilations {list(dilations)} must be all ones",
                       name, node.op_type)
 
 
 def _resize_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
-    mode = _attr(node, "mode", b"nearest").decode()
-    coord = _attr(node, "coordinate_transformation_mode", b"half_pixel").decode()
+    mode = attribute(node, "mode", b"nearest").decode()
+    coord = attribute(node, "coordinate_transformation_mode", b"half_pixel").decode()
     if mode not in RESIZE_MODES:
         yield Finding("error", "op-restriction",
                       f"Resize mode '{mode}' unsupported ({', '.join(sorted(RESIZE_MODES))})", name, "Resize")
-    scales = g.value(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    scales = g.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
     inner = RESIZE_INNER_DIMS.get(mode)
-    if inner and scales is not None and _attr(node, "axes") is None and np.any(scales.reshape(-1)[:-inner] != 1):
+    if inner and scales is not None and attribute(node, "axes") is None and np.any(scales.reshape(-1)[:-inner] != 1):
         yield Finding("error", "op-restriction", f"Resize mode '{mode}' scales {scales.tolist()}: TensorRT resizes "
                       f"only the {inner} innermost dimensions in this mode", name, "Resize")
     if coord not in RESIZE_COORDINATE_MODES:
         yield Finding("error", "op-restriction", f"Resize coordinate_transformation_mode '{coord}' unsupported",
                       name, "Resize")
-    if _attr(node, "antialias", 0):
+    if attribute(node, "antialias", 0):
         yield Finding("error", "op-restriction", "Resize antialias is unsupported", name, "Resize")
-    policy = _attr(node, "keep_aspect_ratio_policy", b"stretch").decode()
+    policy = attribute(node, "keep_aspect_ratio_policy", b"stretch").decode()
     if policy != "stretch":
         yield Finding("error", "op-restriction", f"Resize keep_aspect_ratio_policy '{policy}' unsupported",
                       name, "Resize")
@@ -392,7 +361,7 @@ def _resize_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
 
 def _dropout_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
     if len(node.input) > 2 and node.input[2]:
-        mode = g.value(node.input[2])
+        mode = g.constant(node.input[2])
         if mode is None or bool(np.any(mode)):
             yield Finding("error", "op-restriction", "Dropout training_mode must be an initializer equal to False",
                           name, "Dropout")
@@ -406,7 +375,7 @@ def _constant_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
 
 
 def _scatternd_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
-    reduction = _attr(node, "reduction", None)
+    reduction = attribute(node, "reduction", None)
     if reduction is not None and reduction.decode() != "none":
         yield Finding("error", "op-restriction", f"ScatterND reduction '{reduction.decode()}' unsupported", name,
                       "ScatterND")
@@ -425,7 +394,7 @@ _UINT8_AS_INT8 = ("TensorRT quantizes to INT8 instead (a warning in its parser):
 # Where a weighted op wants per-channel weight scales: (input index, axis as a function of weight rank).
 _WEIGHT_AXIS = {"Conv": lambda rank, node: 0, "ConvTranspose": lambda rank, node: 1,
                 "MatMul": lambda rank, node: rank - 1,
-                "Gemm": lambda rank, node: 0 if _attr(node, "transB", 0) else 1}
+                "Gemm": lambda rank, node: 0 if attribute(node, "transB", 0) else 1}
 
 
 def _qdq_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
@@ -446,14 +415,14 @@ def _qdq_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
                       "accepts INT8, FP8, INT4, FP4", name, op)
     if not is_dq:
         zero_type = g.elem_type(zero) if zero else None
-        if zero_type == t["UINT8"] or (not zero and _attr(node, "output_dtype") == t["UINT8"]):
+        if zero_type == t["UINT8"] or (not zero and attribute(node, "output_dtype") == t["UINT8"]):
             yield Finding("warning", "qdq-uint8", f"QuantizeLinear to uint8: {_UINT8_AS_INT8}", name, op)
-        elif not zero and _attr(node, "output_dtype") is None:
+        elif not zero and attribute(node, "output_dtype") is None:
             yield Finding("warning", "qdq-implicit-uint8", "QuantizeLinear without zero point: ONNX semantics are "
                           "uint8 (ONNX Runtime clips negatives) but TensorRT uses int8; give an int8 zero point",
                           name, op)
     if zero:
-        zp = g.value(zero)
+        zp = g.constant(zero)
         if zp is None:
             yield Finding("warning", "qdq-zero-point", f"zero point '{zero}' is not a constant; TensorRT needs "
                           "all-zero zero points", name, op)
@@ -461,7 +430,7 @@ def _qdq_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
             nz = zp.reshape(-1)[np.flatnonzero(zp.reshape(-1))[0]]
             yield Finding("error", "qdq-zero-point", f"zero point '{zero}' is not 0 (e.g. {nz}): TensorRT supports "
                           "only symmetric quantization", name, op)
-    scale_value = g.value(scale) if scale else None
+    scale_value = g.constant(scale) if scale else None
     if scale and scale_value is None and scale not in g.foldable:
         yield Finding("warning", "qdq-scale", f"scale '{scale}' is computed at run time; TensorRT expects "
                       "constant scales", name, op)
@@ -469,7 +438,7 @@ def _qdq_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
         return
     if np.any(scale_value.astype(np.float64) <= 0):
         yield Finding("error", "qdq-scale", f"scale '{scale}' has non-positive values", name, op)
-    if zero and (zp := g.value(zero)) is not None and zp.size != scale_value.size:
+    if zero and (zp := g.constant(zero)) is not None and zp.size != scale_value.size:
         yield Finding("error", "qdq-axis", f"zero point has {zp.size} values, scale {scale_value.size}", name, op)
     if scale_value.size > 1:
         yield from _per_channel_rules(node, g, name, scale_value)
@@ -485,7 +454,7 @@ def _per_channel_rules(node, g: _GraphIndex, name: str, scale: np.ndarray) -> It
     if dims is None:
         return
     rank = len(dims)
-    axis = _attr(node, "axis", 1)
+    axis = attribute(node, "axis", 1)
     axis = axis + rank if axis < 0 else axis
     if scale.ndim > 1:  # block quantization: one blocked axis, TensorRT's INT4 weight path
         return
@@ -495,7 +464,8 @@ def _per_channel_rules(node, g: _GraphIndex, name: str, scale: np.ndarray) -> It
         return
     if op != "DequantizeLinear":
         return
-    for consumer, index in g.consumers.get(node.output[0], []):
+    readers = {id(n): n for n in g.consumers.get(node.output[0], [])}.values()
+    for consumer, index in ((n, i) for n in readers for i, x in enumerate(n.input) if x == node.output[0]):
         rule = _WEIGHT_AXIS.get(consumer.op_type)
         if rule and index == 1 and axis != (want := rule(rank, consumer)):
             # Conv: the parser assumes KCRS weights quantized on K; elsewhere TensorRT may only fuse worse.
@@ -545,8 +515,8 @@ def _op_support(node, name: str) -> Finding | None:
 
 
 def _plugin(node, name: str) -> Finding:
-    version = _attr(node, "plugin_version", b"1")
-    namespace = _attr(node, "plugin_namespace", b"")
+    version = attribute(node, "plugin_version", b"1")
+    namespace = attribute(node, "plugin_namespace", b"")
     version = version.decode() if isinstance(version, bytes) else str(version)
     namespace = namespace.decode() if isinstance(namespace, bytes) else str(namespace)
     where = f"namespace '{namespace}'" if namespace else f"namespace '' or '{node.domain}'"
@@ -607,7 +577,7 @@ def _quantized_inputs(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
 def _type_rules(model, g: _GraphIndex) -> Iterator[Finding]:
     """UINT8 only as network I/O; no strings; DOUBLE is cast down."""
     t = _dtype_ids()
-    io = g.graph_inputs | g.graph_outputs
+    io = g.graph_inputs | g.outputs
     producers = {o: (n.name or n.op_type) for n in model.graph.node for o in n.output}
     qdq_inputs = {i for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
                   for i in n.input[1:]}  # zero points and scales: judged by the Q/DQ rules
