@@ -146,8 +146,11 @@ def assert_one_line_error(result, code: int, *fragments: str, folder: Path | Non
     output = result.output
     assert result.exit_code == code, output
     assert "Traceback" not in output, output
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    lines = output.splitlines()
+    errors = [i for i, line in enumerate(lines) if line.startswith("error:")]
     assert len(errors) == 1, output
+    assert not [rest for rest in lines[errors[0] + 1:] if rest.strip()], f"output after the error line: {output}"
+    errors = [lines[errors[0]]]
     line = " ".join(errors[0].split())
     for fragment in fragments:
         assert " ".join(fragment.split()) in line, (fragment, output)

@@ -130,7 +130,7 @@ def test_a_backend_that_fails_to_build_is_reported():
     registry = {**BACKENDS, "onnx-broken": Backend("onnx-broken", "test", ONNXRUNTIME, broken)}
     report = run_benchmark(BenchRequest(model="volo_tiny_digits", backends=("onnx-broken", "eager"), memory=False,
                                         settings=BenchSettings(batch_sizes=(1,), warmup=0, iterations=1),
-                                        gemm_size=64), registry=registry)
+                                        gemm_size=64, limits=False), registry=registry)
     by = {r.backend: r for r in report.results}
     assert by["onnx-broken"].status == "failed" and by["onnx-broken"].reason == "ExportError: exporter exploded"
     assert by["eager"].status == "ok" and by["eager"].peak_rss_mb is None

@@ -23,14 +23,13 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from helpers import assert_one_line_error, files_in
+from helpers import assert_one_line_error, files_in, tiny_preprocessing
 from volo_export.cli import app
 from volo_export.errors import InputDataError, first_line
 from volo_export.io import process_start, remove_stale_staging
-from volo_export.models.variants import get_config
 from volo_export.preprocess import load_image, preprocess_image
 
-PREP = get_config("volo_tiny_digits").preprocessing
+PREP = tiny_preprocessing()
 CLI = [sys.executable, "-c", "from volo_export.cli import main; main()"]
 
 

@@ -11,6 +11,7 @@ import pytest
 from volo_export.errors import ExportError
 from volo_export.export.metadata import read_info
 from volo_export.export.to_onnx import finalize, prune_value_info
+from volo_export.precision.targets import TARGET_NAMES
 
 
 def _strictly_valid(model) -> None:
@@ -25,7 +26,7 @@ def lowered(tiny_fp32):
     from volo_export.calibration.methods import compute_ranges
     from volo_export.precision.fp16 import to_fp16
     from volo_export.precision.int8 import find_targets
-    from volo_export.precision.targets import TARGET_NAMES, Int8State, Int8Target, Prepared, int8_calibration_tensors
+    from volo_export.precision.targets import Int8State, Int8Target, Prepared, int8_calibration_tensors
 
     x = np.random.default_rng(0).standard_normal((8, 3, 64, 64)).astype(np.float32)
     tensors = int8_calibration_tensors(tiny_fp32)
@@ -41,7 +42,7 @@ def test_fp32_export_is_strictly_valid(tiny_fp32):
     assert not [v for v in tiny_fp32.graph.value_info if v.name in initializers]
 
 
-@pytest.mark.parametrize("form", ["fp16", "int8-tensorrt", "int8-cpu"])
+@pytest.mark.parametrize("form", ["fp16", *(f"int8-{name}" for name in TARGET_NAMES)])
 def test_lowered_graphs_are_strictly_valid_after_finalize(lowered, tiny_fp32, form):
     model = onnx.ModelProto()
     model.CopyFrom(lowered[form])

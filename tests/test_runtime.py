@@ -41,7 +41,12 @@ def test_tensorrt_ep_profile_from_the_shape_or_the_metadata(tmp_path, tiny_onnx)
 
     from volo_export.runtime.onnxruntime_runner import _default_profile
 
-    assert _default_profile(tiny_onnx).max[1:] == (3, 64, 64)  # dynamic size: the metadata's 64
+    assert _default_profile(tiny_onnx).max[1:] == (3, 64, 64)  # from the input's shape
+    sizeless = onnx.load(tiny_onnx)
+    for axis, name in ((2, "h"), (3, "w")):
+        sizeless.graph.input[0].type.tensor_type.shape.dim[axis].dim_param = name
+    onnx.save(sizeless, tmp_path / "sizeless.onnx")
+    assert _default_profile(tmp_path / "sizeless.onnx").max == (32, 3, 64, 64)  # from the metadata's size
     node = helper.make_node("Identity", ["x"], ["y"])
     foreign = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 96, 96])],
                                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, 96, 96])])

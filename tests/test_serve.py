@@ -124,7 +124,7 @@ def test_encoded_images_go_through_the_artifacts_preprocessing(server, local, ph
         client.close()
     expected = local(preprocess_paths(photos, local.info.preprocessing))
     np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
-    for row, want in zip(top, np.argsort(-expected, axis=1)[:, :2]):  # "score:index:label", labels '0'..'9'
+    for row, want in zip(top, np.argsort(-expected, axis=1)[:, :2], strict=True):  # "score:index:label", labels '0'..'9'
         assert [entry.decode().split(":")[1:] for entry in row] == [[str(c), str(c)] for c in want]
 
 
@@ -242,7 +242,7 @@ def test_clients_that_disconnect_mid_request_do_not_wedge_the_server(server, loc
         answer = client.infer("tiny_digits", [tensor_input(grpcclient, x)], client_timeout=30).as_numpy("logits")
     finally:
         client.close()
-    assert time.monotonic() - t0 < 30
+    assert time.monotonic() - t0 < 5  # a batch-8 tiny inference takes milliseconds; 30 s is the client's deadline
     np.testing.assert_allclose(answer, local(x), rtol=1e-5, atol=1e-5)
 
 
@@ -254,7 +254,7 @@ def test_a_second_serve_on_a_busy_port_fails_with_one_line(server, tiny_onnx):
     assert result.returncode == 2, result.stderr
     assert one_error_line(result.stderr) == (f"error: port {server.http} (http) on 127.0.0.1 is already in use; "
                                              "choose another --port")
-    assert time.monotonic() - t0 < 30
+    assert time.monotonic() - t0 < 5  # a batch-8 tiny inference takes milliseconds; 30 s is the client's deadline
     with socket.create_connection(("127.0.0.1", server.http)):  # the first server still listens
         pass
 

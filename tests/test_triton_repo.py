@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from helpers import assert_one_line_error
 from volo_export.cli import app
 
 pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="triton-repo needs tritonclient (extra triton)")
@@ -29,9 +30,8 @@ def invoke(*args: str):
 
 
 def error_line(result) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("error: ") and "Traceback" not in result.output, result.output
-    return lines[-1]
+    """The one `error:` line of a failed command (exit codes are asserted where each is expected)."""
+    return assert_one_line_error(result, result.exit_code)
 
 
 def no_staging_left(folder: Path) -> bool:

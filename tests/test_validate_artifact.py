@@ -91,7 +91,7 @@ def test_fit_to_batch_range():
 
 def test_tolerance_follows_precision_and_runtime():
     assert tolerance_for("fp32") == FP32 and tolerance_for("fp32", "onnxruntime-cpu") == FP32
-    for gpu in ("tensorrt", "onnxruntime-tensorrt", "onnxruntime-cuda"):  # TF32 tensor cores
+    for gpu in ("tensorrt", "tensorrt-rtx", "onnxruntime-tensorrt", "onnxruntime-cuda"):  # TF32 tensor cores
         assert tolerance_for("fp32", gpu) == GPU_FP32
     assert tolerance_for("fp16", "tensorrt") == FP16  # the precision is in the graph
     assert tolerance_for("fp32", overrides=GateOverrides(min_cosine=0.5)).min_cosine == 0.5
