@@ -25,6 +25,8 @@ def test_theoretical_peak_of_an_avx512_vnni_bf16_core():
     assert peak.gops("bf16") == pytest.approx(2 * 3.0 * 0.5 * 64)  # vdpbf16ps at half an instruction per cycle
     assert peak.figures["fp32"].per_cycle == 2 and "measured 1.94" in peak.figures["fp32"].how
     assert peak.tier == "AVX-512 (VNNI, BF16)" and peak.clock_how.startswith("measured")
+    loaded = theoretical_peak(2, cpu_isa(SERVER), IsaProbe(3.0, {"fma_zmm": 1.71, "vnni_zmm": 1.75, "bf16_zmm": 0.42}))
+    assert [loaded.figures[t].per_cycle for t in ("fp32", "int8", "bf16")] == [2, 2, 0.5]  # measured on a busy VM
 
 
 def test_theoretical_peak_without_vnni_and_with_amx():
