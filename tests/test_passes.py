@@ -10,6 +10,7 @@ import onnx
 import pytest
 
 from volo_export.passes import GraphIndex, tensor_shapes
+from volo_export.passes.heads import split_heads
 from volo_export.passes.layernorm import layernorm_on_tokens
 from volo_export.passes.matmul import gemm_as_nd_matmul
 from volo_export.passes.pooling import window_mean_as_avgpool
@@ -76,6 +77,27 @@ def test_gemms_on_flattened_views_become_nd_matmuls(tiny_fp32, x, reference):
         assert old not in index.consumers  # the 2-D view is gone; its values live on under the new name
         assert len(shapes[view]) >= 3
     np.testing.assert_allclose(_run(model, x), reference, rtol=0, atol=1e-5)
+
+
+def test_fused_projections_split_into_one_matmul_per_part(tiny_fp32, x, reference):
+    model = _copy(tiny_fp32)
+    before = Counter(n.op_type for n in model.graph.node)
+    origins: dict[str, str] = {}
+    changed = split_heads(model, origins)
+    onnx.checker.check_model(model, full_check=True)
+    after = Counter(n.op_type for n in model.graph.node)
+    fused = set(origins.values())
+    # the tiny model: qkv of every transformer block (3 parts), kv of every class-attention block (2)
+    assert changed == len(fused) > 0 and len(origins) == after["MatMul"] - before["MatMul"] + changed
+    assert after["Slice"] == before["Slice"] - len(origins) and after["Squeeze"] == before["Squeeze"] - len(origins)
+    index, shapes = GraphIndex(model), tensor_shapes(model)
+    for part, whole in origins.items():
+        assert whole not in {n.name for n in model.graph.node}
+        heads = index.only_consumer(f"{part}_output")  # Reshape (B, N, heads, d) -> Transpose (B, heads, N, d)
+        transpose = index.only_consumer(heads.output[0])
+        assert heads.op_type == "Reshape" and transpose.op_type == "Transpose" and len(shapes[transpose.output[0]]) == 4
+    np.testing.assert_array_equal(_run(model, x), reference)  # the same dot products: the same numbers
+    assert split_heads(model) == 0
 
 
 def test_qdq_pairs_climb_over_shape_ops_exactly(tiny_fp32, x):

@@ -7,6 +7,7 @@ it changed. Tests run ONNX Runtime before and after every pass and compare the n
     pooling.window_mean_as_avgpool   ReduceMean over the two window axes of a 6-D view -> AveragePool
     layernorm.layernorm_on_tokens    LayerNormalization of a 4-D (B, H, W, C) tensor -> on its 3-D view
     matmul.gemm_as_nd_matmul         Reshape(x, [-1, K]) -> Gemm  ->  MatMul on x itself
+    heads.split_heads                fused qkv MatMul -> heads -> unbind  ->  one MatMul -> heads per part
     qdq.hoist_qdq                    Q/DQ after Reshape/Transpose/... -> before them (per-tensor Q/DQ commute)
 
 Used by the OpenVINO INT8 form (`precision/openvino.py`), where each was measured to matter
@@ -78,6 +79,22 @@ def replace_nodes(model, replacements: dict[str, list], drop: set[str] = frozens
         out += replacements.get(n.name, [n])
     del model.graph.node[:]
     model.graph.node.extend(out)
+
+
+def drop_unused(graph) -> None:
+    """Remove nodes whose outputs nothing reads (a replaced weight's DequantizeLinear, say), then the
+    initializers nothing reads."""
+    while True:
+        read = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+        dead = [n for n in graph.node if not any(o in read for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
+    read = {i for n in graph.node for i in n.input}
+    kept = [t for t in graph.initializer if t.name in read]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
 
 
 def forget_shapes(model, tensors) -> None:

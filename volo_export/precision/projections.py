@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from volo_export.passes import GraphIndex, attribute
+from volo_export.passes import GraphIndex, attribute, drop_unused
 
 
 @dataclass(frozen=True)
@@ -108,20 +108,5 @@ def split_projections(model) -> list[str]:
         for offset, node in enumerate(nodes):
             graph.node.insert(index + offset, node)
         split.append(mm.name)
-    _drop_unused(graph)
+    drop_unused(graph)
     return split
-
-
-def _drop_unused(graph) -> None:
-    """Remove nodes whose outputs nothing reads (the replaced weight DQs), then unread initializers."""
-    while True:
-        read = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
-        dead = [n for n in graph.node if not any(o in read for o in n.output)]
-        if not dead:
-            break
-        for n in dead:
-            graph.node.remove(n)
-    read = {i for n in graph.node for i in n.input}
-    kept = [t for t in graph.initializer if t.name in read]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)

@@ -250,16 +250,19 @@ class OpenVinoInt8Target(Int8Target):
 
         prepared = super().prepare(fp32, job)
         state = prepared.state
-        edited, aliases = openvino.prepare_graph(fp32)
-        ranges = {**state.ranges, **{new: state.ranges[old] for new, old in aliases.items() if old in state.ranges}}
+        passed = openvino.prepare_graph(fp32)
+        ranges = {**state.ranges,
+                  **{new: state.ranges[old] for new, old in passed.aliases.items() if old in state.ranges}}
         state = dataclasses.replace(state, targets=openvino.select(fp32, state.targets), ranges=ranges)
-        return dataclasses.replace(prepared, state=OpenVinoInt8State(state, edited))
+        return dataclasses.replace(prepared, state=OpenVinoInt8State(state, passed.model, passed.origins))
 
     def _edited_targets(self, state: "OpenVinoInt8State", keep: Sequence[str] = ()):
+        """The targets of the passed graph; `keep` names its nodes (sensitivity scores them)."""
         from volo_export.precision import openvino
 
-        names = [t.node for t in state.int8.targets if t.node not in set(keep)]
-        return openvino.targets_in(state.edited, names, self.selection())
+        chosen = openvino.targets_in(state.edited, [t.node for t in state.int8.targets], self.selection(),
+                                     state.origins)
+        return [t for t in chosen if t.node not in set(keep)]
 
     def build(self, fp32, prepared: Prepared, keep: Sequence[str] = ()) -> Built:
         from volo_export.precision import openvino
@@ -284,11 +287,12 @@ class OpenVinoInt8Target(Int8Target):
 
 @dataclass
 class OpenVinoInt8State:
-    """The INT8 measurements (names of the FP32 graph; ranges also under the names the passes gave) and
-    the passed graph the OpenVINO form quantises."""
+    """The INT8 measurements (names of the FP32 graph; ranges also under the names the passes gave), the
+    passed graph the OpenVINO form quantises and {its new nodes: the FP32 node each is part of}."""
 
     int8: Int8State
     edited: object
+    origins: dict[str, str]
 
 
 class Bf16Target(PrecisionTarget):
