@@ -60,6 +60,14 @@ def test_openvino_computes_fp32_like_onnxruntime(tiny_onnx):
     assert np.abs(ours - ort).max() / scale < FP32.max_abs_rel and _cosine(ours, ort) > FP32.min_cosine
     kinds = Counter(layer for layer, _, _ in runner.runtime_ops())
     assert kinds["FullyConnected"] > 0 and kinds["Convolution"] == 5  # 4 stem convs + the downsample
+    # compiled for the static batch of each call (faster than a dynamic-batch compile), once per size
+    assert runner.compiled.inputs[0].get_partial_shape()[0].get_length() == 5
+    compiled_for_5 = runner.compiled
+    two = runner(x[:2])
+    assert runner.compiled.inputs[0].get_partial_shape()[0].get_length() == 2
+    assert np.abs(two - ours[:2]).max() / scale < FP32.max_abs_rel  # a row does not depend on the batch
+    runner(x)
+    assert runner.compiled is compiled_for_5 and runner.batch_range.hi is None
 
 
 def test_model_cache_second_start_and_content_key(tmp_path, tiny_onnx):
@@ -68,8 +76,8 @@ def test_model_cache_second_start_and_content_key(tmp_path, tiny_onnx):
     model.write_bytes(tiny_onnx.read_bytes())
     first, second = OpenVinoRunner(model, settings), OpenVinoRunner(model, settings)
     assert not first.loaded_from_cache and second.loaded_from_cache
-    # OpenVINO's own cache key is path + size + mtime: the same file rewritten with other weights, same size
-    # and time, must not get the old blob (it did, measured, before blobs were keyed by content).
+    # OpenVINO's own cache key for a path is path + size + mtime: the same file rewritten with other weights,
+    # same size and time, must not get the old blob (it did, measured, before blobs were keyed by content).
     proto = onnx.load(str(model))
     head = next(t for t in proto.graph.initializer if "head" in t.name and len(t.dims) == 2)
     head.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(head), head.name))

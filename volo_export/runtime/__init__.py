@@ -39,6 +39,8 @@ def open_runner(path: Path, settings: SessionSettings = SessionSettings(), plugi
     - .onnx: `onnxruntime` (`settings`: providers, threads), `openvino` (CPU, `settings.threads`),
       `tensorrt` (ONNX Runtime's TensorRT provider), `auto` (`runtime.auto`: GPU provider if ONNX
       Runtime has one, else the fastest CPU runtime measured at `batch`, cached).
+
+    `batch`: the batch size the caller will run; `auto` measures at it, OpenVINO compiles for it.
     """
     path = Path(path)
     if runtime is not None and runtime not in RUNTIMES:
@@ -56,14 +58,14 @@ def open_runner(path: Path, settings: SessionSettings = SessionSettings(), plugi
         return _auto(path, settings, batch, progress)
     if runtime == "tensorrt":
         settings = dataclasses.replace(settings, providers=("TensorrtExecutionProvider",))
-    return _open_onnx(path, "openvino" if runtime == "openvino" else "onnxruntime", settings)
+    return _open_onnx(path, "openvino" if runtime == "openvino" else "onnxruntime", settings, batch)
 
 
-def _open_onnx(path: Path, runtime: str, settings: SessionSettings) -> Runner:
+def _open_onnx(path: Path, runtime: str, settings: SessionSettings, batch: int | None) -> Runner:
     if runtime == "openvino":
         from volo_export.runtime.openvino_runner import OpenVinoRunner, OpenVinoSettings
 
-        return OpenVinoRunner(path, OpenVinoSettings(threads=settings.threads))
+        return OpenVinoRunner(path, OpenVinoSettings(threads=settings.threads, batch=batch or 1))
     from volo_export.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
     runner = OnnxRuntimeRunner(path, settings)
@@ -81,8 +83,11 @@ def _auto(path: Path, settings: SessionSettings, batch: int | None, progress: Pr
     from volo_export.runtime.onnxruntime_runner import available_providers
 
     if settings.providers is None and any(p in auto.GPU_PROVIDERS for p in available_providers()):
-        return _open_onnx(path, "onnxruntime", settings)
+        return _open_onnx(path, "onnxruntime", settings, batch)
     cpu_settings = settings if settings.providers else dataclasses.replace(settings, providers=("CPUExecutionProvider",))
-    runner, choice = auto.choose(path, lambda name: _open_onnx(path, name, cpu_settings), settings.threads, batch,
-                                 progress=progress)
+
+    def open_one(name: str) -> Runner:
+        return _open_onnx(path, name, cpu_settings, batch)
+
+    runner, choice = auto.choose(path, open_one, settings.threads, batch, progress=progress)
     return auto.with_choice(runner, choice)
