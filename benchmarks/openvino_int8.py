@@ -122,6 +122,7 @@ def main(
     from volo_export.export.to_onnx import export_model, finalize, save_onnx
     from volo_export.gate import eager_reference, gate_inputs, plan_for
     from volo_export.gate.compare import compare_logits
+    from volo_export.hardware import cpu_isa
     from volo_export.models.checkpoint import load_model
     from volo_export.precision.convert import PrecisionRequest, lower_precision, lowering_data
     from volo_export.precision.targets import int8_calibration_tensors
@@ -149,9 +150,12 @@ def main(
         save_onnx(fp32_4d, files["fp32-4d"])
 
         cache = work / "calib.json"
+        bf16 = cpu_isa().bf16  # else no BF16 row: OpenVINO would refuse the hint on this CPU
         for name, source, precision, target in (("ort-int8-cpu", fp32, "int8", "cpu"), ("bf16", fp32, "bf16", None),
                                                 ("ov-int8 (+heads)", fp32, "int8", "openvino"),
                                                 ("ov-int8 4-D trunk", fp32_4d, "int8", "openvino")):
+            if precision == "bf16" and not bf16:
+                continue
             int8 = precision == "int8"
             request = PrecisionRequest(precision=precision, target=target, calib_data=str(calib_dir) if int8 else None,
                                        calib_cache=(cache if source is fp32 else work / "calib_4d.json") if int8 else None)
@@ -181,6 +185,7 @@ def main(
                 "ort-int8-cpu": lambda: ort(files["ort-int8-cpu"]),
                 "ov-fp32": lambda: ov(files["fp32"]), "ov-fp32 4-D trunk": lambda: ov(files["fp32-4d"]),
                 "ov-bf16": lambda: ov(files["bf16"])}
+        order = [name for name in order if bf16 or name != "ov-bf16"]
         runners = {name: (make[name]() if name in make else ov(files[name])) for name in order}
         log.stage("min cosine of every graph vs eager PyTorch on the held-out photos")
         held_out = gate_inputs(info.preprocessing, plan_for("int8", val_dir))[0]

@@ -14,7 +14,8 @@ each item says what it bought in the same interleaved run:
   int8 wasted half the levels (+3 %, cosine unchanged). No convolution reads them.
 - Exact graph passes first (`volo_export.passes`): outlook pooling as AveragePool (+12 %),
   LayerNorm on 3-D views and Gemm as N-D MatMul (+6 % together), the fused qkv/kv projections
-  split into one MatMul per part before the heads are formed (+3-4 %); after quantising, activation
+  split into one MatMul per part before the heads are formed (+3 % with a dynamic-batch compile,
+  0-3 % with the static-batch compile the runner does now); after quantising, activation
   Q/DQ moved above Reshape/Transpose so OpenVINO fuses them into the producing kernel (+11 %).
 
 ONNX Runtime runs this graph correctly (cosine 0.9989) but slower than `--target cpu` (it has no
