@@ -361,8 +361,10 @@ def test_handled_signals_leave_the_old_file_untouched(sig, marker, code, tmp_pat
     out.mkdir()
     (out / "m.onnx").write_bytes(b"the previous, validated model")
     calib, test = digits_folders
+    # SIGINT as from a terminal: a child of a shell's background job inherits it ignored (and then Python
+    # rightly keeps ignoring it), so the child gets the default disposition back.
     child = _child(["onnx", "-m", "volo_tiny_digits", "-o", out / "m.onnx", "--precision", "int8", "--calib-data",
-                    calib, "--validate-images", test])
+                    calib, "--validate-images", test], preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen: list[str] = []
     _wait_for(child, marker, seen)
     child.send_signal(sig)
