@@ -329,11 +329,14 @@ class Bf16Target(PrecisionTarget):
 
 def openvino_gate_runner(model, info=None):
     """OpenVINO on the CPU for a lowered ModelProto not written yet (no model cache for it), compiled with
-    the hint of its precision (`info`, the lowered metadata; None: read from `model`)."""
+    the hint of its precision (`info`, the lowered metadata; None: read from `model`) for the batch the
+    lowered gate runs (HELDOUT_PLAN), so no compile is spent on another size."""
     from volo_export.export.metadata import read_info
+    from volo_export.gate.inputs import HELDOUT_PLAN
     from volo_export.runtime.openvino_runner import OpenVinoRunner, OpenVinoSettings
 
-    return OpenVinoRunner(model.SerializeToString(), OpenVinoSettings(cache=False), info=info or read_info(model))
+    settings = OpenVinoSettings(cache=False, batch=HELDOUT_PLAN.batch_sizes[-1])
+    return OpenVinoRunner(model.SerializeToString(), settings, info=info or read_info(model))
 
 
 PRECISIONS = ("fp32", "fp16", "int8", "bf16")
