@@ -35,7 +35,9 @@ def main() -> None:
     from volo_export.gate import eager_reference, gate_artifact, gate_inputs, plan_for
     from volo_export.models.checkpoint import load_model
     from volo_export.precision.int8 import find_targets
-    from volo_export.precision.targets import Int8State, Int8Target, Prepared
+    from volo_export.precision.form import Prepared
+    from volo_export.precision.forms import form_for
+    from volo_export.precision.int8_form import Int8State
     from volo_export.tolerances import tolerance_for
 
     work = Path(tempfile.mkdtemp(prefix="calib-methods-"))
@@ -56,7 +58,7 @@ def main() -> None:
     reference = eager_reference(loaded.model)
     inputs, _ = gate_inputs(prep, plan_for("int8", test_dir, count))
     tol = tolerance_for("int8")
-    forms = {name: Int8Target(name) for name in args.targets.split(",")}
+    forms = {name: form_for("int8", name) for name in args.targets.split(",")}
     everything = {name: find_targets(fp32, form.selection()) for name, form in forms.items()}
     tensors = list(dict.fromkeys(n for form in forms.values() for n in form.calibration_tensors(fp32)))
 

@@ -125,7 +125,7 @@ def main(
     from volo_export.hardware import cpu_isa
     from volo_export.models.checkpoint import load_model
     from volo_export.precision.convert import PrecisionRequest, lower_precision, lowering_data
-    from volo_export.precision.targets import int8_calibration_tensors
+    from volo_export.precision.forms import int8_calibration_tensors
     from volo_export.progress import StageLog
     from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
     from volo_export.runtime.base import run_in_batches

@@ -11,7 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from volo_export.bench import render
-from volo_export.bench.backends import BACKENDS, ONNXRUNTIME, Backend, backends_named
+from volo_export.bench.backends import BACKENDS, Backend, backends_named
+from volo_export.io import write_json
+from volo_export.names import Runtime
 from volo_export.bench.run import BenchRequest, run_benchmark
 from volo_export.cli import app
 from volo_export.timing import BenchSettings
@@ -22,7 +24,7 @@ from volo_export.models.volo import count_macs
 
 BACKENDS_UNDER_TEST = ("eager", "onnx-naive", "onnx-fp32", "onnx-fp16", "onnx-absent")
 # A backend whose runtime is not installed, as an optional runtime would be on a machine without it.
-ABSENT = Backend("onnx-absent", "a runtime this machine lacks", ONNXRUNTIME, produce=None,
+ABSENT = Backend("onnx-absent", "a runtime this machine lacks", Runtime.ONNXRUNTIME, produce=None,
                  why_unavailable=lambda: "fakeruntime not installed")
 
 
@@ -82,7 +84,7 @@ def test_naive_backend_is_the_col2im_export_and_ours_is_not(tiny_run):
 
 def test_json_schema(tiny_run, tmp_path):
     report, _, _ = tiny_run
-    report.write_json(tmp_path / "r.json")
+    write_json(tmp_path / "r.json", report.to_dict(with_samples=True))
     d = json.loads((tmp_path / "r.json").read_text())
     assert {"model", "gmacs_per_image", "threads", "settings", "environment", "gemm", "backends", "results",
             "memory_method"} <= d.keys()
@@ -127,7 +129,7 @@ def test_a_backend_that_fails_to_build_is_reported():
     def broken(ctx, output):
         raise ExportError("exporter exploded")
 
-    registry = {**BACKENDS, "onnx-broken": Backend("onnx-broken", "test", ONNXRUNTIME, broken)}
+    registry = {**BACKENDS, "onnx-broken": Backend("onnx-broken", "test", Runtime.ONNXRUNTIME, broken)}
     report = run_benchmark(BenchRequest(model="volo_tiny_digits", backends=("onnx-broken", "eager"), memory=False,
                                         settings=BenchSettings(batch_sizes=(1,), warmup=0, iterations=1),
                                         gemm_size=64, limits=False), registry=registry)

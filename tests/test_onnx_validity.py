@@ -11,7 +11,10 @@ import pytest
 from volo_export.errors import ExportError
 from volo_export.export.metadata import read_info
 from volo_export.export.to_onnx import finalize, prune_value_info
-from volo_export.precision.targets import TARGET_NAMES
+from volo_export.names import Precision
+from volo_export.precision.forms import forms
+
+INT8_FORMS = [f for f in forms() if f.precision == Precision.INT8]
 
 
 def _strictly_valid(model) -> None:
@@ -26,14 +29,21 @@ def lowered(tiny_fp32):
     from volo_export.calibration.methods import compute_ranges
     from volo_export.precision.fp16 import to_fp16
     from volo_export.precision.int8 import find_targets
-    from volo_export.precision.targets import Int8State, Int8Target, Prepared, int8_calibration_tensors
+    from volo_export.precision.form import Prepared
+    from volo_export.precision.forms import int8_calibration_tensors
+    from volo_export.precision.forms.int8_openvino import Int8OpenVino
+    from volo_export.precision.int8_form import Int8State
 
     x = np.random.default_rng(0).standard_normal((8, 3, 64, 64)).astype(np.float32)
     tensors = int8_calibration_tensors(tiny_fp32)
     ranges = compute_ranges(collect_stats(tiny_fp32, tensors, x, histogram=False), "minmax")
-    prepared = Prepared(Int8State(find_targets(tiny_fp32), ranges, [], x))
-    return {"fp16": to_fp16(tiny_fp32).model, **{f"int8-{name}": Int8Target(name).build(tiny_fp32, prepared).model
-                                                 for name in TARGET_NAMES}}
+    lowered = {"fp16": to_fp16(tiny_fp32).model}
+    for form in INT8_FORMS:
+        state = Int8State(find_targets(tiny_fp32, form().selection()), ranges, [], x)
+        if form is Int8OpenVino:
+            state = form().passed(tiny_fp32, state)
+        lowered[f"int8-{form.target}"] = form().build(tiny_fp32, Prepared(state)).model
+    return lowered
 
 
 def test_fp32_export_is_strictly_valid(tiny_fp32):
@@ -42,7 +52,7 @@ def test_fp32_export_is_strictly_valid(tiny_fp32):
     assert not [v for v in tiny_fp32.graph.value_info if v.name in initializers]
 
 
-@pytest.mark.parametrize("form", ["fp16", *(f"int8-{name}" for name in TARGET_NAMES)])
+@pytest.mark.parametrize("form", ["fp16", *(f"int8-{form.target}" for form in INT8_FORMS)])
 def test_lowered_graphs_are_strictly_valid_after_finalize(lowered, tiny_fp32, form):
     model = onnx.ModelProto()
     model.CopyFrom(lowered[form])

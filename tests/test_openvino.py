@@ -247,28 +247,28 @@ def _within_one_point(report, min_cos):
 @needs_bf16
 def test_bf16_precision_is_the_fp32_graph_gated_in_bf16(tiny_fp32, eager_reference, digits_folders, tmp_path):
     """Measured (450 test digits): OpenVINO bf16 cosine 0.99990, accuracy 98.44 % = FP32."""
-    from volo_export.precision.targets import precision_target
+    from volo_export.precision.forms import form_for
 
     lowered = _lower(tiny_fp32, eager_reference, digits_folders, tmp_path, precision="bf16")
     assert lowered.report.tolerance == "bf16"
     _within_one_point(lowered.report, 0.9995)
     assert graph_sha256(lowered.model) == graph_sha256(tiny_fp32)  # not one weight or node changed
     assert lowered.info.precision == "bf16" and lowered.info.extra["inference_precision"] == "bf16"
-    gate = precision_target("bf16").runner(lowered.model)
+    gate = form_for("bf16").runner(lowered.model)
     assert isinstance(gate, OpenVinoRunner) and gate.inference_precision == "bf16"
     with pytest.raises(UsageError, match="bf16 is an inference hint for CPU runtimes"):
-        precision_target("bf16", "tensorrt")
+        form_for("bf16", "tensorrt")
 
 
 def test_openvino_int8_form(tiny_fp32, eager_reference, digits_folders, tmp_path):
     """Measured (450 test digits): OpenVINO cosine 0.99917, accuracy 98.44 % = FP32."""
-    from volo_export.precision.targets import precision_target
+    from volo_export.precision.forms import form_for
 
     lowered = _lower(tiny_fp32, eager_reference, digits_folders, tmp_path, precision="int8", target="openvino",
                      calib_data=str(digits_folders[0]))
     _within_one_point(lowered.report, 0.998)
     assert lowered.info.target == "openvino" and lowered.report.precision == "int8 (openvino)"
-    assert isinstance(precision_target("int8", "openvino").runner(lowered.model), OpenVinoRunner)
+    assert isinstance(form_for("int8", "openvino").runner(lowered.model), OpenVinoRunner)
     model = lowered.model
     nodes = list(model.graph.node)
     producer = {o: n for n in nodes for o in n.output}

@@ -22,7 +22,7 @@ from volo_export.precision.convert import PrecisionRequest, lower_precision, low
 from volo_export.precision.fallback import fallback_schedule, node_sensitivity
 from volo_export.precision.fp16 import KEEP_FP32_OPS, Fp16Options, overflow_nodes, to_fp16
 from volo_export.precision.int8 import Selection, find_targets, quantize_qdq
-from volo_export.precision.targets import Int8Target, precision_target
+from volo_export.precision.forms import form_for
 from volo_export.runtime.base import BatchRange
 from volo_export.runtime.onnxruntime_runner import OnnxRuntimeRunner, SessionSettings
 from volo_export.tolerances import GateOverrides, tolerance_for
@@ -60,7 +60,7 @@ def trt_model(tiny_fp32, targets, ranges):
 
 @pytest.fixture(scope="module")
 def cpu_model(tiny_fp32, ranges):
-    return cpu.build(tiny_fp32, find_targets(tiny_fp32, Int8Target("cpu").selection()), ranges)
+    return cpu.build(tiny_fp32, find_targets(tiny_fp32, form_for("int8", "cpu").selection()), ranges)
 
 
 @pytest.fixture(scope="module")
@@ -399,12 +399,12 @@ def test_request_errors(options, message):
         PrecisionRequest(**options)
 
 
-def test_targets_registry():
-    assert precision_target("int8", "tensorrt").gate_optimization == "basic"
-    assert precision_target("int8", "cpu").gate_optimization == "all"
-    assert precision_target("fp16").stamp == "any" and precision_target("int8", "cpu").stamp == "cpu"
-    assert precision_target("int8").has_fallback and not precision_target("fp16").has_fallback
+def test_forms_registry():
+    assert form_for("int8", "tensorrt").gate_optimization == "basic"
+    assert form_for("int8", "cpu").gate_optimization == "all"
+    assert form_for("fp16").stamp == "any" and form_for("int8", "cpu").stamp == "cpu"
+    assert form_for("int8").has_fallback and not form_for("fp16").has_fallback
     with pytest.raises(UsageError):
-        precision_target("int8", "gpu")
+        form_for("int8", "gpu")
     with pytest.raises(UsageError, match="nothing to lower"):
-        precision_target("fp32")
+        form_for("fp32")

@@ -166,9 +166,9 @@ def test_cli_defaults_match_the_library():
     from volo_export.cli.options import GateOptions, Precision, PrecisionOptions
     from volo_export.precision.convert import PrecisionRequest
 
-    cli = PrecisionOptions(calib_data="x").request(GateOptions(), Precision.int8)
+    cli = PrecisionOptions(calib_data="x").request(GateOptions(), Precision.INT8)
     assert cli == PrecisionRequest(precision="int8", calib_data="x")
-    assert PrecisionOptions().request(GateOptions(), Precision.fp32) == PrecisionRequest()
+    assert PrecisionOptions().request(GateOptions(), Precision.FP32) == PrecisionRequest()
 
 
 @pytest.mark.slow

@@ -110,9 +110,12 @@ def atomic_output(path: Path) -> Iterator[Path]:
 
 
 def write_json(path: Path, data, indent: int = 2) -> None:
-    """`data` as indented JSON with a trailing newline at `path`, written through `atomic_output`."""
+    """`data` (JSON-able, or a result with `to_dict()`) as indented JSON with a trailing newline at `path`,
+    written through `atomic_output`: the one JSON writer."""
     import json
 
+    if hasattr(data, "to_dict"):
+        data = data.to_dict()
     with atomic_output(Path(path)) as tmp:
         tmp.write_text(json.dumps(data, indent=indent) + "\n")
 

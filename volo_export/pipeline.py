@@ -19,10 +19,12 @@ from volo_export.errors import UsageError, raise_if_failed
 from volo_export.export.metadata import ArtifactInfo
 from volo_export.export.to_onnx import ExportOptions, export_model, op_histogram, save_onnx
 from volo_export.gate import Report, eager_reference, gate_artifact, gate_inputs, onnx_reference, plan_for, rebuild_eager
-from volo_export.io import atomic_output, ensure_writable
+from volo_export.io import atomic_output, ensure_writable, write_json
 from volo_export.models.checkpoint import load_model
 from volo_export.models.variants import get_config
+from volo_export.names import Precision
 from volo_export.precision.convert import PrecisionRequest, lower_precision, lowering_data
+from volo_export.precision.forms import artifact_form
 from volo_export.progress import SILENT, Progress
 from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
 from volo_export.tolerances import GateOverrides, tolerance_for
@@ -39,7 +41,7 @@ class OnnxRequest:
     export: ExportOptions = ExportOptions()
     validate: bool = True
     validate_images: Path | None = None
-    precision: PrecisionRequest = PrecisionRequest(precision="fp32")
+    precision: PrecisionRequest = PrecisionRequest(precision=Precision.FP32)
     report: Path | None = None
 
     def __post_init__(self):
@@ -81,7 +83,7 @@ def export_onnx(request: OnnxRequest, progress: Progress = SILENT) -> OnnxResult
         if path is not None:
             ensure_writable(path)
     prep = get_config(request.model).preprocessing
-    fp32_inputs = gate_inputs(prep, plan_for("fp32", request.validate_images)) if request.validate else None
+    fp32_inputs = gate_inputs(prep, plan_for(Precision.FP32, request.validate_images)) if request.validate else None
     lowering = request.precision.lowers
     data = lowering_data(prep, request.precision, request.validate_images, progress) if lowering else None
 
@@ -108,9 +110,9 @@ def export_onnx(request: OnnxRequest, progress: Progress = SILENT) -> OnnxResult
             inputs, notes = fp32_inputs
             # The user's gate overrides are for the written artifact's gate, not for the FP32 stage of a lowering.
             overrides = GateOverrides() if lowering else request.precision.gate
-            report = gate_artifact(runner, reference, inputs, tolerance_for("fp32", runner.runtime, overrides),
+            report = gate_artifact(runner, reference, inputs, tolerance_for(Precision.FP32, runner.runtime, overrides),
                                    artifact=request.output.name + (" (FP32 stage)" if lowering else ""),
-                                   model=info.model, precision="fp32", notes=notes, progress=progress)
+                                   model=info.model, precision=Precision.FP32, notes=notes, progress=progress)
             result.reports.append(report)
             timings["validate_s"] = time.perf_counter() - t0
             raise_if_failed(report, f"{request.output.name} failed its fp32 gate, not written")
@@ -126,7 +128,7 @@ def export_onnx(request: OnnxRequest, progress: Progress = SILENT) -> OnnxResult
         del proto
         result.trt_check = _trt_verdict(tmp, result.info)
         if request.report is not None:  # inside the transaction: no model without its report, or vice versa
-            result.report.write_json(request.report)
+            write_json(request.report, result.report)
     return result
 
 
@@ -172,7 +174,7 @@ def quantize_onnx(request: QuantizeRequest, progress: Progress = SILENT) -> Onnx
     if source.resolve() == Path(request.output).resolve():
         raise UsageError("--output must differ from the FP32 model it is made from")
     info = read_info(source)
-    if info.precision != "fp32":
+    if info.precision != Precision.FP32:
         raise UsageError(f"{source} is already {info.precision}; convert the FP32 export instead")
     data = lowering_data(info.preprocessing, request.precision, request.validate_images, progress)
     progress.stage(f"rebuilding the eager reference of {info.model}")
@@ -197,7 +199,7 @@ def quantize_onnx(request: QuantizeRequest, progress: Progress = SILENT) -> Onnx
         save_onnx(lowered.model, tmp)
         result.trt_check = _trt_verdict(tmp, lowered.info)
         if request.report is not None:
-            lowered.report.write_json(request.report)
+            write_json(request.report, lowered.report)
     return result
 
 
@@ -206,7 +208,7 @@ def _trt_verdict(path: Path, info: ArtifactInfo) -> str:
     from volo_export.trt.check import check_model
 
     verdict = check_model(path).summary()
-    if info.target in ("cpu", "openvino"):
-        runtime = {"cpu": "ONNX Runtime CPU", "openvino": "OpenVINO (and ONNX Runtime) CPU"}[info.target]
-        verdict += f" (expected: --target {info.target} is for {runtime} only)"
+    form = artifact_form(info.precision, info.target)
+    if form is not None and form.runs_only_on:
+        verdict += f" (expected: --target {form.target} is for {form.runs_only_on} only)"
     return verdict

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from volo_export.errors import UsageError
+from volo_export.names import GPU_EXECUTORS, Executor, Precision
 
 
 @dataclass(frozen=True)
@@ -165,18 +166,17 @@ class GateOverrides:
 # FP32 graphs on NVIDIA GPUs (TensorRT, ONNX Runtime's TensorRT and CUDA providers) run
 # MatMul/Conv on TF32 tensor cores by default (TensorRT-RTX 1.7 too: a new builder config has
 # BuilderFlag.TF32 set, measured); FP16/INT8 graphs already carry their
-# precision, so their gates do not depend on the runtime. OpenVINO on the CPU ("openvino-cpu")
+# precision, so their gates do not depend on the runtime. OpenVINO on the CPU (`Executor.OPENVINO_CPU`)
 # compiles FP32/FP16/INT8 artifacts with an explicit f32 hint and was measured as exact as ONNX
 # Runtime CPU (VOLO-D1: FP32 max abs 1.1e-6 of the scale, cosine 1.000000; FP16 graph 0.999999;
 # INT8 tensorrt Q/DQ 0.99896, the same as ONNX Runtime), so it shares their gates (no entry here: the
 # precision's own gate in _BY_PRECISION applies); a bf16 artifact
 # is judged by BF16 on every runtime (ONNX Runtime computes it in float32, which passes it too).
-_BY_PRECISION = {"fp32": FP32, "fp16": FP16, "int8": INT8, "bf16": BF16}
-_BY_RUNTIME = {("fp32", runtime): GPU_FP32
-               for runtime in ("tensorrt", "tensorrt-rtx", "onnxruntime-tensorrt", "onnxruntime-cuda")}
+_BY_PRECISION = {Precision.FP32: FP32, Precision.FP16: FP16, Precision.INT8: INT8, Precision.BF16: BF16}
+_BY_RUNTIME = {(Precision.FP32, runtime): GPU_FP32 for runtime in GPU_EXECUTORS}
 
 
-def tolerance_for(precision: str, runtime: str = "onnxruntime-cpu",
+def tolerance_for(precision: str, runtime: str = Executor.ONNXRUNTIME_CPU,
                   overrides: GateOverrides = GateOverrides()) -> Tolerance:
     """The gate for an artifact of `precision` run by `runtime`, with the user's overrides applied."""
     base = _BY_RUNTIME.get((precision, runtime)) or _BY_PRECISION.get(precision)

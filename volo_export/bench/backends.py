@@ -11,8 +11,8 @@ fresh process (for the peak-memory probe):
 
 `why_unavailable()` says, before any work, why a backend cannot run here
 (a missing optional library); such backends are reported with that reason,
-never dropped. A new precision or runtime plugs in by adding a `Backend`
-to `BACKENDS` with its producer function and runtime.
+never dropped. The lowered backends are the ones the precision forms yield
+(`PrecisionForm.bench`); a new runtime plugs in with an `open_backend` branch.
 """
 
 from __future__ import annotations
@@ -24,12 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from volo_export.errors import UsageError
+from volo_export.names import Precision, Runtime
+from volo_export.precision import forms
+from volo_export.precision.form import BenchEntry, PrecisionForm
 from volo_export.timing import Runner
 
 if TYPE_CHECKING:
     from volo_export.gate import Report
 
-EAGER, ONNXRUNTIME, OPENVINO = "eager", "onnxruntime", "openvino"
+EAGER = "eager"  # the eager model itself: no artifact, no runtime
 
 
 @dataclass(frozen=True)
@@ -63,10 +66,10 @@ class BuildContext:
 class Backend:
     name: str
     description: str
-    runtime: str  # EAGER, ONNXRUNTIME or OPENVINO
+    runtime: str  # EAGER, Runtime.ONNXRUNTIME or Runtime.OPENVINO
     produce: Callable[[BuildContext, Path], "Report | None"] | None = None
     why_unavailable: Callable[[], str | None] = lambda: None
-    precision: str = "fp32"
+    precision: Precision = Precision.FP32
 
 
 def _save(proto, output: Path) -> None:
@@ -101,14 +104,16 @@ def lowered_producer(precision: str, target: str | None = None) -> Callable[[Bui
         from volo_export.calibration.samples import write_samples
         from volo_export.errors import raise_if_failed
         from volo_export.precision.convert import PrecisionRequest, lower_precision, lowering_data
+        from volo_export.precision.forms import form_for
 
         fp32, info = ctx.fp32
         with tempfile.TemporaryDirectory(prefix="volo-samples-") as tmp:
             calib, val = write_samples(info.model, Path(tmp))
-            int8 = precision == "int8"
+            calibrated = form_for(precision, target).needs_calibration
             cache = output.parent / f"{info.model}.calib.json"
-            request = PrecisionRequest(precision=precision, target=target, calib_data=str(calib) if int8 else None,
-                                       calib_cache=cache if int8 else None)
+            request = PrecisionRequest(precision=precision, target=target,
+                                       calib_data=str(calib) if calibrated else None,
+                                       calib_cache=cache if calibrated else None)
             data = lowering_data(info.preprocessing, request, val)
             lowered = lower_precision(fp32, info, ctx.reference, request, output, data)
         raise_if_failed(lowered.report, f"{output.name} failed its {precision} gate")
@@ -135,41 +140,40 @@ def _unavailable_unless(*checks: str) -> Callable[[], str | None]:
     return why
 
 
-openvino_missing = _unavailable_unless("import_openvino")
-bf16_missing = _unavailable_unless("import_openvino", "check_bf16_cpu")
+def _form_backend(form: type[PrecisionForm], entry: BenchEntry) -> Backend:
+    """The backend a precision form yields: its artifact (one producer per form) in the entry's runtime."""
+    if entry.unavailable:
+        def why() -> str | None:
+            return entry.unavailable
+    else:
+        why = _unavailable_unless(*entry.needs)
+    return Backend(entry.name, entry.description, entry.runtime, lowered_producer(form.precision, form.target),
+                   why_unavailable=why, precision=form.precision)
 
 
-# Measured: ONNX Runtime 1.32's x86 CPU provider has no bfloat16 MatMul, Gemm, Add, Mul, Softmax or Gelu
-# kernels (one-node bf16 graphs: NOT_IMPLEMENTED) and no session option that computes in bf16.
-ORT_NO_BF16 = ("ONNX Runtime's CPU provider has no bf16 kernels (MatMul, Gemm, Softmax, Gelu: not implemented) "
-               "and no bf16 compute option: a bf16 artifact runs there in float32 (= onnx-fp32)")
-
-BACKENDS: dict[str, Backend] = {b.name: b for b in (
+_FIXED = (
     Backend("eager", "eager PyTorch (torch.inference_mode), same thread count", EAGER),
     Backend("onnx-naive", "stock torch.onnx export of the unmodified model (Col2Im), ONNX Runtime CPU",
-            ONNXRUNTIME, produce_naive),
+            Runtime.ONNXRUNTIME, produce_naive),
     Backend("onnx-fp32", "volo-export FP32 ONNX (exact rewrite, TensorRT-safe), ONNX Runtime CPU",
-            ONNXRUNTIME, produce_fp32),
-    Backend("onnx-fp16", "volo-export FP16 ONNX, ONNX Runtime CPU", ONNXRUNTIME, lowered_producer("fp16"),
-            precision="fp16"),
-    Backend("onnx-int8", "volo-export INT8 ONNX (--target cpu), ONNX Runtime CPU", ONNXRUNTIME,
-            lowered_producer("int8", "cpu"), precision="int8"),
-    Backend("onnx-int8-trt", "volo-export INT8 ONNX (--target tensorrt, TensorRT Q/DQ), ONNX Runtime CPU",
-            ONNXRUNTIME, lowered_producer("int8", "tensorrt"), precision="int8"),
-    Backend("onnx-bf16", "volo-export BF16 (FP32 graph + bf16 hint), ONNX Runtime CPU", ONNXRUNTIME,
-            lowered_producer("bf16"), why_unavailable=lambda: ORT_NO_BF16, precision="bf16"),
-    Backend("openvino-fp32", "volo-export FP32 ONNX, OpenVINO CPU (f32 hint)", OPENVINO, produce_fp32,
-            why_unavailable=openvino_missing),
-    Backend("openvino-bf16", "volo-export BF16 (FP32 graph + bf16 hint), OpenVINO CPU (bf16 hint)", OPENVINO,
-            lowered_producer("bf16"), why_unavailable=bf16_missing, precision="bf16"),
-    Backend("openvino-int8", "volo-export INT8 ONNX (--target openvino), OpenVINO CPU", OPENVINO,
-            lowered_producer("int8", "openvino"), why_unavailable=openvino_missing, precision="int8"),
-    Backend("openvino-int8-trt", "volo-export INT8 ONNX (--target tensorrt, TensorRT Q/DQ), OpenVINO CPU",
-            OPENVINO, lowered_producer("int8", "tensorrt"), why_unavailable=openvino_missing, precision="int8"),
-)}
+            Runtime.ONNXRUNTIME, produce_fp32),
+    Backend("openvino-fp32", "volo-export FP32 ONNX, OpenVINO CPU (f32 hint)", Runtime.OPENVINO, produce_fp32,
+            why_unavailable=_unavailable_unless("import_openvino")),
+)
+_FIXED_DEFAULT = ("eager", "onnx-naive", "onnx-fp32", "openvino-fp32")
+_FORM_ENTRIES = [(form, entry) for form in forms.forms() for entry in form.bench]
+_RUNTIME_ORDER = (EAGER, Runtime.ONNXRUNTIME, Runtime.OPENVINO)
 
-DEFAULT_BACKENDS = ("eager", "onnx-naive", "onnx-fp32", "onnx-fp16", "onnx-bf16", "onnx-int8", "openvino-fp32",
-                    "openvino-bf16", "openvino-int8")
+
+def _ordered(backends: list[Backend]) -> list[Backend]:
+    """Grouped by runtime (eager, ONNX Runtime, OpenVINO), FP32 first, then the forms in registry order."""
+    return sorted(backends, key=lambda b: _RUNTIME_ORDER.index(b.runtime))
+
+
+BACKENDS: dict[str, Backend] = {b.name: b for b in _ordered(
+    [*_FIXED, *(_form_backend(form, entry) for form, entry in _FORM_ENTRIES)])}
+DEFAULT_BACKENDS = tuple(name for name in BACKENDS
+                         if name in _FIXED_DEFAULT or any(e.default and e.name == name for _, e in _FORM_ENTRIES))
 # The backend every "x onnx-fp32" ratio is relative to (the FP32 export users get, in ONNX Runtime).
 BASELINE = "onnx-fp32"
 
@@ -177,7 +181,7 @@ BASELINE = "onnx-fp32"
 def backends_for_runtime(runtime: str | None, registry: Mapping[str, Backend] = BACKENDS) -> tuple[str, ...]:
     """The default backends of one runtime (`bench --runtime`), with eager and the ONNX Runtime FP32
     baseline for the ratios; None or "auto": every default backend."""
-    if runtime in (None, "auto"):
+    if runtime in (None, Runtime.AUTO):
         return DEFAULT_BACKENDS
     own = [n for n, b in registry.items() if b.runtime == runtime and n not in DEFAULT_BACKENDS]
     chosen = [n for n in DEFAULT_BACKENDS if registry[n].runtime in (EAGER, runtime) or n == BASELINE] + own
@@ -200,13 +204,13 @@ def open_backend(backend: Backend, ctx: BuildContext, artifact: Path | None) -> 
     """A runner for a produced backend (eager: the loaded model itself)."""
     if backend.runtime == EAGER:
         return eager_runner(ctx.loaded.model, ctx.threads)
-    if backend.runtime == ONNXRUNTIME:
+    if backend.runtime == Runtime.ONNXRUNTIME:
         from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
 
         settings = SessionSettings(providers=CPU_ONLY, threads=ctx.threads, optimization=ctx.optimization,
                                    spinning=ctx.spinning)
         return OnnxRuntimeRunner(Path(artifact), settings)
-    if backend.runtime == OPENVINO:
+    if backend.runtime == Runtime.OPENVINO:
         from volo_export.runtime.openvino_runner import OpenVinoRunner, OpenVinoSettings
 
         # No model cache: compile time is not measured, and temporary artifacts would leave blobs behind.

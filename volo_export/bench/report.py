@@ -5,7 +5,6 @@ markdown and plots of it are in `bench.render`."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from volo_export.timing import OK, BenchResult
 
@@ -53,11 +52,6 @@ class BenchReport:
         d = {k: v for k, v in asdict(self).items() if k != "results"}
         d["results"] = [r.to_dict(with_samples) for r in self.results]
         return d
-
-    def write_json(self, path: Path) -> None:
-        from volo_export.io import write_json
-
-        write_json(path, self.to_dict(with_samples=True))
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
         """(header, rows) of the table: measured rows first, then one per idle backend."""

@@ -13,8 +13,9 @@ import numpy as np
 
 from volo_export.activations import TensorStats
 from volo_export.errors import UsageError
+from volo_export.names import CalibMethod
 
-METHODS = ("minmax", "entropy", "percentile")
+METHODS = tuple(CalibMethod)
 # Chosen by measurement (benchmarks/calibration_methods.py, docs/PRECISION.md). Min
 # cosine vs FP32 on held-out images, tensorrt / cpu target, 256 calibration samples:
 #   volo_tiny_digits (trained): minmax 0.9991 / 0.9985, percentile 0.9995 / 0.9988,
@@ -24,7 +25,7 @@ METHODS = ("minmax", "entropy", "percentile")
 # Accuracy was identical (98.4-98.7 %, FP32 98.44 %) for minmax and percentile. minmax
 # matches the best within 0.0004, is the only method that is good with few samples and
 # never clips a value seen in calibration, so it is the default.
-DEFAULT_METHOD = "minmax"
+DEFAULT_METHOD = CalibMethod.MINMAX
 PERCENTILE = 99.999
 ENTROPY_TARGET_BINS = 128  # int8: 127 positive levels + zero
 
@@ -58,9 +59,9 @@ def compute_ranges(stats: dict[str, TensorStats], method: str) -> dict[str, Rang
         if not np.isfinite(s.minimum):  # never saw a value
             out[name] = Range(0.0, 0.0)
             continue
-        if method == "minmax" or s.hist is None or s.edge == 0:
+        if method == CalibMethod.MINMAX or s.hist is None or s.edge == 0:
             amax = s.amax
-        elif method == "percentile":
+        elif method == CalibMethod.PERCENTILE:
             amax = percentile_amax(s.hist, s.edge, PERCENTILE)
         else:
             amax = entropy_amax(s.hist, s.edge)

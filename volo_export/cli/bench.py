@@ -11,6 +11,7 @@ from volo_export.cli.console import result_line, stdout, user_errors
 from volo_export.cli.options import AsJson, Checkpoint, ModelName, ReportFile, Runtime, integers, names
 from volo_export.cli.progress import progress
 from volo_export.cli.render import print_json
+from volo_export.io import write_json
 
 
 def command(
@@ -64,6 +65,6 @@ def command(
             for line in result.footnotes() + result.environment_lines() + result.limit_lines() + result.notes:
                 result_line(line)
         if report:
-            result.write_json(report)
+            write_json(report, result.to_dict(with_samples=True))
         if plot:
             render.plot(result, plot)

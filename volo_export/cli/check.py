@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from volo_export.cli.console import result_line, stdout, user_errors
+from volo_export.cli.console import result_line, user_errors
 from volo_export.cli.options import AsJson
-from volo_export.cli.render import print_json
+from volo_export.cli.render import print_json, show_tables
 
 
 def command(
@@ -29,7 +29,7 @@ def command(
         if as_json:
             print_json(result.to_dict())
             return
-        stdout.print(result.table())
+        show_tables(result)
         result_line(f"offline: {result.summary()}")
         if result.real is not None:
             result_line(f"real:    {result.real.summary()}")

@@ -33,7 +33,7 @@ def command(
 
         request = OnnxRequest(model=model, output=output, checkpoint=checkpoint,
                               export=ExportOptions(opset=opset, batch=batch), validate=validate,
-                              validate_images=validate_images, precision=precision.request(gate, Precision.fp32),
+                              validate_images=validate_images, precision=precision.request(gate, Precision.FP32),
                               report=report)
         with progress() as shown:
             result = export_onnx(request, shown)

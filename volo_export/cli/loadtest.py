@@ -35,7 +35,8 @@ def command(
 ) -> None:
     """Load-test a model on a running Triton: img/s, p50/p90/p99, and every answer against local inference."""
     with user_errors(lambda failed: _show(failed, as_json)):
-        from volo_export.errors import ValidationFailed
+        from volo_export.errors import raise_if_failed
+        from volo_export.io import write_json
         from volo_export.serve.loadtest import LoadSettings, run_loadtest
         from volo_export.tolerances import SERVED_ANSWER_REL
 
@@ -45,9 +46,8 @@ def command(
         with progress() as shown:
             result = run_loadtest(url, model, model_name, settings, shown)
         if report:
-            result.write_json(report)
-        if not result.passed:
-            raise ValidationFailed(f"not every request got its own answer: {'; '.join(result.failures)}", result)
+            write_json(report, result.to_dict(with_samples=True))
+        raise_if_failed(result, "not every request got its own answer")
         _show(result, as_json)
 
 

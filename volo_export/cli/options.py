@@ -13,11 +13,15 @@ import functools
 import inspect
 import typing
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from volo_export import names as names_
+from volo_export.names import CalibMethod, IoDtype, Runtime
+from volo_export.precision import forms
 
 ModelName = Annotated[str, typer.Option("--model", "-m", help="Registered variant, e.g. volo_d1_224.")]
 Checkpoint = Annotated[Optional[Path], typer.Option(
@@ -50,24 +54,9 @@ Artifact = Annotated[Path, typer.Option("--model", "-m", help="An artifact: .onn
                                         ".engine (TensorRT, with its .engine.json sidecar).")]
 
 
-class Precision(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    int8 = "int8"
-    bf16 = "bf16"
-
-
-class Target(str, Enum):
-    tensorrt = "tensorrt"
-    cpu = "cpu"
-    openvino = "openvino"
-
-
-class Runtime(str, Enum):
-    auto = "auto"
-    onnxruntime = "onnxruntime"
-    openvino = "openvino"
-    tensorrt = "tensorrt"
+# The choices of --precision and --target: the precisions and targets of the registered forms.
+Precision = StrEnum("Precision", {p.name: p.value for p in (names_.Precision.FP32, *forms.lowered_precisions())})
+Target = StrEnum("Target", {t.name: t.value for t in forms.targets()})
 
 
 RuntimeOption = Annotated[Optional[Runtime], typer.Option(
@@ -75,17 +64,6 @@ RuntimeOption = Annotated[Optional[Runtime], typer.Option(
     "(CPU), tensorrt (the default for .engine; for an .onnx ONNX Runtime's TensorRT EP), auto (an .onnx: a "
     "GPU provider if ONNX Runtime has one, else the fastest CPU runtime for this artifact, measured once "
     "and cached).", show_default=False)]
-
-
-class IoDtype(str, Enum):
-    float32 = "float32"
-    float16 = "float16"
-
-
-class CalibMethod(str, Enum):
-    minmax = "minmax"
-    entropy = "entropy"
-    percentile = "percentile"
 
 
 def names(values: Optional[list[str]]) -> tuple[str, ...]:
@@ -120,12 +98,12 @@ class PrecisionOptions:
         help="int8 graph for: tensorrt (default; TensorRT-parseable Q/DQ, also runs on ONNX Runtime), cpu "
         "(fastest on ONNX Runtime CPU, CPU-only) or openvino (fastest on OpenVINO CPU, gated there). fp16: "
         "tensorrt; bf16: cpu.", show_default=False)] = None
-    io_dtype: Annotated[IoDtype, typer.Option(help="fp16 graph input/output type.")] = IoDtype.float32
+    io_dtype: Annotated[IoDtype, typer.Option(help="fp16 graph input/output type.")] = IoDtype.FLOAT32
     calib_data: Annotated[Optional[str], typer.Option(
         help="int8 calibration data: a folder of images (recursive), a .npy/.npz of (N,3,S,S) preprocessed "
         "tensors, or 'random' (pipeline tests only; stamped in the metadata).")] = None
     calib_size: Annotated[int, typer.Option(help="Calibration samples to use.")] = 256
-    calib_method: Annotated[CalibMethod, typer.Option(help="Range method.")] = CalibMethod.minmax
+    calib_method: Annotated[CalibMethod, typer.Option(help="Range method.")] = CalibMethod.MINMAX
     calib_cache: Annotated[Optional[Path], typer.Option(
         help="Calibration cache file (default: beside --output, <name>.calib.json); reused only when graph, "
         "data, preprocessing, method and size match.")] = None
@@ -138,13 +116,12 @@ class PrecisionOptions:
         help="int8: when the gate fails, keep the most sensitive layers in float32 until it passes.")] = True
     validate_count: Annotated[int, typer.Option(help="fp16/int8: held-out images the gate uses.")] = 64
 
-    def request(self, gate: GateOptions, default: Precision):
+    def request(self, gate: GateOptions, default: names_.Precision):
         from volo_export.precision.convert import PrecisionRequest
 
-        return PrecisionRequest(precision=Precision(self.precision or default).value,
-                                target=Target(self.target).value if self.target else None,
-                                io_dtype=IoDtype(self.io_dtype).value, calib_data=self.calib_data,
-                                calib_size=self.calib_size, calib_method=CalibMethod(self.calib_method).value,
+        return PrecisionRequest(precision=self.precision or default, target=self.target,
+                                io_dtype=self.io_dtype, calib_data=self.calib_data,
+                                calib_size=self.calib_size, calib_method=self.calib_method,
                                 calib_cache=self.calib_cache, exclude_nodes=names(self.exclude_nodes),
                                 exclude_op_types=names(self.exclude_op_types), fallback=self.fallback,
                                 gate=gate.overrides(), validate_count=self.validate_count)

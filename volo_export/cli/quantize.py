@@ -30,7 +30,7 @@ def command(
     with user_errors(lambda failed: show_report(failed, report)):
         from volo_export.pipeline import QuantizeRequest, quantize_onnx
 
-        request = QuantizeRequest(source=source, output=output, precision=precision.request(gate, Precision.int8),
+        request = QuantizeRequest(source=source, output=output, precision=precision.request(gate, Precision.INT8),
                                   checkpoint=checkpoint, validate_images=validate_images, report=report)
         with progress() as shown:
             result = quantize_onnx(request, shown)

@@ -6,6 +6,43 @@ import json
 from pathlib import Path
 
 from volo_export.cli.console import console, note, result_line, stdout, warning
+from volo_export.io import write_json
+from volo_export.names import ANY_TARGET
+
+TONES = {"good": "green", "bad": "red", "error": "red", "plugin": "magenta", "warning": "yellow", "info": "cyan"}
+
+
+def _text(cell) -> str:
+    """A result's cell as rich markup: plain text escaped, a Mark coloured by its tone."""
+    from rich.markup import escape
+
+    from volo_export.results import Mark
+
+    if isinstance(cell, Mark):
+        return f"[{TONES.get(cell.tone, 'default')}]{escape(cell.text)}[/]"
+    return escape(cell)
+
+
+def rich_table(data):
+    """A `results.Table` as a rich Table."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    title = escape(data.title) + (f": {_text(data.status)}" if data.status else "")
+    table = Table(title=title, caption=data.caption)
+    for column in data.columns:
+        table.add_column(column.name, justify=column.justify, no_wrap=column.no_wrap,
+                         **({"overflow": column.overflow} if column.overflow else {}))
+    for row in data.rows:
+        table.add_row(*(_text(cell) for cell in row))
+    return table
+
+
+def show_tables(result) -> None:
+    """Every table of a result (`results.Result`)."""
+    for data in result.tables():
+        stdout.print(rich_table(data))
+
 
 def print_json(data) -> None:
     stdout.print_json(json.dumps(data))
@@ -17,30 +54,28 @@ def show_report(report, report_path: Path | None = None, as_json: bool = False) 
     if as_json:
         print_json(report.to_dict())
     else:
-        stdout.print(report.table())
-        if report.steps:
-            stdout.print(report.steps_table())
+        show_tables(report)
     if report.kept:
         console.print(f"kept in float32 ({len(report.kept)}): " + "; ".join(report.kept[:12])
                       + (" ..." if len(report.kept) > 12 else ""), markup=False, highlight=False)
     for line in report.notes:
         note(line)
     if report_path:
-        report.write_json(report_path)
+        write_json(report_path, report)
 
 
 def show_onnx_result(result) -> None:
     """Everything `onnx` and `quantize` print after writing: every gate, the file, the TensorRT verdict.
     (Notices about the weights were shown when they became known.)"""
     for earlier in result.reports[:-1]:
-        stdout.print(earlier.table())
+        stdout.print(rich_table(earlier.table()))
     if result.report:
         show_report(result.report)
     else:
         warning("--no-validate: the ONNX was NOT compared with eager PyTorch")
     info = result.info
     size_mb = result.output.stat().st_size / 1e6
-    what = info.precision + (f", target {info.target}" if info.precision == "int8" else "")
+    what = info.precision + (f", target {info.target}" if info.target != ANY_TARGET else "")
     result_line(f"wrote {result.output} ({size_mb:.1f} MB, {what}, opset {info.opset}, "
                 f"{sum(result.op_types.values())} nodes)")
     result_line(f"TensorRT check: {result.trt_check}")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from volo_export.names import ANY_TARGET, Precision
 from volo_export.errors import InputDataError
 from volo_export.models.variants import Preprocessing, VoloConfig
 
@@ -23,8 +24,8 @@ class ArtifactInfo:
     preprocessing: Preprocessing
     num_classes: int
     labels: str
-    precision: str = "fp32"
-    target: str = "any"
+    precision: str = Precision.FP32
+    target: str = ANY_TARGET
     opset: int | None = None
     checkpoint_sha256: str | None = None
     random_weights: bool = False

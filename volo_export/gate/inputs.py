@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from volo_export.names import Precision
 from volo_export.calibration.data import CalibrationData, content_hash, select_files
 from volo_export.errors import InputDataError, UsageError
 from volo_export.models.variants import Preprocessing
@@ -64,7 +65,7 @@ HELDOUT_PLAN = InputPlan(count=DEFAULT_HELDOUT_IMAGES, batch_sizes=(8,), random_
 
 def plan_for(precision: str, images: Path | None = None, count: int | None = None) -> InputPlan:
     """The default plan of an artifact of `precision` (see above), on the user's images if given."""
-    base = EXACT_PLAN if precision == "fp32" else HELDOUT_PLAN
+    base = EXACT_PLAN if precision == Precision.FP32 else HELDOUT_PLAN
     return InputPlan(images, count or base.count, base.batch_sizes, base.random_batches, base.seed)
 
 

@@ -1,10 +1,11 @@
-"""The one report type for every gate (eager vs ONNX, FP16, INT8, engine, any runtime),
-rendered as a rich table or JSON."""
+"""The one report type for every gate (eager vs ONNX, FP16, INT8, engine, any runtime): data, with
+its JSON record (`to_dict`) and its tables (`tables`, plain text; the CLI renders them)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+
+from volo_export.results import Column, Table, verdict
 
 
 @dataclass
@@ -62,11 +63,6 @@ class Report:
     def to_dict(self) -> dict:
         return {**asdict(self), "passed": self.passed}
 
-    def write_json(self, path: Path) -> None:
-        from volo_export.io import write_json
-
-        write_json(path, self.to_dict())
-
     def shown_rows(self, max_rows: int = 8) -> list[Comparison]:
         """Rows worth a terminal: all of them when few, else the pooled rows and the worst batches."""
         if len(self.comparisons) <= max_rows:
@@ -76,44 +72,37 @@ class Report:
         keep = {id(c) for c in worst[:max_rows - len(pooled)]}
         return [c for c in self.comparisons if id(c) in keep] + pooled
 
-    def table(self):
-        """A rich Table: one row per compared batch (the worst ones when there are many; JSON has all)."""
-        from rich.markup import escape
-        from rich.table import Table
+    def tables(self) -> list[Table]:
+        """The gate's table (one row per compared batch; the worst ones when there are many, JSON has all)
+        and, after a fallback, the table of its attempts."""
+        return [self.table()] + ([self.steps_table()] if self.steps else [])
 
-        status = "[green]PASS[/]" if self.passed else "[red]FAIL[/]"
-        table = Table(title=f"{escape(self.artifact)} vs {escape(self.reference)} ({self.precision}, "
-                            f"{self.tolerance} gate): {status}")
+    def table(self) -> Table:
         with_acc = any(c.accuracy is not None for c in self.comparisons)
         columns = ["inputs", "batch", "max abs", "mean abs", "min cos", "top-1", "top-5"] + ["acc (ref)"] * with_acc
-        for col in columns:
-            table.add_column(col, justify="left" if col == "inputs" else "right", no_wrap=True)
+        table = Table(f"{self.artifact} vs {self.reference} ({self.precision}, {self.tolerance} gate)",
+                      [Column(c, "left" if c == "inputs" else "right") for c in columns], status=verdict(self.passed))
         rows = self.shown_rows()
         if len(rows) < len(self.comparisons):
             table.caption = f"worst {len(rows) - sum(c.scope == 'all' for c in rows)} of {len(self.comparisons)} " \
                             "rows by cosine; all rows in --report JSON"
         for c in rows:
-            row = [escape(c.inputs), str(c.batch_size), f"{c.max_abs:.1e}", f"{c.mean_abs:.1e}",
+            row = [c.inputs, str(c.batch_size), f"{c.max_abs:.1e}", f"{c.mean_abs:.1e}",
                    f"{c.min_cosine:.6f}", f"{c.top1_agreement:.0%}", f"{c.top5_agreement:.0%}"]
             if with_acc:
                 row.append("" if c.accuracy is None else f"{c.accuracy:.1%} ({c.reference_accuracy:.1%})")
-            table.add_row(*row)
+            table.rows.append(row)
         return table
 
-    def steps_table(self):
-        """A rich Table of the fallback attempts (None when there were none)."""
-        from rich.table import Table
-
-        if not self.steps:
-            return None
+    def steps_table(self) -> Table:
+        """The fallback attempts."""
         with_acc = any(s.accuracy is not None for s in self.steps)
-        table = Table(title="automatic precision fallback: most sensitive nodes kept in float32")
-        for col in ["step", "kept", "min cos", "top-1"] + ["acc"] * with_acc + ["gate"]:
-            table.add_column(col, justify="right", no_wrap=True)
+        columns = ["step", "kept", "min cos", "top-1"] + ["acc"] * with_acc + ["gate"]
+        table = Table("automatic precision fallback: most sensitive nodes kept in float32", [Column(c) for c in columns])
         for i, s in enumerate(self.steps):
             row = [str(i), str(len(s.kept)), f"{s.min_cosine:.5f}", f"{s.top1_agreement:.1%}"]
             if with_acc:
                 row.append("" if s.accuracy is None else f"{s.accuracy:.1%}")
-            row.append("[green]pass[/]" if s.passed else "[red]fail[/]")
-            table.add_row(*row)
+            row.append(verdict(s.passed, ("pass", "fail")))
+            table.rows.append(row)
         return table

@@ -26,21 +26,25 @@ from volo_export.gate import InputSet, Reference, Report, gate_artifact, gate_in
 from volo_export.gate.inputs import DEFAULT_HELDOUT_IMAGES
 from volo_export.gate.report import FallbackStep
 from volo_export.precision.fallback import fallback_schedule
-from volo_export.precision.targets import Job, PrecisionTarget, precision_target
+from volo_export.names import ANY_TARGET, CalibMethod, IoDtype, Precision, Target
+from volo_export.precision.form import FormOptions, Job, PrecisionForm
+from volo_export.precision.forms import (form_for, lowered_precisions, precisions_where, precisions_with_io_dtype,
+                                         precisions_with_targets)
 from volo_export.progress import SILENT, Progress
 from volo_export.tolerances import GateOverrides, tolerance_for
 
 
 @dataclass(frozen=True)
 class PrecisionRequest:
-    """How to lower the FP32 graph's precision, and how to gate the result."""
+    """How to lower the FP32 graph's precision, and how to gate the result. Names may be given as plain
+    strings (`precision="int8"`); they are stored as the vocabulary's members."""
 
-    precision: str = "fp32"  # fp32: nothing to lower (the export's own gate still takes `gate`)
-    target: str | None = None  # None: the precision's default form (targets.DEFAULT_TARGET)
-    io_dtype: str = "float32"
+    precision: Precision = Precision.FP32  # fp32: nothing to lower (the export's own gate still takes `gate`)
+    target: Target | None = None  # None: the precision's default form
+    io_dtype: IoDtype = IoDtype.FLOAT32
     calib_data: str | None = None
     calib_size: int = DEFAULT_CALIB_SIZE
-    calib_method: str = DEFAULT_METHOD
+    calib_method: CalibMethod = DEFAULT_METHOD
     calib_cache: Path | None = None  # None: beside the output, <output stem>.calib.json
     exclude_nodes: tuple[str, ...] = ()
     exclude_op_types: tuple[str, ...] = ()
@@ -49,41 +53,64 @@ class PrecisionRequest:
     validate_count: int = DEFAULT_HELDOUT_IMAGES
 
     def __post_init__(self):
-        """Every option error surfaces here, before minutes of export work."""
-        if self.precision != "fp32":
-            # the precision, the target and the pair exist, and this machine can build and gate it
-            precision_target(self.precision, self.target).require()
-        elif self.target not in (None, "tensorrt"):
-            raise UsageError(f"--target {self.target} applies to --precision int8 only (the FP32 graph runs everywhere)")
+        """Every option error surfaces here, before minutes of export work: the form says what it takes."""
         check_method(self.calib_method)
+        for name, kind in (("precision", Precision), ("target", Target), ("io_dtype", IoDtype),
+                           ("calib_method", CalibMethod)):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _member(kind, getattr(self, name), name))
+        form = form_for(self.precision, self.target) if self.precision != Precision.FP32 else None
+        if form is not None:
+            form.require()  # this machine can build and gate it
+        elif self.target not in (None, Target.TENSORRT):
+            raise UsageError(f"--target {self.target} applies to --precision "
+                             f"{'/'.join(precisions_with_targets())} only (the FP32 graph runs everywhere)")
         if self.calib_size < 1:
             raise UsageError(f"--calib-size must be >= 1, got {self.calib_size}")
         if self.validate_count < 1:
             raise UsageError(f"--validate-count must be >= 1, got {self.validate_count}")
-        if self.precision == "int8" and not self.calib_data:
-            raise UsageError("--precision int8 needs --calib-data DIR|FILE.npy|FILE.npz (images like the ones the "
-                             "model will see); '--calib-data random' only to test the pipeline")
-        if self.precision != "int8":
+        calibrated = "/".join(precisions_where("needs_calibration"))
+        if form is not None and form.needs_calibration and not self.calib_data:
+            raise UsageError(f"--precision {self.precision} needs --calib-data DIR|FILE.npy|FILE.npz (images like "
+                             "the ones the model will see); '--calib-data random' only to test the pipeline")
+        if form is None or not form.needs_calibration:
             given = [name for name, on in (("--calib-data", self.calib_data), ("--calib-cache", self.calib_cache))
                      if on]
             if given:
-                raise UsageError(f"{given[0]} applies to --precision int8 only")
-        if self.precision != "fp16" and self.io_dtype != "float32":
-            raise UsageError("--io-dtype float16 applies to --precision fp16 only")
-        if self.precision not in ("fp16", "int8") and (self.exclude_nodes or self.exclude_op_types):
-            raise UsageError("--exclude-nodes/--exclude-op-types apply to --precision fp16/int8 only")
+                raise UsageError(f"{given[0]} applies to --precision {calibrated} only")
+        if self.io_dtype not in (form.io_dtypes if form else (IoDtype.FLOAT32,)):
+            raise UsageError(f"--io-dtype {self.io_dtype} applies to --precision "
+                             f"{'/'.join(precisions_with_io_dtype(self.io_dtype))} only")
+        if not (form and form.accepts_exclusions) and (self.exclude_nodes or self.exclude_op_types):
+            raise UsageError("--exclude-nodes/--exclude-op-types apply to --precision "
+                             f"{'/'.join(precisions_where('accepts_exclusions'))} only")
 
     @property
     def lowers(self) -> bool:
-        """True for fp16/int8/bf16: there is a graph to convert (or, bf16, to stamp and gate)."""
-        return self.precision in ("fp16", "int8", "bf16")
+        """True where a form lowers the precision: there is a graph to convert (or, bf16, to stamp and gate)."""
+        return self.precision in lowered_precisions()
 
     @property
-    def strategy(self) -> PrecisionTarget:
-        return precision_target(self.precision, self.target)
+    def form(self) -> PrecisionForm:
+        """The form that lowers this request (a UsageError for fp32, which has none)."""
+        return form_for(self.precision, self.target)
 
     def cache_path(self, output: Path) -> Path:
         return self.calib_cache or Path(output).with_suffix(".calib.json")
+
+    def form_options(self, output: Path) -> FormOptions:
+        """What the form's `prepare` reads of this request, for the artifact written at `output`."""
+        return FormOptions(io_dtype=self.io_dtype, exclude_nodes=self.exclude_nodes,
+                           exclude_op_types=self.exclude_op_types, calib_method=self.calib_method,
+                           calib_cache=self.cache_path(output))
+
+
+def _member(kind, value, name: str):
+    """`value` as a member of the vocabulary enum `kind` (a plain string accepted), or a one-line error."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise UsageError(f"--{name.replace('_', '-')} {value!r}: choose one of {', '.join(kind)}") from None
 
 
 @dataclass
@@ -100,7 +127,7 @@ def lowering_data(prep: Preprocessing, request: PrecisionRequest, validate_image
                   progress: Progress = SILENT) -> LoweringData:
     """Read and check the calibration data and the gate images of `request` (one-line errors)."""
     calib = None
-    if request.strategy.needs_calibration:
+    if request.form.needs_calibration:
         progress.stage(f"reading calibration data from {request.calib_data}")
         calib = load_calibration_data(request.calib_data, prep, request.calib_size, progress)
     inputs, notes = gate_inputs(prep, plan_for(request.precision, validate_images, request.validate_count), calib)
@@ -121,25 +148,25 @@ def lower_precision(fp32, info: ArtifactInfo, reference: Reference, request: Pre
                     data: LoweringData, progress: Progress = SILENT) -> Lowered:
     """FP32 ModelProto (with metadata `info`) -> gated FP16/INT8 ModelProto with its metadata, from the
     user's files already read (`lowering_data`). Not written."""
-    target = request.strategy
+    target = request.form
     calib, inputs = data.calibration, data.inputs
     fp32_sha256 = graph_sha256(fp32)
-    job = Job(request, info.preprocessing, inputs, calib, Path(output), progress, fp32_sha256)
+    job = Job(request.form_options(output), info.preprocessing, inputs, calib, progress, fp32_sha256)
     prepared = target.prepare(fp32, job)
     notes = data.notes + prepared.notes
-    label = f"{request.precision} ({target.stamp})" if target.stamp != "any" else request.precision
+    label = f"{request.precision} ({target.stamp})" if target.stamp != ANY_TARGET else str(request.precision)
 
     def lowered_info(built, more: dict | None = None) -> ArtifactInfo:
         """The metadata of `built` (the gate's runners read its precision before it is written)."""
         extra = {**info.extra, **prepared.extra, **built.extra, **(more or {}), "fp32_graph_sha256": fp32_sha256}
         if calib is not None and calib.random:
             extra["calibration_random"] = "true"
-        return dataclasses.replace(info, precision=request.precision, target=target.stamp, extra=extra)
+        return dataclasses.replace(info, precision=str(request.precision), target=str(target.stamp), extra=extra)
 
     def attempt(keep: list[str]):
         built = target.build(fp32, prepared, keep)
         runner = target.runner(built.model, lowered_info(built))
-        report = gate_artifact(runner, reference, inputs, tolerance_for(request.precision, runner.runtime, request.gate),
+        report = gate_artifact(runner, reference, inputs, tolerance_for(target.tolerance, runner.runtime, request.gate),
                                artifact=Path(output).name, model=info.model, precision=label, notes=notes)
         return built, report
 
@@ -154,7 +181,7 @@ def lower_precision(fp32, info: ArtifactInfo, reference: Reference, request: Pre
     return Lowered(finalize(built.model, final), final, report, notes)
 
 
-def _fallback(fp32, target: PrecisionTarget, prepared, attempt, first: Report, progress: Progress):
+def _fallback(fp32, target: PrecisionForm, prepared, attempt, first: Report, progress: Progress):
     """Keep growing sets of the most sensitive nodes in float until the gate passes (or the cap).
     Returns (the last Built, its report, lines naming the nodes kept float by the fallback)."""
     progress.stage(f"{target.precision.upper()} missed the gate ({first.failures[0]}); measuring per-layer sensitivity")

@@ -33,9 +33,6 @@ import numpy as np
 from volo_export.calibration.methods import Range
 from volo_export.precision.int8 import QuantTarget, activation_qparams, calibration_tensors as _inputs, quantize_qdq
 
-DESCRIPTION = "ONNX Runtime CPU: uint8 activations, 7-bit per-channel weights, QLinearConv stem"
-ACTIVATION_MATMULS = False
-OP_TYPES = ("MatMul", "Gemm", "Conv")
 WEIGHT_LEVELS = 63  # 7-bit weights: no int16 saturation in VPMADDUBSW (see module docstring)
 
 

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from volo_export.calibration.methods import Range
 from volo_export.precision.int8 import QuantTarget, Selection, find_targets, quantize_qdq
 
-DESCRIPTION = "OpenVINO CPU: symmetric int8, int8 attention, uint8 softmax, Q/DQ above reshapes"
-
 
 def select(model, targets: Sequence[QuantTarget]) -> list[QuantTarget]:
     """`targets` without the outlook attention's aggregation (activation MatMuls of 5-D operands)."""

@@ -20,13 +20,14 @@ from pathlib import Path
 
 from volo_export.artifact import ENGINE, artifact_kind
 from volo_export.errors import InputDataError, UsageError
+from volo_export.names import Precision, Runtime
 from volo_export.progress import SILENT, Progress
 from volo_export.runtime.base import BatchRange, Runner, run_in_batches
 from volo_export.runtime.onnxruntime_runner import SessionSettings
 
 __all__ = ["RUNTIMES", "BatchRange", "Runner", "SessionSettings", "open_runner", "run_in_batches"]
 
-RUNTIMES = ("auto", "onnxruntime", "openvino", "tensorrt")
+RUNTIMES = tuple(Runtime)
 BF16_IN_FLOAT32 = ("{name} is a bf16 artifact, but ONNX Runtime's CPU provider has no bf16 kernels: it runs in "
                    "float32 here (bf16 arithmetic: --runtime openvino on a CPU with AVX512_BF16 or AMX)")
 
@@ -49,20 +50,20 @@ def open_runner(path: Path, settings: SessionSettings = SessionSettings(), plugi
     if not path.is_file():
         raise InputDataError(f"model not found: {path}" + (" (a folder, not a file)" if path.is_dir() else ""))
     if kind == ENGINE:
-        if runtime not in (None, "auto", "tensorrt"):
+        if runtime not in (None, Runtime.AUTO, Runtime.TENSORRT):
             raise UsageError(f"{path.name} is a TensorRT engine: only --runtime tensorrt (or auto) runs it")
         from volo_export.runtime.tensorrt_runner import TensorRTRunner
 
         return TensorRTRunner(path, plugins)
-    if runtime == "auto":
+    if runtime == Runtime.AUTO:
         return _auto(path, settings, batch, progress)
-    if runtime == "tensorrt":
+    if runtime == Runtime.TENSORRT:
         settings = dataclasses.replace(settings, providers=("TensorrtExecutionProvider",))
-    return _open_onnx(path, "openvino" if runtime == "openvino" else "onnxruntime", settings, batch)
+    return _open_onnx(path, Runtime.OPENVINO if runtime == Runtime.OPENVINO else Runtime.ONNXRUNTIME, settings, batch)
 
 
 def _open_onnx(path: Path, runtime: str, settings: SessionSettings, batch: int | None) -> Runner:
-    if runtime == "openvino":
+    if runtime == Runtime.OPENVINO:
         from volo_export.runtime.openvino_runner import OpenVinoRunner, OpenVinoSettings
 
         return OpenVinoRunner(path, OpenVinoSettings(threads=settings.threads, batch=batch or 1))
@@ -70,7 +71,7 @@ def _open_onnx(path: Path, runtime: str, settings: SessionSettings, batch: int |
 
     runner = OnnxRuntimeRunner(path, settings)
     try:
-        bf16 = runner.info.precision == "bf16"
+        bf16 = runner.info.precision == Precision.BF16
     except InputDataError:  # no volo-export metadata
         bf16 = False
     if bf16:
@@ -83,7 +84,7 @@ def _auto(path: Path, settings: SessionSettings, batch: int | None, progress: Pr
     from volo_export.runtime.onnxruntime_runner import available_providers
 
     if settings.providers is None and any(p in auto.GPU_PROVIDERS for p in available_providers()):
-        return _open_onnx(path, "onnxruntime", settings, batch)
+        return _open_onnx(path, Runtime.ONNXRUNTIME, settings, batch)
     cpu_settings = settings if settings.providers else dataclasses.replace(settings, providers=("CPUExecutionProvider",))
 
     def open_one(name: str) -> Runner:

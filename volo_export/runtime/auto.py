@@ -26,9 +26,9 @@ from pathlib import Path
 
 from volo_export.errors import RuntimeUnavailable, VoloExportError
 from volo_export.export.metadata import ArtifactInfo, read_info
+from volo_export.names import Precision, Runtime
 from volo_export.progress import SILENT, Progress
 
-ONNXRUNTIME, OPENVINO = "onnxruntime", "openvino"
 MEASURE_BATCH = 8  # when the caller does not say which batch it will run
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
@@ -60,15 +60,15 @@ def cpu_candidates(info: ArtifactInfo | None, name: str) -> tuple[list[str], dic
     try:
         import_openvino()
         why_not = refusal(info, name)
-        if why_not is None and info is not None and info.precision == "bf16":
+        if why_not is None and info is not None and info.precision == Precision.BF16:
             check_bf16_cpu()
     except RuntimeUnavailable as e:
         why_not = str(e)
     if why_not:
-        skipped[OPENVINO] = why_not
-    if info is not None and info.precision == "bf16":
-        skipped[ONNXRUNTIME] = "ONNX Runtime's CPU provider has no bf16 kernels (it would compute in float32)"
-    candidates = [r for r in (ONNXRUNTIME, OPENVINO) if r not in skipped]
+        skipped[Runtime.OPENVINO] = why_not
+    if info is not None and info.precision == Precision.BF16:
+        skipped[Runtime.ONNXRUNTIME] = "ONNX Runtime's CPU provider has no bf16 kernels (it would compute in float32)"
+    candidates = [r for r in (Runtime.ONNXRUNTIME, Runtime.OPENVINO) if r not in skipped]
     return candidates, skipped
 
 
@@ -134,7 +134,7 @@ def choose(path: Path, open_one, threads: int = 0, batch: int | None = None, cac
         reason = "the only CPU runtime that runs it as intended here" if skipped else "the only CPU runtime installed"
         return open_one(only), Choice(only, reason, skipped=skipped)
     if not candidates:  # a bf16 artifact where no runtime does bf16: float32 in ONNX Runtime, said so
-        return open_one(ONNXRUNTIME), Choice(ONNXRUNTIME, "no runtime here computes bf16; it runs in float32",
+        return open_one(Runtime.ONNXRUNTIME), Choice(Runtime.ONNXRUNTIME, "no runtime here computes bf16; it runs in float32",
                                              skipped=skipped)
     batch = batch or MEASURE_BATCH
     cache = Path(cache) if cache else default_cache_file()
@@ -154,7 +154,7 @@ def choose(path: Path, open_one, threads: int = 0, batch: int | None = None, cac
     size = (info.preprocessing.size if info else None) or _input_size(path)
     ms = fastest(runners, size, batch, progress) if len(runners) > 1 else {}
     if not ms:
-        name = next(iter(runners)) if runners else ONNXRUNTIME
+        name = next(iter(runners)) if runners else Runtime.ONNXRUNTIME
         return runners.get(name) or open_one(name), Choice(name, "the only candidate that opened", skipped=skipped)
     best = min(ms, key=ms.get)
     choice = Choice(best, f"fastest at batch {batch} on this machine", ms, skipped=skipped)

@@ -16,14 +16,8 @@ import numpy as np
 
 from volo_export.errors import UsageError
 from volo_export.export.metadata import ArtifactInfo
+from volo_export.names import Executor
 
-# Keys of `Runner.runtime`: what executes the graph, which decides the arithmetic (and so the tolerance).
-ONNXRUNTIME_CPU = "onnxruntime-cpu"
-ONNXRUNTIME_CUDA = "onnxruntime-cuda"
-ONNXRUNTIME_TENSORRT = "onnxruntime-tensorrt"
-TENSORRT = "tensorrt"
-TENSORRT_RTX = "tensorrt-rtx"
-OPENVINO_CPU = "openvino-cpu"
 DEFAULT_BATCH = 32
 
 
@@ -72,7 +66,7 @@ class Runner(Protocol):
     """One loaded artifact, ready to run."""
 
     name: str  # the file, for messages
-    runtime: str  # what executes it: one of the keys above (later runtimes add theirs)
+    runtime: Executor  # what executes it (it decides the arithmetic, so the tolerance)
     notices: list[str]  # things the user should know about how it runs (compatibility warnings, ...)
 
     @property

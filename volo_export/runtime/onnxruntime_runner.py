@@ -17,11 +17,13 @@ import numpy as np
 from volo_export.errors import InputDataError, RuntimeUnavailable, first_line
 from volo_export.export.metadata import ArtifactInfo, load_graph, read_info
 from volo_export.io import user_cache_dir
-from volo_export.runtime.base import (ONNXRUNTIME_CPU, ONNXRUNTIME_CUDA, ONNXRUNTIME_TENSORRT, BatchRange)
+from volo_export.names import Executor
+from volo_export.runtime.base import BatchRange
 
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-_RUNTIME_OF_PROVIDER = {"TensorrtExecutionProvider": ONNXRUNTIME_TENSORRT,
-                        "CUDAExecutionProvider": ONNXRUNTIME_CUDA, "CPUExecutionProvider": ONNXRUNTIME_CPU}
+_RUNTIME_OF_PROVIDER = {"TensorrtExecutionProvider": Executor.ONNXRUNTIME_TENSORRT,
+                        "CUDAExecutionProvider": Executor.ONNXRUNTIME_CUDA,
+                        "CPUExecutionProvider": Executor.ONNXRUNTIME_CPU}
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,7 @@ class OnnxRuntimeRunner:
         self.input_name = self.session.get_inputs()[0].name
         self.input_type = self.session.get_inputs()[0].type
         self.providers = self.session.get_providers()
-        self.runtime = _RUNTIME_OF_PROVIDER.get(self.providers[0], ONNXRUNTIME_CPU)
+        self.runtime = _RUNTIME_OF_PROVIDER.get(self.providers[0], Executor.ONNXRUNTIME_CPU)
         self.notices: list[str] = []
 
     def run(self, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:

@@ -36,11 +36,13 @@ import numpy as np
 
 from volo_export.errors import InputDataError, RuntimeUnavailable, UsageError, first_line
 from volo_export.export.metadata import ArtifactInfo, read_info
-from volo_export.runtime.base import OPENVINO_CPU, BatchRange
+from volo_export.names import Executor, Precision, Target
+from volo_export.runtime.base import BatchRange
 
 INSTALL_HINT = "pip install 'volo-export[openvino]'"
 # OpenVINO's INFERENCE_PRECISION_HINT for an artifact's `precision` metadata.
-HINTS = {"fp32": "f32", "fp16": "f32", "int8": "f32", "bf16": "bf16"}
+OV_F32, OV_BF16 = "f32", "bf16"  # OpenVINO's own names
+HINTS = {Precision.FP32: OV_F32, Precision.FP16: OV_F32, Precision.INT8: OV_F32, Precision.BF16: OV_BF16}
 REFUSED_CPU_INT8 = ("OpenVINO computes --target cpu INT8 graphs wrong (uint8 zero-point-0 Q/DQ before a "
                     "convolution; measured cosine 0.31 vs eager on VOLO-D1): run {name} with --runtime "
                     "onnxruntime, or quantize with --target openvino (or tensorrt) for OpenVINO")
@@ -90,7 +92,7 @@ def check_bf16_cpu(isa=None) -> None:
 
 def refusal(info: ArtifactInfo | None, name: str) -> str | None:
     """Why OpenVINO must not run an artifact with this metadata (None: it may)."""
-    if info is not None and info.precision == "int8" and info.target == "cpu":
+    if info is not None and info.precision == Precision.INT8 and info.target == Target.CPU:
         return REFUSED_CPU_INT8.format(name=name)
     return None
 
@@ -116,7 +118,7 @@ def compile_config(hint: str, settings: OpenVinoSettings, cache_dir: Path | None
 class OpenVinoRunner:
     """Runs an ONNX artifact in OpenVINO on the CPU: `runner(x: float32 (N, 3, S, S)) -> logits (N, classes)`."""
 
-    runtime = OPENVINO_CPU
+    runtime = Executor.OPENVINO_CPU
 
     def __init__(self, model: Path | bytes, settings: OpenVinoSettings = OpenVinoSettings(),
                  info: ArtifactInfo | None = None):
@@ -132,9 +134,9 @@ class OpenVinoRunner:
         why_not = refusal(self._info, label)
         if why_not:
             raise RuntimeUnavailable(why_not)
-        precision = self._info.precision if self._info else "fp32"
-        hint = settings.inference_precision or HINTS.get(precision, "f32")
-        if hint == "bf16":
+        precision = self._info.precision if self._info else Precision.FP32
+        hint = settings.inference_precision or HINTS.get(precision, OV_F32)
+        if hint == OV_BF16:
             check_bf16_cpu()
         cache = cache_dir_for(Path(model), settings) if settings.cache and not in_memory else None
         self._core, self._config, self._label = ov.Core(), compile_config(hint, settings, cache), label

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from volo_export.export.metadata import ArtifactInfo
-from volo_export.runtime.base import TENSORRT, TENSORRT_RTX, BatchRange
+from volo_export.names import Executor
+from volo_export.runtime.base import BatchRange
 from volo_export.trt.products import PRODUCTS, RTX
 
 
@@ -39,7 +40,7 @@ class TensorRTRunner:
         self.provenance = read_sidecar(path)
         verify_plan_file(path, self.provenance)
         self.product = self.provenance.product
-        self.runtime = TENSORRT_RTX if self.product == RTX else TENSORRT
+        self.runtime = Executor.TENSORRT_RTX if self.product == RTX else Executor.TENSORRT
         self.profile = self.provenance.profile
         self.running = running or environment.running_environment()
         self.notices = ensure_compatible(self.provenance, self.running)

@@ -187,11 +187,6 @@ class LoadReport:
         d["passed"] = self.passed
         return d
 
-    def write_json(self, path: Path) -> None:
-        from volo_export.io import write_json
-
-        write_json(path, self.to_dict(with_samples=True))
-
 
 # --------------------------------------------------------------------------- the load
 

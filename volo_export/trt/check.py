@@ -34,6 +34,7 @@ import numpy as np
 
 from volo_export.errors import TensorRTCheckFailed, UsageError, first_line
 from volo_export.passes import GraphIndex, attribute
+from volo_export.results import Column, Mark, Table, verdict
 
 # --------------------------------------------------------------------------- data
 
@@ -216,27 +217,23 @@ class CheckResult:
                 "findings": [asdict(f) for f in self.findings], "trtexec": self.trtexec,
                 "summary": self.summary()}
 
-    def table(self, max_nodes: int = 3):
-        """Rich table, one row per (severity, rule, op type) with the first node names."""
-        from rich.markup import escape
-        from rich.table import Table
-
-        colour = {"error": "red", "plugin": "magenta", "warning": "yellow", "info": "cyan"}
+    def tables(self, max_nodes: int = 3) -> list[Table]:
+        """One table, one row per (severity, rule, op type) with the first node names."""
         groups: dict[tuple, list[Finding]] = defaultdict(list)
         for f in self.findings:
             groups[(SEVERITIES.index(f.severity), f.rule, f.op_type)].append(f)
-        status = "[green]PASS[/]" if self.offline_passed else "[red]FAIL[/]"
-        table = Table(title=f"{escape(self.model)}: TensorRT {self.trt} ONNX parser check: {status}")
-        for col in ("severity", "rule", "op", "count", "nodes", "finding"):
-            table.add_column(col, overflow="fold", no_wrap=col in ("severity", "count"))
+        table = Table(f"{self.model}: TensorRT {self.trt} ONNX parser check",
+                      [Column(c, "left", c in ("severity", "count"), overflow="fold")
+                       for c in ("severity", "rule", "op", "count", "nodes", "finding")],
+                      status=verdict(self.offline_passed))
         for (sev, rule, op), items in sorted(groups.items()):
             names = [f.node for f in items if f.node]
             shown = ", ".join(names[:max_nodes]) + (f" (+{len(names) - max_nodes})" if len(names) > max_nodes else "")
             severity = SEVERITIES[sev]
-            table.add_row(f"[{colour[severity]}]{severity}[/]", rule, escape(op), str(len(items)), escape(shown),
-                          escape(items[0].message) + (" (first of several)" if len({i.message for i in items}) > 1
-                                                      else ""))
-        return table
+            table.rows.append([Mark(severity, severity), rule, op, str(len(items)), shown,
+                               items[0].message + (" (first of several)" if len({i.message for i in items}) > 1
+                                                   else "")])
+        return [table]
 
 
 # ----------------------------------------------------------------- graph index
