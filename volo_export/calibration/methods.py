@@ -16,15 +16,9 @@ from volo_export.errors import UsageError
 from volo_export.names import CalibMethod
 
 METHODS = tuple(CalibMethod)
-# Chosen by measurement (benchmarks/calibration_methods.py, docs/PRECISION.md). Min
-# cosine vs FP32 on held-out images, tensorrt / cpu target, 256 calibration samples:
-#   volo_tiny_digits (trained): minmax 0.9991 / 0.9985, percentile 0.9995 / 0.9988,
-#                               entropy 0.9933 / 0.9940 (0.974 / 0.978 with 32 samples)
-#   volo_d1_224 (random):       minmax 0.9994 / 0.9983, percentile 0.9994 / 0.9985,
-#                               entropy 0.9994 / 0.9984
-# Accuracy was identical (98.4-98.7 %, FP32 98.44 %) for minmax and percentile. minmax
-# matches the best within 0.0004, is the only method that is good with few samples and
-# never clips a value seen in calibration, so it is the default.
+# The default, chosen by measurement (benchmarks/calibration_methods.py; the figures are in
+# docs/PRECISION.md): as accurate as the best method, good with few samples, and it never clips a
+# value seen in calibration.
 DEFAULT_METHOD = CalibMethod.MINMAX
 PERCENTILE = 99.999
 ENTROPY_TARGET_BINS = 128  # int8: 127 positive levels + zero

@@ -1,30 +1,25 @@
 """ONNX files in OpenVINO on the CPU (`pip install volo-export[openvino]`): settings, refusals, the runner.
 
 OpenVINO reads our ONNX artifacts directly (FP32, FP16, INT8 Q/DQ of the tensorrt and openvino
-targets) and compiles them for this CPU. Measured on OpenVINO 2026.4 (docs/CPU.md has the numbers):
+targets) and compiles them for this CPU (the measurements behind each choice: docs/CPU.md,
+"OpenVINO runner: why it is set up this way"):
 
-- The precision hint is always explicit. OpenVINO's own default on CPUs that report native bf16
-  is bf16, which on an AVX512_BF16 CPU without AMX ran VOLO-D1 at 0.56-0.73x ONNX Runtime FP32;
-  FP32/FP16/INT8 artifacts compile with `f32` (an FP16 graph's weights are widened at compile time,
-  same runtime graph as FP32), a `precision: bf16` artifact with `bf16`.
+- The precision hint is always explicit (OpenVINO's own default on CPUs that report native bf16
+  is bf16): FP32/FP16/INT8 artifacts compile with `f32` (an FP16 graph's weights are widened at
+  compile time), a `precision: bf16` artifact with `bf16`.
 - `--target cpu` INT8 artifacts are refused: OpenVINO miscomputes uint8 Q/DQ with zero point 0
-  in front of a convolution (the folded ReLU of the stem), VOLO-D1 cosine 0.31 vs eager where
-  ONNX Runtime computes the same file right. The tensorrt and openvino targets are symmetric
-  int8 before every convolution and are computed right.
+  in front of a convolution (the folded ReLU of the stem). The tensorrt and openvino targets are
+  symmetric int8 before every convolution and are computed right.
 - Compiled for a static batch: a dynamic-batch artifact is compiled for `OpenVinoSettings.batch` when
   the runner opens, and once more for every other batch size on its first call (each compiled model
-  holds its own weights: D1 FP32 ~170 MB per extra size). Against the dynamic-batch compile, VOLO-D1
-  `--target openvino` INT8 ran 5 % faster at batch 8 and 11 % at batch 1, FP32 4 % at batch 8 (one
-  interleaved run, quiet 2-core Ice Lake Xeon).
+  holds its own weights); faster than the dynamic-batch compile.
 - The compiled models are cached (OpenVINO's model cache, `~/.cache/volo-export/openvino/<content
-  hash>/`, one blob per batch size and hint): a second start of VOLO-D1 (opening the runner, hashing
-  included, fresh processes) took 0.7 s (INT8) / 0.8 s (FP32) instead of 1.8 s / 1.25 s.
-  OpenVINO keys a model compiled from a *path* on the file's path, size and modification time only
-  (a file rewritten in place with the same size and time got the old blob and wrong outputs,
-  measured); a reshaped model is keyed by its content, and the folder is named after the sha256 of
-  the file's content (hashing D1 takes ~0.2 s) either way.
+  hash>/`, one blob per batch size and hint). OpenVINO keys a model compiled from a *path* on the
+  file's path, size and modification time only (a file rewritten in place with the same size and
+  time gets the old blob); a reshaped model is keyed by its content, and the folder is named after
+  the sha256 of the file's content either way.
 - One synchronous request, one stream with every thread (`PERFORMANCE_HINT` LATENCY); CPU pinning
-  off (pinned workers lost up to 12 % on a machine shared with other processes).
+  off (pinned workers lose on a machine shared with other processes).
 """
 
 from __future__ import annotations
