@@ -100,7 +100,7 @@ def main(
     import torch
     from rich.console import Console
 
-    from volo_export.bench import render
+    from volo_export.render import rich_table
     from volo_export.bench.run import BenchRequest, run_benchmark
     from volo_export.io import write_json
     from volo_export.timing import BenchSettings
@@ -119,7 +119,7 @@ def main(
         gates = {b.name: b.gate for b in bench.backends if b.gate}
         paths = {b.name: Path(b.artifact) for b in bench.backends if b.artifact}
         console.print(gate_table(gates))
-        console.print(render.table(bench))
+        console.print(rich_table(bench.tables()[0]))
         for line in bench.environment_lines():
             console.print(line, highlight=False)
         console.print(ratio_table(bench))

@@ -56,6 +56,7 @@ def main(
     from rich.console import Console
 
     from volo_export.bench import render
+    from volo_export.render import rich_table
     from volo_export.bench.run import BenchRequest, run_benchmark
     from volo_export.timing import BenchSettings
     from volo_export.progress import StageLog
@@ -76,7 +77,7 @@ def main(
     report.write_json(output / f"{stem}.json")
     if plot:
         render.plot(report, output / f"{stem}.png")
-    Console(width=200).print(render.table(report))
+    Console(width=200).print(rich_table(report.tables()[0]))
     print(markdown)
 
 

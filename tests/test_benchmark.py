@@ -14,6 +14,7 @@ from volo_export.bench import render
 from volo_export.bench.backends import BACKENDS, Backend, backends_named
 from volo_export.io import write_json
 from volo_export.names import Runtime
+from volo_export.render import rich_table
 from volo_export.bench.run import BenchRequest, run_benchmark
 from volo_export.cli import app
 from volo_export.timing import BenchSettings
@@ -108,7 +109,7 @@ def test_markdown_and_table_render(tiny_run):
     from rich.console import Console
 
     console = Console(width=200, record=True)
-    console.print(render.table(report))
+    console.print(rich_table(report.tables()[0]))
     assert "onnx-naive" in console.export_text()
 
 

@@ -2,7 +2,7 @@
 
 A result (a gate `Report`, a `CheckResult`, a benchmark or load-test report) is a dataclass with
 `to_dict()` (its JSON record) and `tables()` (what a terminal shows, as `Table`s of plain text).
-Rendering (rich tables, markdown, JSON files) happens elsewhere: the CLI (`cli/render.py`) and
+Rendering happens in one place, `volo_export.render` (rich tables, markdown), and JSON files in
 `io.write_json`. No result imports a renderer.
 """
 
@@ -40,6 +40,12 @@ class Table:
     rows: list[list[Cell]] = field(default_factory=list)
     caption: str | None = None
     status: Mark | None = None
+    section_ends: list[int] = field(default_factory=list)  # rows after which a rule is drawn
+
+    @classmethod
+    def of(cls, title: str, header: list[str], rows: list[list[Cell]], left: tuple[str, ...] = ("backend",)) -> "Table":
+        """A table of `rows` under `header`; the `left` columns are left-aligned, the others right."""
+        return cls(title, [Column(c, "left" if c in left else "right") for c in header], rows)
 
 
 def verdict(passed: bool, text: tuple[str, str] = ("PASS", "FAIL")) -> Mark:

@@ -232,7 +232,7 @@ def test_tensorrt_11_network_takes_no_flags(tmp_path, tiny_onnx):
     build_engine(EngineRequest(tiny_onnx, tmp_path / "t.engine"), environment=build_environment, library=library)
     assert ("create_network", 0) in library.module.calls
     prov = read_sidecar(tmp_path / "t.engine")
-    assert prov.build["trt_major"] == 11 and prov.build["network_flags"] == []
+    assert prov.build.trt_major == 11 and prov.build.network_flags == ()
     assert "--stronglyTyped" not in prov.trtexec
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from volo_export.errors import UsageError
+from volo_export.records import from_record, to_record
 from volo_export.trt.config import (BuildSettings, BuilderCall, Enum, InputSpec, Profile, Ref, build_plan,
                                     compute_profile, resolve_batches, trtexec_command)
 from volo_export.trt.products import RTX, TENSORRT, Library
@@ -71,7 +72,7 @@ def test_profile_from_onnx_input_and_metadata():
 
 def test_profile_round_trips_through_the_sidecar_dict():
     p = compute_profile(DYNAMIC, 224, BuildSettings(max_batch=16))
-    assert p.batches == (1, 8, 16) and Profile.from_dict(p.to_dict()) == p
+    assert p.batches == (1, 8, 16) and from_record(Profile, to_record(p)) == p
 
 
 def test_builder_calls_as_data_trt10():

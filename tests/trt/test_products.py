@@ -130,7 +130,7 @@ def test_rtx_sidecar_records_product_and_targets(rtx_engine):
     prov = read_sidecar(rtx_engine)
     assert prov.product == RTX and prov.product_version == "1.7.1.116"
     assert prov.compute_capabilities == ["8.6", "8.9"] and prov.trtexec == ""
-    assert prov.runtime["targets"] == "compute capability 8.6, 8.9 (--compute-capability)"
+    assert prov.runtime.targets == "compute capability 8.6, 8.9 (--compute-capability)"
     assert prov.environment.compute_capability is None  # built ahead of time, no GPU
 
 

@@ -35,9 +35,9 @@ def test_sidecar_roundtrip(engine, tiny_onnx):
     assert (prov.onnx_file, prov.onnx_sha256) == (tiny_onnx.name, sha256_file(tiny_onnx))
     assert prov.environment == L4
     assert prov.profile.batches == (1, 8, 16) and prov.profile.max == (16, 3, 64, 64)
-    assert prov.build["max_batch"] == 16 and prov.build["workspace_mib"] == 512
-    assert prov.build["trt_major"] == 10 and prov.build["network_flags"] == ["STRONGLY_TYPED"]
-    assert "config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 536870912)" in prov.build["builder_calls"]
+    assert prov.build.max_batch == 16 and prov.build.workspace_mib == 512
+    assert prov.build.trt_major == 10 and prov.build.network_flags == ("STRONGLY_TYPED",)
+    assert "config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 536870912)" in prov.build.builder_calls
     assert prov.trtexec.startswith(f"trtexec --onnx={tiny_onnx}") and "--memPoolSize=workspace:512M" in prov.trtexec
     assert (prov.input_name, prov.output_name) == ("input", "logits")
     info = prov.info
@@ -102,8 +102,7 @@ def test_verify_plan_file(tmp_path, engine):
 
 def _prov(engine, **build):
     prov = read_sidecar(engine)
-    prov.build.update(build)
-    return prov
+    return dataclasses.replace(prov, build=dataclasses.replace(prov.build, **build))
 
 
 def _errors(problems):

@@ -82,10 +82,10 @@ def test_tiny_engines_build_without_a_gpu(tiny_engines, precision, weighted):
     assert prov.product == "tensorrt-rtx" and prov.product_version == RTX.version
     assert prov.environment.tensorrt_rtx == RTX.version and prov.environment.compute_capability is None
     assert prov.compute_capabilities == [] and prov.trtexec == ""  # TensorRT-RTX's portable default
-    header = prov.runtime["plan_header"]
+    header = prov.runtime.plan_header
     assert header["compute_capabilities"] == ["8.0", "8.6", "8.9", "12.0", "12.1"]
     assert header["plan_bytes"] == engine.stat().st_size == prov.engine_bytes
-    assert prov.build["network_flags"] == ["STRONGLY_TYPED"] and prov.build["trt_major"] is None
+    assert prov.build.network_flags == ("STRONGLY_TYPED",) and prov.build.trt_major is None
     flat = " ".join(output.split())
     assert "targets: TensorRT-RTX's portable default: compute capability 8.0, 8.6, 8.9, 12.0 and later" in flat
     report = _layers(engine)
@@ -143,9 +143,9 @@ def test_compute_capabilities_reach_the_plan_and_the_sidecar(tmp_path, tiny_grap
                                  "sm86,sm89", "--compute-capability", "sm120", "--max-batch", "4"])
     assert result.exit_code == 0, result.output
     prov = read_sidecar(engine)
-    assert prov.compute_capabilities == ["8.6", "8.9", "12.0"] == prov.runtime["plan_header"]["compute_capabilities"]
+    assert prov.compute_capabilities == ["8.6", "8.9", "12.0"] == prov.runtime.plan_header["compute_capabilities"]
     assert prov.profile.batches == (1, 4, 4)
-    assert "config.set_compute_capability(trt.ComputeCapability.SM120, 2)" in prov.build["builder_calls"]
+    assert "config.set_compute_capability(trt.ComputeCapability.SM120, 2)" in prov.build.builder_calls
 
 
 @pytest.mark.parametrize("args,code,fragment", [

@@ -1,4 +1,4 @@
-"""`BenchReport` for people: a rich table, GitHub markdown (the README's table) and a PNG plot."""
+"""`BenchReport` for people beyond its table (`volo_export.render`): the README's markdown and a PNG plot."""
 
 from __future__ import annotations
 
@@ -6,28 +6,13 @@ from pathlib import Path
 
 from volo_export.bench.report import BenchReport
 from volo_export.errors import UsageError
+from volo_export.render import markdown_table
 from volo_export.timing import OK
-
-
-def table(report: BenchReport):
-    """A rich Table: one row per measured backend and batch size, then one per idle backend."""
-    from rich.table import Table
-
-    header, rows = report.rows()
-    out = Table(title=report.title())
-    for col in header:
-        out.add_column(col, justify="left" if col == "backend" else "right", no_wrap=True)
-    for row in rows:
-        out.add_row(*row)
-    return out
 
 
 def markdown(report: BenchReport) -> str:
     """A GitHub markdown table with the environment underneath (for the README)."""
-    header, rows = report.rows()
-    lines = [f"**{report.title()}**", "", "| " + " | ".join(header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines = markdown_table(report.tables()[0])
     lines += [""] + [f"- {line}" for line in report.footnotes() + report.environment_lines() + report.limit_lines()]
     if report.memory_method:
         lines.append(f"- memory: {report.memory_method}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from volo_export.results import Table
 from volo_export.timing import OK, BenchResult
 
 
@@ -52,6 +53,9 @@ class BenchReport:
         d = {k: v for k, v in asdict(self).items() if k != "results"}
         d["results"] = [r.to_dict(with_samples) for r in self.results]
         return d
+
+    def tables(self) -> list[Table]:
+        return [Table.of(self.title(), *self.rows())]
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
         """(header, rows) of the table: measured rows first, then one per idle backend."""

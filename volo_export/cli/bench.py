@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from volo_export.cli.console import result_line, stdout, user_errors
+from volo_export.cli.console import result_line, user_errors
 from volo_export.cli.options import AsJson, Checkpoint, ModelName, ReportFile, Runtime, integers, names
 from volo_export.cli.progress import progress
-from volo_export.cli.render import print_json
+from volo_export.cli.render import print_json, show_tables
 from volo_export.io import write_json
 
 
@@ -61,7 +61,7 @@ def command(
         if as_json:
             print_json(result.to_dict())
         else:
-            stdout.print(render.table(result))
+            show_tables(result)
             for line in result.footnotes() + result.environment_lines() + result.limit_lines() + result.notes:
                 result_line(line)
         if report:

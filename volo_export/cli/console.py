@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from volo_export.errors import VerdictFailed, VoloExportError, first_line
+from volo_export.progress import Progress
 
 # Pipes and files get wide consoles: tables are never truncated there (a terminal keeps its width).
 _PIPE_WIDTH = 1000
@@ -44,6 +45,19 @@ def notice(text: str) -> None:
 
 def warning(text: str) -> None:
     _prefixed("[bold yellow]warning:[/]", text)
+
+
+class _Notices(Progress):
+    """Progress for quick commands: no bars, notices and warnings printed when they come."""
+
+    def notice(self, text: str) -> None:
+        notice(text)
+
+    def warning(self, text: str) -> None:
+        warning(text)
+
+
+NOTICES = _Notices()
 
 
 def error_line(text: str) -> None:

@@ -6,10 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from volo_export.cli.console import result_line, stdout, user_errors
+from volo_export.cli.console import result_line, user_errors
 from volo_export.cli.options import Artifact, AsJson, ReportFile, integers
 from volo_export.cli.progress import progress
-from volo_export.cli.render import print_json
+from volo_export.cli.render import print_json, show_tables
 
 
 def command(
@@ -52,12 +52,10 @@ def command(
 
 
 def _show(result, as_json: bool) -> None:
-    from volo_export.bench import render
-
     if as_json:
         print_json(result.to_dict())
         return
-    stdout.print(render.table(result))
+    show_tables(result)
     for line in result.footnotes() + result.environment_lines() + result.notes:
         result_line(line)
 

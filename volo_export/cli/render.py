@@ -8,35 +8,7 @@ from pathlib import Path
 from volo_export.cli.console import console, note, result_line, stdout, warning
 from volo_export.io import write_json
 from volo_export.names import ANY_TARGET
-
-TONES = {"good": "green", "bad": "red", "error": "red", "plugin": "magenta", "warning": "yellow", "info": "cyan"}
-
-
-def _text(cell) -> str:
-    """A result's cell as rich markup: plain text escaped, a Mark coloured by its tone."""
-    from rich.markup import escape
-
-    from volo_export.results import Mark
-
-    if isinstance(cell, Mark):
-        return f"[{TONES.get(cell.tone, 'default')}]{escape(cell.text)}[/]"
-    return escape(cell)
-
-
-def rich_table(data):
-    """A `results.Table` as a rich Table."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    title = escape(data.title) + (f": {_text(data.status)}" if data.status else "")
-    table = Table(title=title, caption=data.caption)
-    for column in data.columns:
-        table.add_column(column.name, justify=column.justify, no_wrap=column.no_wrap,
-                         **({"overflow": column.overflow} if column.overflow else {}))
-    for row in data.rows:
-        table.add_row(*(_text(cell) for cell in row))
-    return table
-
+from volo_export.render import rich_table
 
 def show_tables(result) -> None:
     """Every table of a result (`results.Result`)."""

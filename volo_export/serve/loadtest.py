@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from volo_export.results import Table
 from volo_export.errors import UsageError, first_line
 from volo_export.progress import SILENT, Progress
 from volo_export.serve.client import ServedModel, ServerUrl, TritonClient, artifact_matches, client_module
@@ -125,7 +126,7 @@ class LoadResult:
 
 @dataclass
 class LoadReport:
-    """Everything one load test measured; its table through `bench.render.table`."""
+    """Everything one load test measured; a `results.Result` (`to_dict`, `tables`)."""
 
     url: str
     model: str
@@ -150,6 +151,9 @@ class LoadReport:
     def title(self) -> str:
         return (f"{self.model} at {self.url} ({self.server}): one image per request, each answer checked "
                 f"against {self.reference}")
+
+    def tables(self) -> list[Table]:
+        return [Table.of(self.title(), *self.rows())]
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
         header = ["concurrency", "requests", "ok", "wrong", "errors", "img/s", "p50 ms", "p90 ms", "p99 ms",

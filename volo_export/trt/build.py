@@ -26,8 +26,8 @@ from volo_export.trt.config import (BuildPlan, BuildSettings, Enum, Profile, Ref
 from volo_export.trt.layers import LayerReport, WeightedNode, layer_report, parse_layer_table, weighted_nodes
 from volo_export.trt.parser import RealVerdict, make_logger, parse_onnx
 from volo_export.trt.products import Library, choice_note, find_library, missing, refuse_turing
-from volo_export.trt.provenance import (ENGINE_SUFFIXES, EngineProvenance, Environment, calibration_info, now_utc,
-                                        sidecar_path, write_sidecar)
+from volo_export.trt.provenance import (ENGINE_SUFFIXES, BuildRecord, EngineProvenance, Environment, ProductRecord,
+                                        calibration_info, now_utc, sidecar_path, write_sidecar)
 from volo_export.trt.rtx import header_mismatch, read_plan_header
 
 
@@ -157,17 +157,15 @@ def write_engine(prepared: PreparedBuild, plan: BuildPlan, serialized: bytes, en
     """Write the bare plan to the request's output and its sidecar beside it, atomically (both or neither)."""
     request = prepared.request
     library = plan.library
-    runtime = {"product": library.product.key, "version": library.version,
-               "compute_capabilities": list(plan.compute_capabilities), "targets": plan.targets}
-    if library.rtx and (header := read_plan_header(serialized[:64])):
-        runtime["plan_header"] = header.to_dict()
+    header = read_plan_header(serialized[:64]) if library.rtx else None
+    runtime = ProductRecord(library.product.key, library.version, tuple(plan.compute_capabilities), plan.targets,
+                            header.to_dict() if header else None)
     with atomic_output(request.output) as tmp:
         tmp.write_bytes(serialized)  # nothing prepended: trtexec and C++ load the file as is
         provenance = EngineProvenance(
             engine_file=request.output.name, engine_sha256=sha256_file(tmp), engine_bytes=len(serialized),
             onnx_file=request.onnx.name, onnx_sha256=sha256_file(request.onnx), environment=env,
-            build={**request.settings.to_dict(), "trt_major": plan.trt_major,
-                   "network_flags": list(plan.network_flags), "builder_calls": [str(c) for c in plan.calls]},
+            build=BuildRecord.of(request.settings, plan.trt_major, plan.network_flags, plan.calls),
             profile=prepared.profile, trtexec="" if library.rtx else prepared.trtexec(plan.trt_major),
             metadata=prepared.metadata, input_name=prepared.profile.input, output_name=prepared.output_name,
             calibration=prepared.calibration, volo_export_version=_own_version(), created_utc=now_utc(),

@@ -20,7 +20,7 @@ does not apply to the product in one line.
 from __future__ import annotations
 
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from volo_export.errors import UsageError
@@ -78,13 +78,6 @@ class BuildSettings:
         if self.compute_capabilities and self.runtime == "tensorrt":
             raise UsageError(_CC_ON_TENSORRT)
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["timing_cache"] = str(self.timing_cache) if self.timing_cache else None
-        d["plugins"] = [str(p) for p in self.plugins]
-        d["compute_capabilities"] = list(self.compute_capabilities)
-        return d
-
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -115,13 +108,6 @@ class Profile:
     @property
     def fixed(self) -> bool:
         return self.min == self.max
-
-    def to_dict(self) -> dict:
-        return {"input": self.input, "min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Profile":
-        return cls(d["input"], tuple(d["min"]), tuple(d["opt"]), tuple(d["max"]))
 
 
 def input_spec(model_proto) -> InputSpec:

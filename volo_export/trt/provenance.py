@@ -30,12 +30,13 @@ Pure: the running environment comes in as data (see `environment.py`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from volo_export.errors import EngineError, InputDataError
 from volo_export.export.metadata import ArtifactInfo
+from volo_export.records import from_record, to_record
 from volo_export.trt.config import Profile
 from volo_export.trt.products import (COMPUTE_CAPABILITIES, PRODUCTS, RTX, RTX_DEFAULT_DESCRIPTION, TENSORRT,
                                       gpu_in_targets, version_numbers)
@@ -76,6 +77,47 @@ class Environment:
         return f"{trt} on {self.gpu_name or 'unknown GPU'} (sm_{self.compute_capability.replace('.', '')})"
 
 
+@dataclass(frozen=True)
+class BuildRecord:
+    """The sidecar's `build`: every `config.BuildSettings` field (paths as strings) plus what the plan made
+    of them. Defaults stand in for fields older sidecars lack."""
+
+    min_batch: int | None = None
+    opt_batch: int | None = None
+    max_batch: int | None = None
+    workspace_mib: int | None = None
+    opt_level: int | None = None
+    timing_cache: str | None = None
+    hardware_compat: str = "none"
+    version_compatible: bool = False
+    plugins: tuple[str, ...] = ()
+    strongly_typed: bool = True
+    runtime: str | None = None  # the --runtime choice (config.BuildSettings.runtime)
+    compute_capabilities: tuple[str, ...] = ()
+    trt_major: int | None = None
+    network_flags: tuple[str, ...] = ()
+    builder_calls: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, settings, trt_major: int | None, network_flags, builder_calls) -> "BuildRecord":
+        """The record of `settings` (config.BuildSettings) built as `trt_major` with these flags and calls."""
+        return from_record(cls, {**to_record(settings), "trt_major": trt_major, "network_flags": list(network_flags),
+                                 "builder_calls": [str(c) for c in builder_calls]})
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    """The sidecar's `runtime`: the product that built the plan (`products.TENSORRT` or `RTX`), its version,
+    the TensorRT-RTX target compute capabilities ([] = its portable default), the targets in words and
+    the TensorRT-RTX plan header. Sidecars from before TensorRT-RTX have none: TensorRT."""
+
+    product: str = TENSORRT
+    version: str | None = None
+    compute_capabilities: tuple[str, ...] = ()
+    targets: str = ""
+    plan_header: dict | None = field(default=None, metadata={"omit_none": True})
+
+
 @dataclass
 class EngineProvenance:
     """The sidecar's content. `metadata` is the model's ArtifactInfo as flat ONNX metadata_props."""
@@ -86,7 +128,7 @@ class EngineProvenance:
     onnx_file: str
     onnx_sha256: str
     environment: Environment
-    build: dict
+    build: BuildRecord
     profile: Profile
     trtexec: str
     metadata: dict[str, str]
@@ -96,22 +138,22 @@ class EngineProvenance:
     volo_export_version: str = ""
     created_utc: str = ""
     format: str = SIDECAR_FORMAT
-    runtime: dict = field(default_factory=dict)  # {product, version, compute_capabilities, targets, plan_header}
+    runtime: ProductRecord = ProductRecord()
     layers: dict | None = None  # trt.layers.LayerReport.to_dict()
 
     @property
     def product(self) -> str:
         """products.TENSORRT or RTX (sidecars from before TensorRT-RTX: TensorRT)."""
-        return self.runtime.get("product", TENSORRT)
+        return self.runtime.product
 
     @property
     def product_version(self) -> str | None:
-        return self.runtime.get("version") or self.environment.version_of(self.product)
+        return self.runtime.version or self.environment.version_of(self.product)
 
     @property
     def compute_capabilities(self) -> list[str]:
         """TensorRT-RTX target compute capabilities ('8.6', ...); [] = its portable default."""
-        return list(self.runtime.get("compute_capabilities", []))
+        return list(self.runtime.compute_capabilities)
 
     @property
     def info(self) -> ArtifactInfo:
@@ -119,25 +161,25 @@ class EngineProvenance:
 
     @property
     def hardware_compat(self) -> str:
-        return self.build.get("hardware_compat", "none")
+        return self.build.hardware_compat
 
     @property
     def version_compatible(self) -> bool:
-        return bool(self.build.get("version_compatible", False))
+        return self.build.version_compatible
 
     @property
     def plugins(self) -> list[str]:
-        return list(self.build.get("plugins", []))
+        return list(self.build.plugins)
 
     def to_dict(self) -> dict:
         return {
             "format": self.format,
             "engine": {"file": self.engine_file, "sha256": self.engine_sha256, "bytes": self.engine_bytes},
             "onnx": {"file": self.onnx_file, "sha256": self.onnx_sha256},
-            "runtime": self.runtime,
-            "environment": asdict(self.environment),
-            "build": self.build,
-            "profile": self.profile.to_dict(),
+            "runtime": to_record(self.runtime),
+            "environment": to_record(self.environment),
+            "build": to_record(self.build),
+            "profile": to_record(self.profile),
             "io": {"input": self.input_name, "output": self.output_name},
             "trtexec": self.trtexec,
             "calibration": self.calibration,
@@ -151,11 +193,13 @@ class EngineProvenance:
     def from_dict(cls, d: dict) -> "EngineProvenance":
         return cls(engine_file=d["engine"]["file"], engine_sha256=d["engine"]["sha256"],
                    engine_bytes=int(d["engine"]["bytes"]), onnx_file=d["onnx"]["file"],
-                   onnx_sha256=d["onnx"]["sha256"], environment=Environment(**d["environment"]),
-                   build=dict(d["build"]), profile=Profile.from_dict(d["profile"]), trtexec=d["trtexec"],
+                   onnx_sha256=d["onnx"]["sha256"], environment=from_record(Environment, d["environment"]),
+                   build=from_record(BuildRecord, d["build"]), profile=from_record(Profile, d["profile"]),
+                   trtexec=d["trtexec"],
                    metadata=dict(d["metadata"]), input_name=d["io"]["input"], output_name=d["io"]["output"],
                    calibration=dict(d.get("calibration", {})), volo_export_version=d.get("volo_export_version", ""),
-                   created_utc=d.get("created_utc", ""), format=d["format"], runtime=dict(d.get("runtime") or {}),
+                   created_utc=d.get("created_utc", ""), format=d["format"],
+                   runtime=from_record(ProductRecord, d.get("runtime") or {}),
                    layers=d.get("layers"))
 
 
