@@ -31,17 +31,17 @@ from volo_export.timing import Runner
 
 if TYPE_CHECKING:
     from volo_export.gate import Report
+    from volo_export.models.checkpoint import LoadedModel
 
 EAGER = "eager"  # the eager model itself: no artifact, no runtime
 
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What producing and opening a backend needs: the loaded model (volo_export.models.checkpoint.LoadedModel),
-    the thread count every backend uses, ONNX Runtime's graph optimization level and whether idle
+    """What producing and opening a backend needs: the loaded model, the thread count every backend uses, ONNX Runtime's graph optimization level and whether idle
     ONNX Runtime threads may busy-wait (see runtime.SessionSettings.spinning)."""
 
-    loaded: object
+    loaded: LoadedModel
     threads: int
     optimization: str = "all"
     spinning: bool = False

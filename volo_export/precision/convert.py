@@ -15,6 +15,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from volo_export.calibration.data import DEFAULT_CALIB_SIZE, CalibrationData, load_calibration_data
 from volo_export.calibration.methods import DEFAULT_METHOD, check_method
@@ -32,6 +33,10 @@ from volo_export.precision.forms import (form_for, lowered_precisions, precision
                                          precisions_with_targets)
 from volo_export.progress import SILENT, Progress
 from volo_export.tolerances import GateOverrides, tolerance_for
+
+
+if TYPE_CHECKING:
+    import onnx
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ def lowering_data(prep: Preprocessing, request: PrecisionRequest, validate_image
 class Lowered:
     """The lowered model with its metadata (write it only if `report.passed`) and its gate's report."""
 
-    model: object
+    model: onnx.ModelProto
     info: ArtifactInfo
     report: Report
     notes: list[str] = field(default_factory=list)

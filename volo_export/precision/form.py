@@ -20,12 +20,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from volo_export.names import ANY_TARGET, CalibMethod, IoDtype, Precision, Target
 from volo_export.progress import Progress
 
-if TYPE_CHECKING:  # numpy-backed modules: the CLI reads the registry for --help without importing numpy
+if TYPE_CHECKING:  # onnx and numpy-backed modules: the CLI reads the registry for --help without importing numpy
+    import onnx
+
     from volo_export.calibration.data import CalibrationData
     from volo_export.export.metadata import ArtifactInfo
     from volo_export.gate.inputs import InputSet
@@ -57,22 +59,24 @@ class Job:
     fp32_sha256: str
 
 
+State = TypeVar("State")
+
+
 @dataclass
-class Prepared:
+class Prepared(Generic[State]):
     """A form's measurements of the FP32 graph (`state`, of the form's own state type), its metadata
     additions and notes for the report."""
 
-    state: object
+    state: State
     extra: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Built:
-    """A lowered graph (onnx.ModelProto), what stayed float32 (one line each, with the reason) and its
-    metadata additions."""
+    """A lowered graph, what stayed float32 (one line each, with the reason) and its metadata additions."""
 
-    model: object
+    model: onnx.ModelProto
     kept: list[str]
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -81,16 +81,16 @@ class Int8Form(PrecisionForm):
         return Prepared(Int8State(targets, ranges, excluded, job.calibration.array), extra={"calibration": calibration},
                         notes=[message] + ([self.gate_note] if self.gate_note else []))
 
-    def build(self, fp32, prepared: Prepared, keep: Sequence[str] = ()) -> Built:
-        state: Int8State = prepared.state
+    def build(self, fp32, prepared: Prepared[Int8State], keep: Sequence[str] = ()) -> Built:
+        state = prepared.state
         chosen = [t for t in state.targets if t.node not in set(keep)]
         model, extra = self.quantize(fp32, chosen, state.ranges)
         return Built(model, list(state.excluded), {"quantized_nodes": str(len(chosen)), **extra})
 
-    def sensitivity(self, fp32, prepared: Prepared) -> dict[str, float]:
+    def sensitivity(self, fp32, prepared: Prepared[Int8State]) -> dict[str, float]:
         from volo_export.precision.fallback import node_sensitivity
 
-        state: Int8State = prepared.state
+        state = prepared.state
         return node_sensitivity(fp32, state.targets, state.ranges, sensitivity_samples(fp32, state.samples))
 
 

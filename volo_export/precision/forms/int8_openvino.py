@@ -15,17 +15,18 @@ from volo_export.precision.form import BenchEntry, Built, Job, Prepared, openvin
 from volo_export.precision.int8_form import Int8Form, Int8State, sensitivity_samples
 
 if TYPE_CHECKING:
+    import onnx
+
     from volo_export.precision.int8 import QuantTarget
 
 
 @dataclass
 class OpenVinoInt8State:
     """The INT8 measurements (names of the FP32 graph; ranges also under the names the passes gave), the
-    passed graph (onnx.ModelProto) the OpenVINO form quantises and {its new nodes: the FP32 node each is
-    part of}."""
+    passed graph the OpenVINO form quantises and {its new nodes: the FP32 node each is part of}."""
 
     int8: Int8State
-    edited: object
+    edited: onnx.ModelProto
     origins: dict[str, str]
 
 
@@ -73,18 +74,18 @@ class Int8OpenVino(Int8Form):
                                      state.origins)
         return [t for t in chosen if t.node not in set(keep)]
 
-    def build(self, fp32, prepared: Prepared, keep: Sequence[str] = ()) -> Built:
+    def build(self, fp32, prepared: Prepared[OpenVinoInt8State], keep: Sequence[str] = ()) -> Built:
         from volo_export.precision import openvino
 
-        state: OpenVinoInt8State = prepared.state
+        state = prepared.state
         chosen = self._edited_targets(state, keep)
         model = openvino.build(state.edited, chosen, state.int8.ranges)
         return Built(model, list(state.int8.excluded), {"quantized_nodes": str(len(chosen))})
 
-    def sensitivity(self, fp32, prepared: Prepared) -> dict[str, float]:
+    def sensitivity(self, fp32, prepared: Prepared[OpenVinoInt8State]) -> dict[str, float]:
         from volo_export.precision.fallback import node_sensitivity
 
-        state: OpenVinoInt8State = prepared.state
+        state = prepared.state
         return node_sensitivity(state.edited, self._edited_targets(state), state.int8.ranges,
                                 sensitivity_samples(fp32, state.int8.samples))
 
