@@ -11,10 +11,8 @@ artifact only where bf16 arithmetic really happens, i.e. OpenVINO on a CPU with 
 timed interleaved (`timing.measure`: one warm-up, three rounds, rotating order) at the
 batch size the command will run, the fastest median wins, and the verdict is cached in
 `~/.cache/volo-export/runtime-choice.json`, keyed by the artifact (path, size, mtime), the CPU
-(model and SIMD flags), threads, batch and the runtimes' versions. No flag rule was good enough:
-OpenVINO's bf16 was 1.70x ONNX Runtime FP32 on an AVX-512 AMD EPYC but 0.56-0.73x on an
-AVX512_BF16 Intel Xeon without AMX; FP32 was 0.93-1.10x and INT8 `--target tensorrt` 0.99-1.01x
-between the two runtimes depending on machine load (docs/CPU.md).
+(model and SIMD flags), threads, batch and the runtimes' versions. It is measured because no rule
+on CPU flags picked the faster runtime on every machine we measured (docs/CPU.md has the figures).
 """
 
 from __future__ import annotations
