@@ -56,6 +56,7 @@ def main(
     from rich.console import Console
 
     from volo_export.bench import render
+    from volo_export.io import write_json
     from volo_export.render import rich_table
     from volo_export.bench.run import BenchRequest, run_benchmark
     from volo_export.timing import BenchSettings
@@ -74,7 +75,7 @@ def main(
     markdown = render.markdown(report)
     with atomic_output(output / f"{stem}.md") as tmp:
         tmp.write_text(markdown)
-    report.write_json(output / f"{stem}.json")
+    write_json(output / f"{stem}.json", report.to_dict(with_samples=True))
     if plot:
         render.plot(report, output / f"{stem}.png")
     Console(width=200).print(rich_table(report.tables()[0]))
