@@ -297,7 +297,7 @@ def test_openvino_int8_form(tiny_fp32, eager_reference, digits_folders, tmp_path
     softmax_q = [n for n in nodes if n.op_type == "QuantizeLinear" and n.input[0] in producer
                  and producer[n.input[0]].op_type == "Softmax"]
     assert softmax_q and all(consts[q.input[2]].dtype == np.uint8 and consts[q.input[2]] == 0 for q in softmax_q)
-    from volo_export.passes import GraphIndex
+    from volo_export.passes.graph import GraphIndex
 
     index = GraphIndex(model)
     hoistable = [q for q in nodes if q.op_type == "QuantizeLinear" and q.input[0] in producer

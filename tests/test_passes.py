@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from volo_export.passes import GraphIndex, tensor_shapes
+from volo_export.passes.graph import GraphIndex, tensor_shapes
 from volo_export.passes.heads import split_heads
 from volo_export.passes.layernorm import layernorm_on_tokens
 from volo_export.passes.matmul import gemm_as_nd_matmul

@@ -68,7 +68,7 @@ def test_split_is_exact_and_only_touches_fused_projections(tiny_qdq):
 
 
 def test_refusal_reasons(tiny_qdq, tiny_fp32):
-    from volo_export.passes import GraphIndex
+    from volo_export.passes.graph import GraphIndex
 
     index = GraphIndex(tiny_qdq)
     by_name = {n.name: n for n in tiny_qdq.graph.node}

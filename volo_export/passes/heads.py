@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from volo_export.passes import GraphIndex, add_constant, attribute, drop_unused, forget_shapes, replace_nodes
+from volo_export.passes.graph import GraphIndex, add_constant, attribute, drop_unused, forget_shapes, replace_nodes
 
 
 def split_heads(model, origins: dict[str, str] | None = None) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from volo_export.passes import GraphIndex, add_constant, attribute, forget_shapes, replace_nodes, tensor_shapes
+from volo_export.passes.graph import GraphIndex, add_constant, attribute, forget_shapes, replace_nodes, tensor_shapes
 
 
 def gemm_as_nd_matmul(model, aliases: dict[str, str] | None = None) -> int:

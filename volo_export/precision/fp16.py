@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from volo_export.errors import UsageError
-from volo_export.passes import topological_sort
+from volo_export.passes.graph import topological_sort
 
 KEEP_FP32_OPS = ("LayerNormalization", "Softmax", "ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL2",
                  "ReduceLogSumExp", "ReduceProd")

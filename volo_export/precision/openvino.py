@@ -36,7 +36,7 @@ DESCRIPTION = "OpenVINO CPU: symmetric int8, int8 attention, uint8 softmax, Q/DQ
 
 def select(model, targets: Sequence[QuantTarget]) -> list[QuantTarget]:
     """`targets` without the outlook attention's aggregation (activation MatMuls of 5-D operands)."""
-    from volo_export.passes import tensor_shapes
+    from volo_export.passes.graph import tensor_shapes
 
     shapes = tensor_shapes(model)
     return [t for t in targets if t.weight is not None or len(shapes.get(t.activations[0], ())) != 5]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from volo_export.passes import GraphIndex, attribute, drop_unused
+from volo_export.passes.graph import GraphIndex, attribute, drop_unused
 
 
 @dataclass(frozen=True)
