@@ -275,7 +275,7 @@ def test_openvino_int8_form(tiny_fp32, eager_reference, digits_folders, tmp_path
     consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     ops = Counter(n.op_type for n in nodes)
     assert ops["AveragePool"] > 0 and ops["ReduceMean"] == 0 and ops["Gemm"] <= 1  # the exact passes ran
-    from volo_export.precision.projections import fused_projections
+    from volo_export.passes.projections import fused_projections
 
     parts = [n for n in nodes if n.op_type == "MatMul" and n.name.rsplit("_", 1)[-1].startswith("part")]
     assert not fused_projections(model) and len(parts) >= 8  # qkv and kv split per part (passes.heads), and

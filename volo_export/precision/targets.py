@@ -131,7 +131,7 @@ class Int8Target(PrecisionTarget):
 
     - `tensorrt` (default): TensorRT's explicit-quantisation form (`int8.quantize_qdq`), which
       `volo_export.trt.check` accepts; ONNX Runtime CPU runs it too. Fused attention projections
-      (`qkv`, `kv`) are then split into one MatMul per part (`projections.split_projections`), so
+      (`qkv`, `kv`) are then split into one MatMul per part (`passes.projections.split_projections`), so
       the builder fuses each into an INT8 GEMM instead of a float32 batched one. Metadata
       `quantized_nodes` counts the FP32 graph's nodes (the names --exclude-nodes takes);
       `split_projections` names the ones split into `<node>_part<i>`.
@@ -200,9 +200,11 @@ class Int8Target(PrecisionTarget):
         model = self._build(fp32, chosen, state.ranges)
         extra = {"quantized_nodes": str(len(chosen))}
         if self.name == "tensorrt":
-            from volo_export.precision.projections import split_projections
+            from volo_export.passes.projections import split_projections
 
-            extra["split_projections"] = json.dumps(split_projections(model))
+            origins: dict[str, str] = {}
+            split_projections(model, origins)
+            extra["split_projections"] = json.dumps(list(dict.fromkeys(origins.values())))
         return Built(model, list(state.excluded), extra)
 
     def sensitivity(self, fp32, prepared: Prepared) -> dict[str, float]:
