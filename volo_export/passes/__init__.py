@@ -6,14 +6,15 @@ it changed. Tests run ONNX Runtime before and after every pass and compare the n
 
     pooling.window_mean_as_avgpool   ReduceMean over the two window axes of a 6-D view -> AveragePool
     layernorm.layernorm_on_tokens    LayerNormalization of a 4-D (B, H, W, C) tensor -> on its 3-D view
-    matmul.gemm_as_nd_matmul         Reshape(x, [-1, K]) -> Gemm  ->  MatMul on x itself
+    matmul.gemm_as_matmul            Reshape(x, [-1, K]) -> Gemm  ->  MatMul on x itself ("nd"); (1, M, K) ("3d")
     heads.split_heads                fused qkv MatMul -> heads -> unbind  ->  one MatMul -> heads per part
     projections.split_projections    fused qkv MatMul(DQ(W))  ->  one MatMul(DQ(W part)) per part -> Concat
     qdq.hoist_qdq                    Q/DQ after Reshape/Transpose/... -> before them (per-tensor Q/DQ commute)
 
 `projections.fused_projection` is the one matcher of the fused qkv/kv projection; both splits use it.
-The OpenVINO INT8 form (`precision/openvino.py`) applies pooling, layernorm, matmul, heads and qdq, the
-TensorRT INT8 form (`precision/targets.py`) projections, each where it was measured to matter
-(docs/CPU.md, docs/TENSORRT_RTX.md); none is applied to the default FP32 export. The graph toolkit
+The OpenVINO INT8 form (`precision/openvino.py`) applies pooling, layernorm, matmul ("nd"), heads and
+qdq, the ONNX Runtime CPU INT8 form (`precision/cpu.py`) matmul ("3d"), the TensorRT INT8 form
+(`precision/targets.py`) projections, each where it was measured to matter (docs/CPU.md,
+docs/PRECISION.md, docs/TENSORRT_RTX.md); none is applied to the default FP32 export. The graph toolkit
 the passes share (`GraphIndex`, `replace_nodes`, `drop_unused`, ...) is `graph`.
 """

@@ -57,7 +57,7 @@ def prepare_graph(fp32) -> PassedGraph:
 
     from volo_export.passes.heads import split_heads
     from volo_export.passes.layernorm import layernorm_on_tokens
-    from volo_export.passes.matmul import gemm_as_nd_matmul
+    from volo_export.passes.matmul import gemm_as_matmul
     from volo_export.passes.pooling import window_mean_as_avgpool
 
     edited = onnx.ModelProto()
@@ -65,7 +65,7 @@ def prepare_graph(fp32) -> PassedGraph:
     passed = PassedGraph(edited, {}, {})
     window_mean_as_avgpool(edited)
     layernorm_on_tokens(edited)
-    gemm_as_nd_matmul(edited, passed.aliases)
+    gemm_as_matmul(edited, passed.aliases)
     split_heads(edited, passed.origins)
     return passed
 
