@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
+from volo_export.passes.casts import drop_noop_casts
 from volo_export.passes.graph import GraphIndex, tensor_shapes
 from volo_export.passes.heads import split_heads
 from volo_export.passes.layernorm import layernorm_on_tokens
@@ -121,6 +122,29 @@ def test_fused_projections_split_into_one_matmul_per_part(tiny_fp32, x, referenc
         assert heads.op_type == "Reshape" and transpose.op_type == "Transpose" and len(shapes[transpose.output[0]]) == 4
     np.testing.assert_array_equal(_run(model, x), reference)  # the same dot products: the same numbers
     assert split_heads(model) == 0
+
+
+def test_casts_of_weights_to_their_own_type_go(tiny_fp32, x, reference):
+    from onnx import TensorProto, helper
+
+    model = _copy(tiny_fp32)
+    index = GraphIndex(model)
+    first, second = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in index.initializers][:2]
+    casts = [helper.make_node("Cast", [first.input[1]], ["noop"], name="noop", to=TensorProto.FLOAT),  # goes
+             helper.make_node("Cast", [second.input[1]], ["half"], name="to_half", to=TensorProto.FLOAT16),  # stays
+             helper.make_node("Cast", ["half"], ["back"], name="to_float", to=TensorProto.FLOAT)]  # stays: computed
+    weight, name = first.input[1], first.name
+    first.input[1], second.input[1] = "noop", "back"
+    for i, cast in enumerate(casts):
+        model.graph.node.insert(i, cast)
+    with_casts = _run(model, x)
+    assert drop_noop_casts(model) == 1
+    onnx.checker.check_model(model, full_check=True)
+    assert [n.name for n in model.graph.node if n.op_type == "Cast"] == ["to_half", "to_float"]
+    assert next(n for n in model.graph.node if n.name == name).input[1] == weight
+    np.testing.assert_array_equal(_run(model, x), with_casts)
+    assert np.abs(with_casts - reference).max() > 0  # the float16 round trip of one weight is really there
+    assert drop_noop_casts(model) == 0
 
 
 def test_qdq_pairs_climb_over_shape_ops_exactly(tiny_fp32, x):

@@ -10,11 +10,13 @@ it changed. Tests run ONNX Runtime before and after every pass and compare the n
     heads.split_heads                fused qkv MatMul -> heads -> unbind  ->  one MatMul -> heads per part
     projections.split_projections    fused qkv MatMul(DQ(W))  ->  one MatMul(DQ(W part)) per part -> Concat
     qdq.hoist_qdq                    Q/DQ after Reshape/Transpose/... -> before them (per-tensor Q/DQ commute)
+    casts.drop_noop_casts            Cast of an initializer to the type it has -> the initializer itself
 
 `projections.fused_projection` is the one matcher of the fused qkv/kv projection; both splits use it.
-The OpenVINO INT8 form (`precision/openvino.py`) applies pooling, layernorm, matmul ("nd"), heads and
-qdq, the ONNX Runtime CPU INT8 form (`precision/cpu.py`) matmul ("3d"), the TensorRT INT8 form
-(`precision/targets.py`) projections, each where it was measured to matter (docs/CPU.md,
-docs/PRECISION.md, docs/TENSORRT_RTX.md); none is applied to the default FP32 export. The graph toolkit
-the passes share (`GraphIndex`, `replace_nodes`, `drop_unused`, ...) is `graph`.
+Who applies which, where it was measured to matter (docs/CPU.md, docs/PRECISION.md,
+docs/TENSORRT_RTX.md): the OpenVINO INT8 form (`precision/openvino.py`) pooling, layernorm, matmul
+("nd"), heads and qdq; the ONNX Runtime CPU INT8 form (`precision/cpu.py`) matmul ("3d"); the
+TensorRT INT8 form (`precision/targets.py`) projections; FP16 (`precision/fp16.py`) casts. None is
+applied to the default FP32 export. The graph toolkit the passes share (`GraphIndex`,
+`replace_nodes`, `drop_unused`, ...) is `graph`.
 """
