@@ -69,7 +69,7 @@ def openvino_steps(fp32, ranges: dict) -> dict:
     import onnx
 
     from volo_export.passes.layernorm import layernorm_on_tokens
-    from volo_export.passes.matmul import gemm_as_nd_matmul
+    from volo_export.passes.matmul import gemm_as_matmul
     from volo_export.passes.pooling import window_mean_as_avgpool
     from volo_export.precision import openvino
     from volo_export.precision.int8 import Selection, find_targets, quantize_qdq
@@ -88,7 +88,7 @@ def openvino_steps(fp32, ranges: dict) -> dict:
     edited, aliases = onnx.ModelProto(), {}
     edited.CopyFrom(pooled)
     layernorm_on_tokens(edited)
-    gemm_as_nd_matmul(edited, aliases)
+    gemm_as_matmul(edited, aliases)
     aliased = {**ranges, **{new: ranges[old] for new, old in aliases.items() if old in ranges}}
     targets = openvino.targets_in(edited, chosen, attention)
     steps["+ln3d+nd"] = quantize_qdq(edited, targets, aliased, unsigned=openvino.softmax_outputs(edited))

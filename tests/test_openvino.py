@@ -275,7 +275,7 @@ def test_openvino_int8_form(tiny_fp32, eager_reference, digits_folders, tmp_path
     consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     ops = Counter(n.op_type for n in nodes)
     assert ops["AveragePool"] > 0 and ops["ReduceMean"] == 0 and ops["Gemm"] <= 1  # the exact passes ran
-    from volo_export.precision.projections import fused_projections
+    from volo_export.passes.projections import fused_projections
 
     parts = [n for n in nodes if n.op_type == "MatMul" and n.name.rsplit("_", 1)[-1].startswith("part")]
     assert not fused_projections(model) and len(parts) >= 8  # qkv and kv split per part (passes.heads), and
@@ -297,7 +297,7 @@ def test_openvino_int8_form(tiny_fp32, eager_reference, digits_folders, tmp_path
     softmax_q = [n for n in nodes if n.op_type == "QuantizeLinear" and n.input[0] in producer
                  and producer[n.input[0]].op_type == "Softmax"]
     assert softmax_q and all(consts[q.input[2]].dtype == np.uint8 and consts[q.input[2]] == 0 for q in softmax_q)
-    from volo_export.passes import GraphIndex
+    from volo_export.passes.graph import GraphIndex
 
     index = GraphIndex(model)
     hoistable = [q for q in nodes if q.op_type == "QuantizeLinear" and q.input[0] in producer

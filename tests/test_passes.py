@@ -9,10 +9,11 @@ import numpy as np
 import onnx
 import pytest
 
-from volo_export.passes import GraphIndex, tensor_shapes
+from volo_export.passes.casts import drop_noop_casts
+from volo_export.passes.graph import GraphIndex, tensor_shapes
 from volo_export.passes.heads import split_heads
 from volo_export.passes.layernorm import layernorm_on_tokens
-from volo_export.passes.matmul import gemm_as_nd_matmul
+from volo_export.passes.matmul import gemm_as_matmul
 from volo_export.passes.pooling import window_mean_as_avgpool
 from volo_export.passes.qdq import hoist_qdq
 from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
@@ -48,7 +49,7 @@ def test_window_means_become_average_pools(tiny_fp32, x, reference):
     onnx.checker.check_model(model, full_check=True)
     assert changed == before["ReduceMean"] == after["AveragePool"] > 0 and after["ReduceMean"] == 0
     assert after["Transpose"] == before["Transpose"] + 2 * changed
-    np.testing.assert_allclose(_run(model, x), reference, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(_run(model, x), reference, rtol=0, atol=1e-6)
     assert window_mean_as_avgpool(model) == 0  # nothing left to rewrite
 
 
@@ -61,14 +62,15 @@ def test_layernorms_of_4d_tensors_run_on_3d_views(tiny_fp32, x, reference):
     assert changed == sum(r == 4 for r in ranks.values()) > 0
     shapes = tensor_shapes(model)
     assert all(len(shapes[n.input[0]]) == 3 for n in model.graph.node if n.op_type == "LayerNormalization")
-    np.testing.assert_allclose(_run(model, x), reference, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(_run(model, x), reference, rtol=0, atol=1e-6)
+    assert layernorm_on_tokens(model) == 0
 
 
 def test_gemms_on_flattened_views_become_nd_matmuls(tiny_fp32, x, reference):
     model = _copy(tiny_fp32)
     gemms = sum(n.op_type == "Gemm" for n in model.graph.node)
     aliases: dict[str, str] = {}
-    changed = gemm_as_nd_matmul(model, aliases)
+    changed = gemm_as_matmul(model, aliases)
     onnx.checker.check_model(model, full_check=True)
     left = [n for n in model.graph.node if n.op_type == "Gemm"]
     assert changed > 0 and len(left) == gemms - changed and len(aliases) == changed
@@ -76,7 +78,29 @@ def test_gemms_on_flattened_views_become_nd_matmuls(tiny_fp32, x, reference):
     for view, old in aliases.items():
         assert old not in index.consumers  # the 2-D view is gone; its values live on under the new name
         assert len(shapes[view]) >= 3
-    np.testing.assert_allclose(_run(model, x), reference, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(_run(model, x), reference, rtol=0, atol=1e-6)
+    assert gemm_as_matmul(model) == 0
+
+
+def test_named_gemms_become_matmuls_on_3d_views(tiny_fp32, x, reference):
+    model = _copy(tiny_fp32)
+    gemms = [n.name for n in model.graph.node if n.op_type == "Gemm"]
+    aliases: dict[str, str] = {}
+    changed = gemm_as_matmul(model, aliases, view="3d", nodes=gemms[1:])  # the first stays a Gemm
+    onnx.checker.check_model(model, full_check=True)
+    by_name = {n.name: n for n in model.graph.node}
+    assert changed == len(gemms) - 1 > 0 and len(aliases) == changed and by_name[gemms[0]].op_type == "Gemm"
+    index, shapes = GraphIndex(model), tensor_shapes(model)
+    for name in gemms[1:]:
+        matmul = by_name[name]  # Unsqueeze -> MatMul (the Gemm's name, a [K, N] weight) -> Add -> Squeeze
+        view, weight = matmul.input[0], index.constant(matmul.input[1])
+        assert matmul.op_type == "MatMul" and aliases[view] == index.producer[view].input[0]
+        assert shapes[view][0] == 1 and len(shapes[view]) == 3 and weight.shape[0] == shapes[view][-1]
+        assert index.only_consumer(matmul.output[0]).op_type == "Add"
+    np.testing.assert_allclose(_run(model, x), reference, rtol=0, atol=1e-6)
+    assert gemm_as_matmul(model, view="3d") == 1  # the one left
+    with pytest.raises(ValueError, match="view must be one of"):
+        gemm_as_matmul(model, view="2d")
 
 
 def test_fused_projections_split_into_one_matmul_per_part(tiny_fp32, x, reference):
@@ -98,6 +122,29 @@ def test_fused_projections_split_into_one_matmul_per_part(tiny_fp32, x, referenc
         assert heads.op_type == "Reshape" and transpose.op_type == "Transpose" and len(shapes[transpose.output[0]]) == 4
     np.testing.assert_array_equal(_run(model, x), reference)  # the same dot products: the same numbers
     assert split_heads(model) == 0
+
+
+def test_casts_of_weights_to_their_own_type_go(tiny_fp32, x, reference):
+    from onnx import TensorProto, helper
+
+    model = _copy(tiny_fp32)
+    index = GraphIndex(model)
+    first, second = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in index.initializers][:2]
+    casts = [helper.make_node("Cast", [first.input[1]], ["noop"], name="noop", to=TensorProto.FLOAT),  # goes
+             helper.make_node("Cast", [second.input[1]], ["half"], name="to_half", to=TensorProto.FLOAT16),  # stays
+             helper.make_node("Cast", ["half"], ["back"], name="to_float", to=TensorProto.FLOAT)]  # stays: computed
+    weight, name = first.input[1], first.name
+    first.input[1], second.input[1] = "noop", "back"
+    for i, cast in enumerate(casts):
+        model.graph.node.insert(i, cast)
+    with_casts = _run(model, x)
+    assert drop_noop_casts(model) == 1
+    onnx.checker.check_model(model, full_check=True)
+    assert [n.name for n in model.graph.node if n.op_type == "Cast"] == ["to_half", "to_float"]
+    assert next(n for n in model.graph.node if n.name == name).input[1] == weight
+    np.testing.assert_array_equal(_run(model, x), with_casts)
+    assert np.abs(with_casts - reference).max() > 0  # the float16 round trip of one weight is really there
+    assert drop_noop_casts(model) == 0
 
 
 def test_qdq_pairs_climb_over_shape_ops_exactly(tiny_fp32, x):

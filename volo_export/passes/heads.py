@@ -1,6 +1,7 @@
 """A fused attention projection, split into its parts before the heads are formed.
 
-Pattern (VOLO's transformer `qkv` and class-attention `kv`, as torch exports `unbind(0)`):
+Pattern (VOLO's transformer `qkv` and class-attention `kv`, as torch exports `unbind(0)`): a fused
+projection (`projections.fused_projection`) with a float weight, its parts unbound:
 
     MatMul(x, W [K, k*C]) -> Reshape(..., k, heads, d) -> Transpose(perm[0] = the k axis)
         -> k x Slice(axis 0, [i, i+1)) -> Squeeze(axis 0)      (the i-th: q, k or v)
@@ -26,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from volo_export.passes import GraphIndex, add_constant, attribute, drop_unused, forget_shapes, replace_nodes
+from volo_export.passes.graph import GraphIndex, add_constant, attribute, drop_unused, forget_shapes, replace_nodes
+from volo_export.passes.projections import FusedProjection, fused_projection
 
 
 def split_heads(model, origins: dict[str, str] | None = None) -> int:
@@ -34,20 +36,18 @@ def split_heads(model, origins: dict[str, str] | None = None) -> int:
     index = GraphIndex(model)
     replacements, drop = {}, set()
     for mm in model.graph.node:
-        chain = _match(mm, index)
-        if chain is None:
+        found = _match(mm, index)
+        if found is None:
             continue
-        reshape, transpose, parts = chain
-        weight, shape = index.constant(mm.input[1]), index.constant(reshape.input[1])
-        perm = attribute(transpose, "perm")
+        fused, parts = found
+        shape, perm = index.constant(fused.reshape.input[1]), attribute(fused.transpose, "perm")
         axis = len(shape) - 3
-        width = weight.shape[1] // len(parts)
         part_shape = np.delete(shape, axis).astype(np.int64)
         part_perm = [p - (p > axis) for p in perm if p != axis]
         nodes = []
         for i, squeeze in enumerate(parts):
             base = f"{mm.name}_part{i}"
-            w = add_constant(model, f"{base}_weight", np.ascontiguousarray(weight[:, i * width:(i + 1) * width]))
+            w = add_constant(model, f"{base}_weight", np.ascontiguousarray(fused.weight[:, fused.columns(i)]))
             nodes += [helper.make_node("MatMul", [mm.input[0], w], [f"{base}_output"], name=base),
                       helper.make_node("Reshape", [f"{base}_output", add_constant(model, f"{base}_shape", part_shape)],
                                        [f"{base}_heads"], name=f"{base}_reshape"),
@@ -57,7 +57,7 @@ def split_heads(model, origins: dict[str, str] | None = None) -> int:
             if origins is not None:
                 origins[base] = mm.name
         replacements[mm.name] = nodes
-        drop |= {reshape.name, transpose.name}
+        drop |= {fused.reshape.name, fused.transpose.name}
         forget_shapes(model, [p.output[0] for p in parts])
     if replacements:
         replace_nodes(model, replacements, drop)
@@ -66,19 +66,12 @@ def split_heads(model, origins: dict[str, str] | None = None) -> int:
 
 
 def _match(mm, index: GraphIndex):
-    """(Reshape, Transpose, [the Squeeze of part 0, 1, ...]) when `mm` starts the pattern, else None."""
-    weight = index.constant(mm.input[1]) if mm.op_type == "MatMul" else None
-    if weight is None or weight.ndim != 2:
+    """(the fused projection, [the Squeeze of part 0, 1, ...]) when `mm` starts the pattern with a float
+    weight, else None."""
+    fused = fused_projection(mm, index)
+    if not isinstance(fused, FusedProjection) or fused.dequantize is not None:
         return None
-    reshape = index.only_consumer(mm.output[0])
-    shape = index.constant(reshape.input[1]) if reshape is not None and reshape.op_type == "Reshape" else None
-    if shape is None or shape.ndim != 1 or len(shape) < 4 or 0 in shape[-3:].tolist():
-        return None
-    transpose = index.only_consumer(reshape.output[0])
-    perm = attribute(transpose, "perm") if transpose is not None and transpose.op_type == "Transpose" else None
-    parts = int(shape[-3])
-    if perm is None or perm[0] != len(shape) - 3 or parts < 2 or weight.shape[1] != parts * shape[-2] * shape[-1]:
-        return None
+    transpose = fused.transpose
     found: dict[int, object] = {}
     for piece in index.consumers.get(transpose.output[0], []):
         start = _unit_slice_on_axis0(piece, index)
@@ -86,9 +79,9 @@ def _match(mm, index: GraphIndex):
         if squeeze is None or not _squeezes_axis0(squeeze, index) or start in found:
             return None
         found[start] = squeeze
-    if sorted(found) != list(range(parts)) or transpose.output[0] in index.outputs:
+    if sorted(found) != list(range(fused.parts)) or transpose.output[0] in index.outputs:
         return None
-    return reshape, transpose, [found[i] for i in range(parts)]
+    return fused, [found[i] for i in range(fused.parts)]
 
 
 def _unit_slice_on_axis0(node, index: GraphIndex) -> int | None:

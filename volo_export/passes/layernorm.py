@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import NodeProto, helper
 
-from volo_export.passes import GraphIndex, add_constant, attribute, replace_nodes, tensor_shapes
+from volo_export.passes.graph import GraphIndex, add_constant, attribute, replace_nodes, tensor_shapes
 
 
 def layernorm_on_tokens(model) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from onnx import helper
 
-from volo_export.passes import GraphIndex, attribute, replace_nodes, tensor_shapes
+from volo_export.passes.graph import GraphIndex, attribute, replace_nodes, tensor_shapes
 
 
 def window_mean_as_avgpool(model) -> int:

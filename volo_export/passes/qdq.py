@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from volo_export.passes import GraphIndex, forget_shapes, topological_sort
+from volo_export.passes.graph import GraphIndex, forget_shapes, topological_sort
 
 SHAPE_OPS = ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten")
 SAFE_PRODUCERS = ("Gelu", "MatMul", "LayerNormalization", "ReduceMean", "Concat", "Slice", "Split",

@@ -49,7 +49,7 @@ def build(model, targets: Sequence[QuantTarget], ranges: dict[str, Range]):
 
     work = onnx.ModelProto()
     work.CopyFrom(model)
-    targets, aliases = gemm_as_matmul(work, targets)
+    targets, aliases = gemms_as_matmuls(work, targets)
     ranges = {**ranges, **{view: ranges[source] for view, source in aliases.items()}}
     folded = fold_relus(work, targets)
     quantized = quantize_qdq(work, targets, ranges, asymmetric=True, weight_levels=WEIGHT_LEVELS)
@@ -58,59 +58,31 @@ def build(model, targets: Sequence[QuantTarget], ranges: dict[str, Range]):
     return quantized
 
 
-def gemm_as_matmul(model, targets: Sequence[QuantTarget]) -> tuple[list[QuantTarget], dict[str, str]]:
-    """Rewrite each target Gemm (alpha = beta = 1, no transA) in place as Unsqueeze -> MatMul with a
-    [K, N] weight -> Add of its bias -> Squeeze. Returns the targets (those nodes now MatMul targets
-    on axis 1 reading the 3-D view) and {3-D view: the 2-D tensor it views}, whose range it shares."""
+def gemms_as_matmuls(model, targets: Sequence[QuantTarget]) -> tuple[list[QuantTarget], dict[str, str]]:
+    """Rewrite each target Gemm in place as a MatMul on a 3-D view (`passes.matmul.gemm_as_matmul`,
+    module docstring). Returns the targets (those nodes now MatMul targets on axis 1 reading the 3-D
+    view) and {3-D view: the 2-D tensor it views}, whose range it shares."""
     import dataclasses
 
-    from onnx import helper, numpy_helper
+    from volo_export.passes.matmul import gemm_as_matmul
 
-    graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    gemms = {t.node for t in targets if t.op_type == "Gemm"}
-    out_nodes, converted, aliases = [], {}, {}  # converted: Gemm node -> (MatMul weight, 3-D input view)
-    for n in graph.node:
-        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-        if (n.name not in gemms or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0
-                or attrs.get("transA", 0)):
-            out_nodes.append(n)
-            continue
-        weight = n.input[1]
-        if attrs.get("transB", 0):
-            w = numpy_helper.to_array(inits[weight]).T.copy()
-            weight = f"{n.input[1]}_transposed"
-            graph.initializer.append(numpy_helper.from_array(w, weight))
-        axes = f"{n.name}_axis0"
-        graph.initializer.append(numpy_helper.from_array(np.array([0], np.int64), axes))
-        x3, y3 = f"{n.input[0]}_{n.name}_3d", f"{n.output[0]}_3d"  # (1, M, K) @ (K, N) -> (1, M, N)
-        out_nodes.append(helper.make_node("Unsqueeze", [n.input[0], axes], [x3], name=f"{n.name}_to_3d"))
-        has_bias = len(n.input) > 2 and n.input[2]
-        product = f"{y3}_matmul" if has_bias else y3
-        out_nodes.append(helper.make_node("MatMul", [x3, weight], [product], name=n.name))
-        if has_bias:
-            out_nodes.append(helper.make_node("Add", [product, n.input[2]], [y3], name=f"{n.name}_bias"))
-        out_nodes.append(helper.make_node("Squeeze", [y3, axes], [n.output[0]], name=f"{n.name}_to_2d"))
-        converted[n.name] = (weight, x3)
-        aliases[x3] = n.input[0]
-    del graph.node[:]
-    graph.node.extend(out_nodes)
-    return [dataclasses.replace(t, op_type="MatMul", axis=1, weight=converted[t.node][0],
-                                activations=(converted[t.node][1],)) if t.node in converted else t
-            for t in targets], aliases
+    aliases: dict[str, str] = {}
+    gemm_as_matmul(model, aliases, view="3d", nodes={t.node for t in targets if t.op_type == "Gemm"})
+    by_name = {n.name: n for n in model.graph.node}
+    return [dataclasses.replace(t, op_type="MatMul", axis=1, weight=by_name[t.node].input[1],
+                                activations=(by_name[t.node].input[0],))
+            if t.op_type == "Gemm" and by_name[t.node].op_type == "MatMul" else t for t in targets], aliases
 
 
 def fold_relus(model, targets: Sequence[QuantTarget]) -> set[str]:
     """Remove each ReLU that follows a quantised Conv and feeds only quantised nodes (their uint8 Q
     with zero point 0 clamps at 0, which is the ReLU); the Conv then writes the ReLU's output tensor.
     Returns the names of the Convs whose output is now quantised by their consumers."""
-    graph = model.graph
+    from volo_export.passes.graph import GraphIndex
+
+    graph, index = model.graph, GraphIndex(model)
     quantized = {t.node for t in targets}
-    consumers: dict[str, list] = {}
-    for n in graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-    graph_outputs = {o.name for o in graph.output}
+    consumers, graph_outputs = index.consumers, index.outputs
     drop, folded = set(), set()
     for n in graph.node:
         if n.name not in quantized or n.op_type != "Conv":

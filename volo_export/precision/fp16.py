@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from volo_export.errors import UsageError
-from volo_export.passes import topological_sort
+from volo_export.passes.casts import drop_noop_casts
+from volo_export.passes.graph import topological_sort
 
 KEEP_FP32_OPS = ("LayerNormalization", "Softmax", "ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL2",
                  "ReduceLogSumExp", "ReduceProd")
@@ -79,7 +80,7 @@ def to_fp16(model, options: Fp16Options = Fp16Options(), overflow: dict[str, flo
     converted = convert_float_to_float16(model, keep_io_types=options.io_dtype == "float32",
                                          op_block_list=keep_ops or None, node_block_list=keep_nodes or None,
                                          disable_shape_infer=False)
-    drop_noop_casts(converted.graph)
+    drop_noop_casts(converted)
     topological_sort(converted.graph)
     kept = [f"{sum(n.op_type == t for n in model.graph.node)} {t} (op type kept float32)" for t in keep_ops]
     kept += [f"{n} (named)" for n in options.keep_nodes]
@@ -91,20 +92,3 @@ def to_fp16(model, options: Fp16Options = Fp16Options(), overflow: dict[str, flo
 def keep_op_types(extra: Sequence[str]) -> tuple[str, ...]:
     """The default FP32 op types plus the user's."""
     return tuple(dict.fromkeys([*KEEP_FP32_OPS, *extra]))
-
-
-def drop_noop_casts(graph) -> int:
-    """Remove Casts of an initializer to the type it already has (the converter adds them in front of the
-    float32 weights of kept nodes); returns how many went."""
-    types = {t.name: t.data_type for t in graph.initializer}
-    outputs = {o.name for o in graph.output}
-    noop = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Cast" and n.input[0] in types
-            and n.output[0] not in outputs and any(a.name == "to" and a.i == types[n.input[0]] for a in n.attribute)}
-    kept = [n for n in graph.node if not (n.op_type == "Cast" and n.output and n.output[0] in noop)]
-    for n in kept:
-        for i, name in enumerate(n.input):
-            if name in noop:
-                n.input[i] = noop[name]
-    del graph.node[:]
-    graph.node.extend(kept)
-    return len(noop)

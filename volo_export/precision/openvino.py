@@ -34,7 +34,7 @@ from volo_export.precision.int8 import QuantTarget, Selection, find_targets, qua
 
 def select(model, targets: Sequence[QuantTarget]) -> list[QuantTarget]:
     """`targets` without the outlook attention's aggregation (activation MatMuls of 5-D operands)."""
-    from volo_export.passes import tensor_shapes
+    from volo_export.passes.graph import tensor_shapes
 
     shapes = tensor_shapes(model)
     return [t for t in targets if t.weight is not None or len(shapes.get(t.activations[0], ())) != 5]
@@ -55,7 +55,7 @@ def prepare_graph(fp32) -> PassedGraph:
 
     from volo_export.passes.heads import split_heads
     from volo_export.passes.layernorm import layernorm_on_tokens
-    from volo_export.passes.matmul import gemm_as_nd_matmul
+    from volo_export.passes.matmul import gemm_as_matmul
     from volo_export.passes.pooling import window_mean_as_avgpool
 
     edited = onnx.ModelProto()
@@ -63,7 +63,7 @@ def prepare_graph(fp32) -> PassedGraph:
     passed = PassedGraph(edited, {}, {})
     window_mean_as_avgpool(edited)
     layernorm_on_tokens(edited)
-    gemm_as_nd_matmul(edited, passed.aliases)
+    gemm_as_matmul(edited, passed.aliases)
     split_heads(edited, passed.origins)
     return passed
 

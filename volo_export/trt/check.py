@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from volo_export.errors import TensorRTCheckFailed, UsageError, first_line
-from volo_export.passes import GraphIndex, attribute
+from volo_export.passes.graph import GraphIndex, attribute
 from volo_export.results import Column, Mark, Table, verdict
 
 # --------------------------------------------------------------------------- data
@@ -240,7 +240,7 @@ class CheckResult:
 
 
 class _GraphIndex(GraphIndex):
-    """`passes.GraphIndex` of one (sub)graph with its types and shapes; constants seen from outer graphs too."""
+    """`passes.graph.GraphIndex` of one (sub)graph with its types and shapes; constants seen from outer graphs too."""
 
     def __init__(self, graph, types: dict[str, int], shapes: dict[str, tuple], base_dir: Path | None,
                  outer: "_GraphIndex | None" = None, prefix: str = ""):

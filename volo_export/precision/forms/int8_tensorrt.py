@@ -2,7 +2,7 @@
 
 Symmetric int8 Q/DQ, per-channel weights, on MatMul/Gemm/Conv inputs (`int8.quantize_qdq`), which
 `volo_export.trt.check` accepts; ONNX Runtime CPU runs it too. Fused attention projections (`qkv`,
-`kv`) are then split into one MatMul per part (`projections.split_projections`), so the builder fuses
+`kv`) are then split into one MatMul per part (`passes.projections.split_projections`), so the builder fuses
 each into an INT8 GEMM instead of a float32 batched one. Metadata `quantized_nodes` counts the FP32
 graph's nodes (the names --exclude-nodes takes); `split_projections` names the ones split into
 `<node>_part<i>`.
@@ -43,7 +43,9 @@ class Int8TensorRT(Int8Form):
 
     def quantize(self, fp32, chosen, ranges):
         from volo_export.precision.int8 import quantize_qdq
-        from volo_export.precision.projections import split_projections
+        from volo_export.passes.projections import split_projections
 
         model = quantize_qdq(fp32, chosen, ranges)
-        return model, {"split_projections": json.dumps(split_projections(model))}
+        origins: dict[str, str] = {}
+        split_projections(model, origins)
+        return model, {"split_projections": json.dumps(list(dict.fromkeys(origins.values())))}
