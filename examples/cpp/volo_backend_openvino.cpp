@@ -3,6 +3,7 @@
 // pinning, and a static batch per compiled model (a dynamic-batch ONNX is compiled once per batch size
 // it is called with).
 #include <map>
+#include <openvino/frontend/manager.hpp>
 #include <openvino/openvino.hpp>
 
 #include "volo_backend.h"
@@ -10,11 +11,20 @@
 namespace volo {
 namespace {
 
-//! The first line of an OpenVINO exception (its messages carry a multi-line trace).
+//! The telling line of an OpenVINO exception, whose what() is a trace of lines such as "Exception from
+//! src/...cpp:84:", "Check '...' failed at src/...:", "FrontEnd API failed with GeneralFailure:",
+//! "Model can't be parsed": the last line that is not a source location.
 std::string firstLine(const std::string& text) {
-    std::string line = text.substr(0, text.find('\n'));
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    return line.empty() ? "unknown error" : line;
+    std::string best = "unknown error";
+    size_t start = 0;
+    while (start < text.size()) {
+        const size_t end = std::min(text.find('\n', start), text.size());
+        std::string line = text.substr(start, end - start);
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == ':')) line.pop_back();
+        if (!line.empty() && line.rfind("Exception from ", 0) != 0 && line.rfind("Check '", 0) != 0) best = line;
+        start = end + 1;
+    }
+    return best;
 }
 
 std::string baseName(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
@@ -22,8 +32,13 @@ std::string baseName(const std::string& path) { return path.substr(path.find_las
 class OpenVinoBackend : public Backend {
 public:
     OpenVinoBackend(const std::string& path, const BackendOptions& options) : label_(baseName(path)) {
-        try {
-            model_ = core_.read_model(path);
+        try {  // the ONNX frontend by name: read_model(path) would also try every other frontend on a bad file
+            ov::frontend::FrontEndManager frontends;
+            const ov::frontend::FrontEnd::Ptr onnx = frontends.load_by_framework("onnx");
+            if (!onnx->supported(path)) throw Error(path + " is not an ONNX model");
+            model_ = onnx->convert(onnx->load(path));
+        } catch (const Error&) {
+            throw;
         } catch (const std::exception& e) {
             throw Error("OpenVINO cannot read " + path + ": " + firstLine(e.what()));
         }

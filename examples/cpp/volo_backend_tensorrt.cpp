@@ -57,17 +57,6 @@ struct StreamDestroy {
 };
 using CudaStream = std::unique_ptr<std::remove_pointer_t<cudaStream_t>, StreamDestroy>;
 
-struct EventDestroy {
-    void operator()(cudaEvent_t e) const noexcept { warnOnCudaError(cudaEventDestroy(e), "cudaEventDestroy"); }
-};
-using CudaEvent = std::unique_ptr<std::remove_pointer_t<cudaEvent_t>, EventDestroy>;
-
-CudaEvent makeEvent() {
-    cudaEvent_t e = nullptr;
-    CUDA_CHECK(cudaEventCreate(&e));
-    return CudaEvent(e);
-}
-
 // ---------------------------------------------------------------- TensorRT helpers
 
 //! Prints TensorRT messages at or above `threshold` and remembers the last error, so a
