@@ -412,6 +412,8 @@ def test_cpp_bad_input_is_one_line(build, tiny_onnx, photos, tmp_path):
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"\0" * 4096)
     assert_one_line_failure(infer(build, engine, cat, expect_rc=1), "built without TensorRT")
+    (tmp_path / "m.engine.json").write_text('{"format": "volo-export.engine/1", "profile": ')
+    assert_one_line_failure(infer(build, engine, cat, expect_rc=1), f"{tmp_path / 'm.engine.json'} is not valid JSON")
     assert_one_line_failure(infer(build, tiny_onnx, cat, "--top-k", "0", expect_rc=2), "--top-k needs an integer >= 1")
 
 

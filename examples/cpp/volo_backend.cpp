@@ -19,7 +19,10 @@ std::unique_ptr<Backend> openOpenVino(const std::string& path, const BackendOpti
 #endif
 
 #ifndef VOLO_WITH_TENSORRT
-std::unique_ptr<Backend> openTensorRt(const std::string& path, const BackendOptions&) {
+std::unique_ptr<Backend> openTensorRt(const std::string& path, const BackendOptions& options) {
+    // The sidecar is read all the same, so a broken one is reported as such (as the GPU build would).
+    const std::string sidecar = options.sidecarPath.empty() ? sidecarPathFor(path) : options.sidecarPath;
+    if (std::filesystem::exists(sidecar)) readSidecar(sidecar);
     throw Error(path + " is a TensorRT engine, but this volo_infer was built without TensorRT (configure with "
                 "-DVOLO_WITH_TENSORRT=ON on a machine with CUDA and TensorRT; on a CPU run the .onnx instead)");
 }
