@@ -22,11 +22,11 @@ from volo_export.preprocess import sample_photos
 from volo_export.tensorfile import read_tensor, write_tensor
 
 SOURCE = Path(__file__).resolve().parents[1] / "examples" / "cpp"
-# Input tensors from JPEGs: stb_image and Pillow's libjpeg-turbo decode to 8-bit pixels that differ by up to 2
-# levels on the shipped JPEGs (measured: max 2/255/std = 0.035 after normalisation); the bound allows 3 levels at
-# the smallest ImageNet std (3/255/0.224 = 0.0525). PNG/BMP pixels decode identically and the resize is Pillow's
-# own arithmetic, so those tensors are bit-equal.
-JPEG_INPUT_ATOL = 3 / 255 / 0.224
+# Input tensors from JPEGs: stb_image and Pillow's libjpeg-turbo decode to 8-bit pixels that differ by a few
+# levels (IDCT and chroma upsampling rounding). Measured at 224 px: 2 levels (0.035) on the shipped JPEGs, 3 levels
+# (3/255/0.225 = 0.0523) on cat.jpg; at 64 px 1 level. The bound allows 4 levels at the smallest ImageNet std
+# (4/255/0.224 = 0.070). PNG/BMP pixels decode identically and the resize is Pillow's own arithmetic: bit-equal.
+JPEG_INPUT_ATOL = 4 / 255 / 0.224
 LOGITS_MIN_COSINE = 0.999  # the gate for images decoded in C++ vs Python
 SAME_TENSOR_ATOL = 1e-4    # the gate for the same tensor file, FP32
 
@@ -298,6 +298,7 @@ def check_model_against_python(build: Path, model: Path, images: list[Path], tmp
 def test_cpp_tiny_onnx_matches_python_on_the_photos(build, tiny_onnx, photos, tmp_path):
     numbers = check_model_against_python(build, tiny_onnx, photos, tmp_path)
     assert numbers["input_max_abs_jpeg"] > 0.0  # the JPEGs do go through another decoder
+    print("tiny_onnx", numbers)  # the numbers examples/cpp/README.md quotes (pytest -s)
 
 
 def test_cpp_same_tensor_file_as_onnxruntime(build, tiny_onnx, tmp_path):
