@@ -193,6 +193,9 @@ int run(const Options& options) {
                               std::to_string(size) + "x" + std::to_string(size) +
                               " images: preprocessed for another model?");
     if (labels.empty()) labels = defaultLabels(meta);
+    if (meta.randomWeights)
+        std::fprintf(stderr, "warning: %s was exported with RANDOM weights: these predictions are meaningless\n",
+                     options.model.c_str());
 
     const auto total = static_cast<int64_t>(items.size());
     int64_t batch = options.batch > 0 ? options.batch : std::min<int64_t>(total, 32);

@@ -343,6 +343,7 @@ ArtifactMetadata parseArtifactMetadata(const std::map<std::string, std::string>&
     m.labels = text("labels");
     m.preprocessing.interpolation = text("interpolation");
     if (const Json n = encoded("num_classes"); !n.is_null()) m.numClasses = asInt(n, name("num_classes"));
+    if (const Json r = encoded("random_weights"); !r.is_null()) m.randomWeights = asBool(r, name("random_weights"));
     if (const Json n = encoded("image_size"); !n.is_null()) m.preprocessing.size = asInt(n, name("image_size"));
     if (const Json c = encoded("crop_pct"); !c.is_null()) m.preprocessing.cropPct = asDouble(c, name("crop_pct"));
     if (const Json v = encoded("mean"); !v.is_null()) m.preprocessing.mean = doubleList(v, name("mean"));

@@ -105,6 +105,7 @@ struct ArtifactMetadata {
     bool present = false;  // has volo_export.model, as Python's ArtifactInfo.from_props requires
     std::string model, precision, labels;
     int64_t numClasses = 0;
+    bool randomWeights = false;  // exported without a checkpoint: predictions are meaningless
     Preprocessing preprocessing;
 };
 
