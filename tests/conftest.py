@@ -151,3 +151,28 @@ def d1_onnx_with_checkpoint(tmp_path_factory):
     out = folder / "volo_d1_224.onnx"
     export_onnx(OnnxRequest(model="volo_d1_224", output=out, checkpoint=checkpoint, validate=False))
     return out, checkpoint
+
+
+@pytest.fixture(scope="session")
+def d1_fp32_onnx(d1_onnx_with_checkpoint):
+    """The FP32 VOLO-D1 export of d1_onnx_with_checkpoint (random weights from a seeded checkpoint)."""
+    return d1_onnx_with_checkpoint[0]
+
+
+@pytest.fixture(scope="session")
+def d1_int8_onnx(tmp_path_factory, d1_onnx_with_checkpoint):
+    """d1_fp32_onnx quantized to INT8 for OpenVINO (`volo-export quantize --target openvino`, calibrated on the
+    shipped photos' calibration split, gated against eager PyTorch on the rest)."""
+    from typer.testing import CliRunner
+
+    from volo_export.calibration.samples import write_samples
+    from volo_export.cli import app
+
+    onnx_path, checkpoint = d1_onnx_with_checkpoint
+    folder = tmp_path_factory.mktemp("d1_int8")
+    calib, val = write_samples("volo_d1_224", folder / "samples")
+    out = folder / "volo_d1_224_int8_ov.onnx"
+    result = CliRunner().invoke(app, ["quantize", str(onnx_path), "-c", str(checkpoint), "-o", str(out), "--target",
+                                      "openvino", "--calib-data", str(calib), "--validate-images", str(val)])
+    assert result.exit_code == 0, result.output
+    return out

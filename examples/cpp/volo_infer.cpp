@@ -1,426 +1,74 @@
-// volo_infer: run a TensorRT engine exported by volo-export on a preprocessed tensor file
-// and print the top-5 classes of every image.
+// volo_infer: classify images (or preprocessed tensor files) with a volo-export artifact and print
+// the top-k classes of every image.
 //
-//   volo-export preprocess cat.jpg dog.png --model model.engine --out input.bin
-//   ./build/volo_infer model.engine input.bin [--labels classes.txt] [--plugins libvolo_plugins.so]
+//   ./build/volo_infer model.onnx cat.jpg photos/ [--top-k 5] [--labels classes.txt] [--json]   # OpenVINO, CPU
+//   ./build/volo_infer model.engine cat.jpg --labels imagenet_classes.txt                       # TensorRT, GPU
+//   ./build/volo_infer model.onnx input.bin                      # a tensor file from `volo-export preprocess`
 //
-// Written for TensorRT 10.x and 11.x: only APIs present in both (named I/O tensors,
-// setInputShape/setTensorAddress/enqueueV3; no bindings, no enqueueV2, no kEXPLICIT_BATCH).
-// Before deserializing, the engine's sidecar (X.engine.json) is compared with the running
-// TensorRT and GPU so a mismatch is one clear line instead of an opaque deserialization error.
-//
-// TensorRT objects are owned by std::unique_ptr, every CUDA call is checked, and nothing
-// throws across the TensorRT boundary (the logger callback is noexcept and catches).
-#include <NvInfer.h>
-#include <cuda_runtime_api.h>
-
+// The preprocessing (resize, crop_pct centre crop, interpolation, mean/std) comes from the artifact:
+// the ONNX's volo_export.* metadata or the engine sidecar's `metadata` (see volo_image.h). Images are
+// processed in batches; any bad input (missing file, not an image, wrong model, corrupt sidecar or
+// metadata) ends the run with one `error:` line on stderr, exit code 1 (2: bad usage), nothing on stdout.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
+#include <filesystem>
 #include <iostream>
-#include <memory>
-#include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
-#include <type_traits>
 #include <vector>
 
+#include "volo_backend.h"
+#include "volo_image.h"
 #include "volo_io.h"
 
 namespace {
 
-// ---------------------------------------------------------------- CUDA helpers
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
 
-void throwOnCudaError(cudaError_t status, const char* call, const char* file, int line) {
-    if (status != cudaSuccess)
-        throw volo::Error(std::string("CUDA error ") + cudaGetErrorName(status) + " (" + cudaGetErrorString(status) +
-                          ") in " + call + " at " + file + ":" + std::to_string(line));
-}
-
-#define CUDA_CHECK(call) throwOnCudaError((call), #call, __FILE__, __LINE__)
-
-//! For destructors, which must not throw: report and carry on.
-void warnOnCudaError(cudaError_t status, const char* what) noexcept {
-    if (status != cudaSuccess) std::fprintf(stderr, "warning: %s failed: %s\n", what, cudaGetErrorString(status));
-}
-
-struct DeviceFree {
-    void operator()(void* p) const noexcept { warnOnCudaError(cudaFree(p), "cudaFree"); }
-};
-using DeviceBuffer = std::unique_ptr<void, DeviceFree>;
-
-DeviceBuffer deviceAlloc(size_t bytes) {
-    void* p = nullptr;
-    CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 1)));
-    return DeviceBuffer(p);
-}
-
-struct StreamDestroy {
-    void operator()(cudaStream_t s) const noexcept { warnOnCudaError(cudaStreamDestroy(s), "cudaStreamDestroy"); }
-};
-using CudaStream = std::unique_ptr<std::remove_pointer_t<cudaStream_t>, StreamDestroy>;
-
-struct EventDestroy {
-    void operator()(cudaEvent_t e) const noexcept { warnOnCudaError(cudaEventDestroy(e), "cudaEventDestroy"); }
-};
-using CudaEvent = std::unique_ptr<std::remove_pointer_t<cudaEvent_t>, EventDestroy>;
-
-CudaEvent makeEvent() {
-    cudaEvent_t e = nullptr;
-    CUDA_CHECK(cudaEventCreate(&e));
-    return CudaEvent(e);
-}
-
-// ---------------------------------------------------------------- TensorRT helpers
-
-//! Prints TensorRT messages at or above `threshold` and remembers the last error, so a
-//! failed call can be explained in one line. Never throws into TensorRT.
-class Logger : public nvinfer1::ILogger {
+class UsageError : public volo::Error {
 public:
-    explicit Logger(Severity threshold) : threshold_(threshold) {}
-
-    void log(Severity severity, nvinfer1::AsciiChar const* msg) noexcept override {
-        if (severity <= Severity::kERROR) {
-            try {
-                std::lock_guard<std::mutex> lock(mutex_);
-                lastError_ = msg;
-            } catch (...) {  // bad_alloc / system_error: losing the message is better than terminating
-            }
-        }
-        if (severity <= threshold_) std::fprintf(stderr, "[TensorRT %s] %s\n", name(severity), msg);
-    }
-
-    //! The last error TensorRT reported, or `fallback` when it reported none.
-    std::string lastError(const std::string& fallback) const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return lastError_.empty() ? fallback : lastError_;
-    }
-
-private:
-    static const char* name(Severity s) noexcept {
-        switch (s) {
-            case Severity::kINTERNAL_ERROR: return "internal error";
-            case Severity::kERROR: return "error";
-            case Severity::kWARNING: return "warning";
-            case Severity::kINFO: return "info";
-            case Severity::kVERBOSE: return "verbose";
-        }
-        return "?";
-    }
-
-    Severity threshold_;
-    mutable std::mutex mutex_;
-    std::string lastError_;
+    using volo::Error::Error;
 };
-
-//! Plugin libraries registered with TensorRT's global registry; deregistered on destruction
-//! (declare it before the runtime so every engine that uses the plugins is gone first).
-class PluginLibraries {
-public:
-    PluginLibraries() = default;
-    PluginLibraries(const PluginLibraries&) = delete;
-    PluginLibraries& operator=(const PluginLibraries&) = delete;
-
-    void load(const std::string& path, const Logger& logger) {
-        if (!std::ifstream(path)) throw volo::Error("plugin library not found: " + path);
-        nvinfer1::IPluginRegistry* registry = getPluginRegistry();
-        if (registry == nullptr) throw volo::Error("TensorRT has no plugin registry");
-        nvinfer1::IPluginRegistry::PluginLibraryHandle handle = registry->loadLibrary(path.c_str());
-        if (handle == nullptr)
-            throw volo::Error("cannot load plugin library " + path + ": " +
-                              logger.lastError("not a TensorRT plugin library for this TensorRT version, or its "
-                                               "plugins are already registered"));
-        handles_.push_back(handle);
-    }
-
-    ~PluginLibraries() {
-        nvinfer1::IPluginRegistry* registry = handles_.empty() ? nullptr : getPluginRegistry();
-        for (auto it = handles_.rbegin(); registry != nullptr && it != handles_.rend(); ++it)
-            registry->deregisterLibrary(*it);
-    }
-
-private:
-    std::vector<nvinfer1::IPluginRegistry::PluginLibraryHandle> handles_;
-};
-
-std::vector<int64_t> toVector(const nvinfer1::Dims& dims) {
-    if (dims.nbDims < 0) return {};
-    return std::vector<int64_t>(dims.d, dims.d + dims.nbDims);
-}
-
-nvinfer1::Dims toDims(const std::vector<int64_t>& shape) {
-    if (shape.size() > static_cast<size_t>(nvinfer1::Dims::MAX_DIMS))
-        throw volo::Error("shape " + volo::shapeString(shape) + " has more dims than TensorRT allows");
-    nvinfer1::Dims dims{};
-    dims.nbDims = static_cast<int32_t>(shape.size());
-    std::copy(shape.begin(), shape.end(), dims.d);
-    return dims;
-}
-
-//! Bytes per element of the data types an I/O tensor of this app may have (enumerators of TensorRT 10.0+).
-size_t elementSize(nvinfer1::DataType type, const std::string& tensor) {
-    switch (type) {
-        case nvinfer1::DataType::kFLOAT: return 4;
-        case nvinfer1::DataType::kHALF: return 2;
-        case nvinfer1::DataType::kBF16: return 2;
-        case nvinfer1::DataType::kINT8: return 1;
-        case nvinfer1::DataType::kUINT8: return 1;
-        case nvinfer1::DataType::kBOOL: return 1;
-        case nvinfer1::DataType::kFP8: return 1;
-        case nvinfer1::DataType::kINT32: return 4;
-        case nvinfer1::DataType::kINT64: return 8;
-        default:
-            throw volo::Error("I/O tensor '" + tensor + "' has data type code " +
-                              std::to_string(static_cast<int>(type)) + ", which volo_infer does not handle");
-    }
-}
-
-//! The input's shapes in optimization profile 0; an engine built with a static shape
-//! (no profile) accepts exactly its tensor shape.
-volo::Profile engineProfile(const nvinfer1::ICudaEngine& engine, const char* input) {
-    using nvinfer1::OptProfileSelector;
-    volo::Profile profile{toVector(engine.getProfileShape(input, 0, OptProfileSelector::kMIN)),
-                          toVector(engine.getProfileShape(input, 0, OptProfileSelector::kOPT)),
-                          toVector(engine.getProfileShape(input, 0, OptProfileSelector::kMAX))};
-    if (profile.min.empty()) {
-        const std::vector<int64_t> fixed = toVector(engine.getTensorShape(input));
-        profile = volo::Profile{fixed, fixed, fixed};
-    }
-    if (profile.min.empty())
-        throw volo::Error(std::string("the engine reports no shape for its input '") + input + "'");
-    return profile;
-}
-
-// ---------------------------------------------------------------- the app
 
 struct Options {
-    std::string enginePath;
-    std::string inputPath;
-    std::string sidecarPath;  // default: enginePath + ".json"
+    std::string model;
+    std::vector<std::string> inputs;
     std::string labelsPath;
-    std::string outputPath;   // write the logits here (tensor file) when set
-    std::vector<std::string> plugins;
-    int device = 0;
+    std::string outputPath;     // logits (N, classes) as a tensor file
+    std::string dumpInputPath;  // the preprocessed input (N, 3, S, S) as a tensor file
     size_t topK = 5;
-    int repeat = 0;           // > 0: time this many extra runs
-    bool skipChecks = false;  // sidecar mismatches become warnings
-    bool verbose = false;
+    int64_t batch = 0;          // 0: min(images, 32) within the model's batch range
+    bool json = false;
+    bool timing = false;
+    volo::BackendOptions backend;
 };
-
-class VoloInfer {
-public:
-    explicit VoloInfer(Options options)
-        : options_(std::move(options)),
-          logger_(options_.verbose ? nvinfer1::ILogger::Severity::kINFO : nvinfer1::ILogger::Severity::kWARNING) {}
-
-    //! Select the GPU and compare the sidecar (when present) with the running TensorRT and GPU.
-    void checkEnvironment() {
-        int count = 0;
-        CUDA_CHECK(cudaGetDeviceCount(&count));
-        if (options_.device < 0 || options_.device >= count)
-            throw volo::Error("--device " + std::to_string(options_.device) + " does not exist (" +
-                              std::to_string(count) + " CUDA device(s))");
-        CUDA_CHECK(cudaSetDevice(options_.device));
-        cudaDeviceProp prop{};
-        CUDA_CHECK(cudaGetDeviceProperties(&prop, options_.device));
-        env_.tensorrt = volo::versionFromTensorRtInt(getInferLibVersion());
-        env_.computeCapability = volo::ComputeCapability{prop.major, prop.minor};
-        env_.gpuName = prop.name;
-        int cudaRuntime = 0;
-        CUDA_CHECK(cudaRuntimeGetVersion(&cudaRuntime));
-        env_.cudaRuntime = volo::versionFromCudaInt(cudaRuntime).text;
-        if (getInferLibVersion() != NV_TENSORRT_VERSION)
-            warn("compiled against TensorRT headers " + std::to_string(NV_TENSORRT_MAJOR) + "." +
-                 std::to_string(NV_TENSORRT_MINOR) + "." + std::to_string(NV_TENSORRT_PATCH) +
-                 " but running libnvinfer " + env_.tensorrt.text);
-
-        const std::string sidecarPath =
-            options_.sidecarPath.empty() ? volo::sidecarPathFor(options_.enginePath) : options_.sidecarPath;
-        if (!std::ifstream(sidecarPath)) {
-            if (!options_.sidecarPath.empty()) throw volo::Error("sidecar not found: " + sidecarPath);
-            warn("no sidecar " + sidecarPath + ": cannot check the engine against TensorRT " + env_.tensorrt.text +
-                 " on " + env_.gpuName + " before loading it");
-            return;
-        }
-        sidecar_ = std::make_unique<volo::EngineSidecar>(volo::readSidecar(sidecarPath));
-        const volo::Compatibility c = volo::checkCompatibility(*sidecar_, env_);
-        for (const auto& w : c.warnings) warn(w);
-        for (const auto& e : c.errors) {
-            if (!options_.skipChecks) throw volo::Error(e + " (--skip-checks tries anyway)");
-            warn(e);
-        }
-        if (!sidecar_->plugins.empty() && options_.plugins.empty())
-            warn("the engine was built with plugin libraries (" + sidecar_->plugins.front() +
-                 (sidecar_->plugins.size() > 1 ? ", ..." : "") + "); pass them with --plugins");
-    }
-
-    //! Load plugin libraries, deserialize the engine and create its execution context.
-    void load() {
-        for (const auto& path : options_.plugins) plugins_.load(path, logger_);
-        const std::string plan = volo::readFile(options_.enginePath);
-        const std::string badSize = volo::checkPlanSize(sidecar_ ? *sidecar_ : volo::EngineSidecar{},
-                                                        static_cast<int64_t>(plan.size()), options_.enginePath);
-        if (!badSize.empty()) throw volo::Error(badSize);
-        runtime_.reset(nvinfer1::createInferRuntime(logger_));
-        if (!runtime_) throw volo::Error("cannot create the TensorRT runtime: " + logger_.lastError("unknown error"));
-        engine_.reset(runtime_->deserializeCudaEngine(plan.data(), plan.size()));
-        if (!engine_)
-            throw volo::Error("cannot deserialize " + options_.enginePath + " with TensorRT " + env_.tensorrt.text +
-                              ": " + logger_.lastError("not a TensorRT plan") +
-                              (sidecar_ ? "" : " (no sidecar: was it built by this TensorRT version on this GPU?)"));
-        findIoTensors();
-        cudaStream_t stream = nullptr;
-        CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-        stream_.reset(stream);
-        context_.reset(engine_->createExecutionContext());
-        if (!context_)
-            throw volo::Error("cannot create an execution context: " + logger_.lastError("out of GPU memory?"));
-    }
-
-    //! Run the engine on `input` (N, 3, H, W) with N inside the profile; returns the logits (N, classes).
-    volo::Tensor infer(const volo::Tensor& input) {
-        const std::string why = volo::checkInputShape(profile_, input.dims, inputName_);
-        if (!why.empty()) throw volo::Error(why);
-        if (!context_->setInputShape(inputName_.c_str(), toDims(input.dims)))
-            throw volo::Error("TensorRT refused input shape " + volo::shapeString(input.dims) + ": " +
-                              logger_.lastError("outside the profile"));
-
-        buffers_.clear();
-        volo::Tensor logits;
-        for (const std::string& name : ioNames_) {
-            const bool isInput = name == inputName_;
-            const std::vector<int64_t> shape =
-                isInput ? input.dims : toVector(context_->getTensorShape(name.c_str()));
-            if (shape.empty() || std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 0; }))
-                throw volo::Error("TensorRT could not infer the shape of '" + name + "' for input " +
-                                  volo::shapeString(input.dims));
-            const size_t bytes =
-                static_cast<size_t>(volo::elementCount(shape)) * elementSize(engine_->getTensorDataType(name.c_str()), name);
-            buffers_.push_back(deviceAlloc(bytes));
-            if (!context_->setTensorAddress(name.c_str(), buffers_.back().get()))
-                throw volo::Error("setTensorAddress failed for '" + name + "': " + logger_.lastError("unknown error"));
-            if (isInput) {
-                CUDA_CHECK(cudaMemcpyAsync(buffers_.back().get(), input.data.data(), bytes, cudaMemcpyHostToDevice,
-                                           stream_.get()));
-            } else if (name == outputName_) {
-                logits.dims = shape;
-                logits.data.resize(bytes / sizeof(float));
-                logitsDevice_ = buffers_.back().get();
-            }
-        }
-        enqueue();
-        CUDA_CHECK(cudaMemcpyAsync(logits.data.data(), logitsDevice_, logits.data.size() * sizeof(float),
-                                   cudaMemcpyDeviceToHost, stream_.get()));
-        CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-        if (logits.dims.size() != 2 || logits.dims[0] != input.dims[0])
-            throw volo::Error("output '" + outputName_ + "' has shape " + volo::shapeString(logits.dims) +
-                              "; expected (" + std::to_string(input.dims[0]) + ", classes)");
-        if (sidecar_ && sidecar_->numClasses > 0 && logits.dims[1] != sidecar_->numClasses)
-            warn("engine gives " + std::to_string(logits.dims[1]) + " classes, sidecar says " +
-                 std::to_string(sidecar_->numClasses));
-        return logits;
-    }
-
-    //! Mean milliseconds per batch over `repeat` runs of the shapes set by the last infer().
-    double timeMs(int repeat) {
-        CudaEvent start = makeEvent(), stop = makeEvent();
-        CUDA_CHECK(cudaEventRecord(start.get(), stream_.get()));
-        for (int i = 0; i < repeat; ++i) enqueue();
-        CUDA_CHECK(cudaEventRecord(stop.get(), stream_.get()));
-        CUDA_CHECK(cudaEventSynchronize(stop.get()));
-        float ms = 0.0f;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, start.get(), stop.get()));
-        return static_cast<double>(ms) / repeat;
-    }
-
-    const volo::RuntimeEnvironment& environment() const { return env_; }
-    const volo::Profile& profile() const { return profile_; }
-    const volo::EngineSidecar* sidecar() const { return sidecar_.get(); }
-
-    static void warn(const std::string& message) { std::fprintf(stderr, "warning: %s\n", message.c_str()); }
-
-private:
-    //! Every I/O tensor by name; the input and logits are taken from the sidecar when there is one.
-    void findIoTensors() {
-        std::vector<std::string> inputs, outputs;
-        for (int32_t i = 0; i < engine_->getNbIOTensors(); ++i) {
-            const std::string name = engine_->getIOTensorName(i);
-            const nvinfer1::TensorIOMode mode = engine_->getTensorIOMode(name.c_str());
-            if (mode == nvinfer1::TensorIOMode::kINPUT) inputs.push_back(name);
-            else if (mode == nvinfer1::TensorIOMode::kOUTPUT) outputs.push_back(name);
-            ioNames_.push_back(name);
-        }
-        if (inputs.size() != 1)
-            throw volo::Error("engine has " + std::to_string(inputs.size()) + " inputs; volo_infer feeds exactly one");
-        if (outputs.empty()) throw volo::Error("engine has no outputs");
-        inputName_ = inputs.front();
-        const std::string wanted = sidecar_ ? sidecar_->outputName : "logits";
-        outputName_ = std::find(outputs.begin(), outputs.end(), wanted) != outputs.end() ? wanted : outputs.front();
-        if (sidecar_ && (inputName_ != sidecar_->inputName || outputName_ != sidecar_->outputName))
-            warn("sidecar names I/O '" + sidecar_->inputName + "' -> '" + sidecar_->outputName + "' but the engine has '" +
-                 inputName_ + "' -> '" + outputName_ + "': is the sidecar from another engine?");
-        for (const std::string& name : {inputName_, outputName_}) {
-            if (engine_->getTensorDataType(name.c_str()) != nvinfer1::DataType::kFLOAT)
-                throw volo::Error("'" + name + "' is not float32 in this engine; volo-export engines keep float32 I/O");
-        }
-        profile_ = engineProfile(*engine_, inputName_.c_str());
-        if (sidecar_ && (profile_.min != sidecar_->profile.min || profile_.max != sidecar_->profile.max))
-            warn("engine profile " + volo::shapeString(profile_.min) + ".." + volo::shapeString(profile_.max) +
-                 " differs from the sidecar's; is the sidecar from another engine?");
-    }
-
-    void enqueue() {
-        if (!context_->enqueueV3(stream_.get()))
-            throw volo::Error("enqueueV3 failed: " + logger_.lastError("unknown error"));
-    }
-
-    // Declaration order is destruction order reversed: the context goes first, plugins and logger last.
-    Options options_;
-    Logger logger_;
-    volo::RuntimeEnvironment env_;
-    std::unique_ptr<volo::EngineSidecar> sidecar_;
-    PluginLibraries plugins_;
-    std::unique_ptr<nvinfer1::IRuntime> runtime_;
-    std::unique_ptr<nvinfer1::ICudaEngine> engine_;
-    CudaStream stream_;
-    std::vector<DeviceBuffer> buffers_;
-    std::unique_ptr<nvinfer1::IExecutionContext> context_;
-    std::vector<std::string> ioNames_;
-    std::string inputName_, outputName_;
-    volo::Profile profile_;
-    void* logitsDevice_ = nullptr;
-};
-
-void printTopK(const volo::Tensor& logits, const std::vector<std::string>& labels, size_t k) {
-    const auto classes = static_cast<size_t>(logits.dims[1]);
-    for (int64_t row = 0; row < logits.dims[0]; ++row) {
-        const float* values = logits.data.data() + static_cast<size_t>(row) * classes;
-        std::printf("image %lld:\n", static_cast<long long>(row));
-        const auto preds = volo::topK(values, classes, k);
-        for (size_t i = 0; i < preds.size(); ++i)
-            std::printf("  %zu. %-40s p=%.4f  logit=%.4f  (class %lld)\n", i + 1,
-                        volo::labelFor(labels, preds[i].index).c_str(), static_cast<double>(preds[i].probability),
-                        static_cast<double>(preds[i].logit), static_cast<long long>(preds[i].index));
-    }
-}
 
 const char* kUsage =
-    "usage: volo_infer ENGINE INPUT.bin [--labels FILE] [--plugins LIB.so]... [--sidecar FILE.json]\n"
-    "                  [--top K] [--output LOGITS.bin] [--repeat N] [--device N] [--skip-checks] [--verbose]\n"
+    "usage: volo_infer MODEL INPUT... [--top-k K] [--labels FILE] [--json] [--batch N] [--threads N]\n"
+    "                  [--output LOGITS.bin] [--dump-input INPUT.bin] [--timing]\n"
+    "                  [--plugins LIB.so]... [--sidecar FILE.json] [--device N] [--skip-checks] [--verbose]\n"
     "\n"
-    "  ENGINE        TensorRT plan written by `volo-export engine` (its sidecar ENGINE.json is checked)\n"
-    "  INPUT.bin     float32 (N, 3, H, W) tensor file from `volo-export preprocess IMAGE... --out INPUT.bin`\n"
+    "  MODEL         .onnx (OpenVINO, CPU) or .engine (TensorRT, GPU; its sidecar ENGINE.json is checked)\n"
+    "  INPUT         image files (JPEG, PNG, BMP), folders of them (recursive, sorted), or tensor files\n"
+    "                from `volo-export preprocess` (float32 (N, 3, S, S))\n"
+    "  --top-k       classes per image (default 5)\n"
     "  --labels      class names, one per line (line i = class i)\n"
-    "  --plugins     TensorRT plugin library to load before deserializing (repeatable)\n"
+    "  --json        one JSON document on stdout (as `volo-export predict --json`)\n"
+    "  --batch       images per inference (default: up to 32, within the model's batch range)\n"
+    "  --threads     OpenVINO inference threads (default 0: every core)\n"
     "  --output      also write the logits (N, classes) as a tensor file\n"
-    "  --repeat      time N more runs and print the mean latency\n"
-    "  --skip-checks turn sidecar mismatches (TensorRT version, GPU) into warnings\n";
+    "  --dump-input  also write the preprocessed input (N, 3, S, S) as a tensor file\n"
+    "  --timing      report load / decode+preprocess / inference times (stderr; in --json too)\n"
+    "  --plugins, --sidecar, --device, --skip-checks: TensorRT only (see README.md)\n";
 
-int parsePositive(const std::string& text, const std::string& option, int minimum) {
+int64_t parseInt(const std::string& text, const std::string& option, int64_t minimum) {
     if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(text) < minimum)
-        throw volo::Error(option + " needs an integer >= " + std::to_string(minimum) + ", got '" + text + "'");
-    return std::stoi(text);
+        std::stoll(text) < minimum)
+        throw UsageError(option + " needs an integer >= " + std::to_string(minimum) + ", got '" + text + "'");
+    return std::stoll(text);
 }
 
 Options parseOptions(int argc, char** argv) {
@@ -429,7 +77,7 @@ Options parseOptions(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto value = [&]() -> std::string {
-            if (i + 1 >= argc) throw volo::Error(a + " needs a value");
+            if (i + 1 >= argc) throw UsageError(a + " needs a value");
             return argv[++i];
         };
         if (a == "-h" || a == "--help") {
@@ -437,56 +85,204 @@ Options parseOptions(int argc, char** argv) {
             std::exit(0);
         }
         if (a == "--labels") o.labelsPath = value();
-        else if (a == "--plugins") o.plugins.push_back(value());
-        else if (a == "--sidecar") o.sidecarPath = value();
+        else if (a == "--top-k" || a == "--top") o.topK = static_cast<size_t>(parseInt(value(), a, 1));
+        else if (a == "--json") o.json = true;
+        else if (a == "--batch") o.batch = parseInt(value(), a, 1);
+        else if (a == "--threads") o.backend.threads = static_cast<int>(parseInt(value(), a, 0));
         else if (a == "--output") o.outputPath = value();
-        else if (a == "--top") o.topK = static_cast<size_t>(parsePositive(value(), a, 1));
-        else if (a == "--repeat") o.repeat = parsePositive(value(), a, 0);
-        else if (a == "--device") o.device = parsePositive(value(), a, 0);
-        else if (a == "--skip-checks") o.skipChecks = true;
-        else if (a == "--verbose") o.verbose = true;
-        else if (a.rfind("--", 0) == 0) throw volo::Error("unknown option " + a + "\n" + kUsage);
+        else if (a == "--dump-input") o.dumpInputPath = value();
+        else if (a == "--timing") o.timing = true;
+        else if (a == "--plugins") o.backend.plugins.push_back(value());
+        else if (a == "--sidecar") o.backend.sidecarPath = value();
+        else if (a == "--device") o.backend.device = static_cast<int>(parseInt(value(), a, 0));
+        else if (a == "--skip-checks") o.backend.skipChecks = true;
+        else if (a == "--verbose") o.backend.verbose = true;
+        else if (a.rfind("--", 0) == 0) throw UsageError("unknown option " + a + " (volo_infer --help)");
         else positional.push_back(a);
     }
-    if (positional.size() != 2) throw volo::Error(std::string("expected ENGINE and INPUT.bin\n") + kUsage);
-    o.enginePath = positional[0];
-    o.inputPath = positional[1];
+    if (positional.size() < 2) throw UsageError("expected MODEL and at least one INPUT (volo_infer --help)");
+    o.model = positional[0];
+    o.inputs.assign(positional.begin() + 1, positional.end());
     return o;
 }
 
-int run(int argc, char** argv) {
-    const Options options = parseOptions(argc, argv);
-    // Read every file before the (slow) engine load so a typo fails in milliseconds.
-    const volo::Tensor input = volo::readTensorFile(options.inputPath);
-    const std::vector<std::string> labels =
+// ---------------------------------------------------------------- inputs
+
+//! One image to classify: a file to decode, or row `row` of a tensor file already preprocessed.
+struct Item {
+    std::string name;
+    std::string path;
+    const volo::Tensor* tensor = nullptr;
+    int64_t row = 0;
+};
+
+bool isImageName(const fs::path& p) {
+    std::string ext = p.extension().string();
+    for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp";
+}
+
+bool isTensorFile(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) return false;
+    char magic[8] = {};
+    const bool yes = std::fread(magic, 1, 8, f) == 8 && std::string(magic, 8) == "VOLOTNSR";
+    std::fclose(f);
+    return yes;
+}
+
+//! The command line's inputs, in order: a folder gives its images (recursive, sorted), a tensor file
+//! its rows, an image file itself. Every path is checked before the (slow) model load.
+std::vector<Item> expandInputs(const std::vector<std::string>& inputs, std::vector<volo::Tensor>& tensors) {
+    std::vector<Item> items;
+    std::vector<std::string> tensorPaths;
+    for (const std::string& input : inputs)
+        if (fs::is_regular_file(input) && isTensorFile(input)) tensorPaths.push_back(input);
+    tensors.reserve(tensorPaths.size());  // items point into it
+    for (const std::string& input : inputs) {
+        if (fs::is_directory(input)) {
+            std::vector<fs::path> found;
+            for (const auto& entry : fs::recursive_directory_iterator(input))
+                if (entry.is_regular_file() && isImageName(entry.path())) found.push_back(entry.path());
+            if (found.empty()) throw volo::Error("no images (jpg/jpeg/png/bmp) under " + input);
+            std::sort(found.begin(), found.end());
+            for (const auto& p : found) items.push_back(Item{p.string(), p.string(), nullptr, 0});
+        } else if (!fs::exists(input)) {
+            throw volo::Error("image not found: " + input);
+        } else if (isTensorFile(input)) {
+            tensors.push_back(volo::readTensorFile(input));
+            const volo::Tensor& t = tensors.back();
+            if (t.dims.size() != 4 || t.dims[1] != 3)
+                throw volo::Error(input + " holds " + volo::shapeString(t.dims) + ", not images (N, 3, S, S)");
+            for (int64_t r = 0; r < t.dims[0]; ++r)
+                items.push_back(Item{input + "[" + std::to_string(r) + "]", input, &t, r});
+        } else {
+            items.push_back(Item{input, input, nullptr, 0});
+        }
+    }
+    return items;
+}
+
+//! Default class names as `volo-export predict` shows them: digits '0'..'9', else the index.
+std::vector<std::string> defaultLabels(const volo::ArtifactMetadata& m) {
+    std::vector<std::string> names;
+    for (int64_t i = 0; i < m.numClasses; ++i) names.push_back(std::to_string(i));
+    return names;
+}
+
+double seconds(Clock::time_point from, Clock::time_point to) { return std::chrono::duration<double>(to - from).count(); }
+
+// ---------------------------------------------------------------- the app
+
+int run(const Options& options) {
+    std::vector<volo::Tensor> tensors;
+    const std::vector<Item> items = expandInputs(options.inputs, tensors);
+    if (items.empty()) throw volo::Error("no images: the tensor files given hold 0 rows");
+    std::vector<std::string> labels =
         options.labelsPath.empty() ? std::vector<std::string>{} : volo::readLabels(options.labelsPath);
 
-    VoloInfer app(options);
-    app.checkEnvironment();
-    app.load();
-    const volo::RuntimeEnvironment& env = app.environment();
-    std::printf("engine %s on %s (compute capability %s), TensorRT %s; input %s %s, profile batch %lld..%lld\n",
-                options.enginePath.c_str(), env.gpuName.c_str(), volo::toString(env.computeCapability).c_str(),
-                env.tensorrt.text.c_str(), options.inputPath.c_str(), volo::shapeString(input.dims).c_str(),
-                static_cast<long long>(app.profile().min[0]), static_cast<long long>(app.profile().max[0]));
+    const Clock::time_point t0 = Clock::now();
+    std::unique_ptr<volo::Backend> backend = volo::openBackend(options.model, options.backend);
+    const volo::ArtifactMetadata& meta = backend->metadata();
+    const bool hasImages = std::any_of(items.begin(), items.end(), [](const Item& i) { return i.tensor == nullptr; });
+    if (hasImages) volo::checkPreprocessing(meta, options.model);
+    const int64_t size = meta.present ? meta.preprocessing.size : (tensors.empty() ? 0 : tensors.front().dims[2]);
+    for (const volo::Tensor& t : tensors)
+        if (t.dims[2] != size || t.dims[3] != size)
+            throw volo::Error("a tensor file holds " + volo::shapeString(t.dims) + " but " + options.model + " takes " +
+                              std::to_string(size) + "x" + std::to_string(size) +
+                              " images: preprocessed for another model?");
+    if (labels.empty()) labels = defaultLabels(meta);
+    if (meta.randomWeights)
+        std::fprintf(stderr, "warning: %s was exported with RANDOM weights: these predictions are meaningless\n",
+                     options.model.c_str());
 
-    const volo::Tensor logits = app.infer(input);
-    if (!labels.empty() && labels.size() != static_cast<size_t>(logits.dims[1]))
-        VoloInfer::warn(options.labelsPath + " has " + std::to_string(labels.size()) + " lines for " +
-                        std::to_string(logits.dims[1]) + " classes");
-    if (const size_t bad = volo::countNonFinite(logits.data.data(), logits.data.size()))
-        VoloInfer::warn(std::to_string(bad) + " logits are NaN or Inf: the engine's numerics broke "
-                        "(FP16 overflow? validate it with `volo-export validate --engine`)");
-    printTopK(logits, labels, options.topK);
-    if (!options.outputPath.empty()) {
-        volo::writeTensorFile(options.outputPath, logits);
-        std::printf("wrote logits %s to %s\n", volo::shapeString(logits.dims).c_str(), options.outputPath.c_str());
+    const auto total = static_cast<int64_t>(items.size());
+    int64_t batch = options.batch > 0 ? options.batch : std::min<int64_t>(total, 32);
+    if (backend->maxBatch() > 0) batch = std::min(batch, backend->maxBatch());
+    batch = std::max(batch, backend->minBatch());
+    const size_t imageFloats = static_cast<size_t>(3 * size * size);
+    backend->prepare(std::max(std::min(batch, total), backend->minBatch()));
+
+    volo::Tensor allLogits, allInput;
+    double decodeSeconds = 0.0, inferSeconds = 0.0;
+    const double loadSeconds = seconds(t0, Clock::now());
+    for (int64_t start = 0; start < total; start += batch) {
+        const int64_t n = std::min(batch, total - start);
+        const int64_t run = std::max(n, backend->minBatch());  // a fixed-batch model gets zero rows appended
+        volo::Tensor input{{run, 3, size, size}, std::vector<float>(static_cast<size_t>(run) * imageFloats, 0.0f)};
+        const Clock::time_point d0 = Clock::now();
+        for (int64_t i = 0; i < n; ++i) {
+            const Item& item = items[static_cast<size_t>(start + i)];
+            float* dst = input.data.data() + static_cast<size_t>(i) * imageFloats;
+            if (item.tensor != nullptr) {
+                const float* src = item.tensor->data.data() + static_cast<size_t>(item.row) * imageFloats;
+                std::copy(src, src + imageFloats, dst);
+            } else {
+                volo::preprocessImage(volo::decodeImage(volo::readFile(item.path), item.path), meta.preprocessing, dst);
+            }
+        }
+        const Clock::time_point d1 = Clock::now();
+        volo::Tensor logits = backend->infer(input);
+        inferSeconds += seconds(d1, Clock::now());
+        decodeSeconds += seconds(d0, d1);
+        const auto classes = static_cast<size_t>(logits.dims[1]);
+        if (allLogits.dims.empty()) allLogits.dims = {0, logits.dims[1]};
+        allLogits.dims[0] += n;
+        allLogits.data.insert(allLogits.data.end(), logits.data.begin(),
+                              logits.data.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(n) * classes));
+        if (!options.dumpInputPath.empty()) {
+            if (allInput.dims.empty()) allInput.dims = {0, 3, size, size};
+            allInput.dims[0] += n;
+            allInput.data.insert(allInput.data.end(), input.data.begin(),
+                                 input.data.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(n) * imageFloats));
+        }
     }
-    if (options.repeat > 0) {
-        const double ms = app.timeMs(options.repeat);
-        std::printf("latency: %.3f ms per batch of %lld (%.1f images/s, mean of %d runs)\n", ms,
-                    static_cast<long long>(input.dims[0]), 1000.0 * static_cast<double>(input.dims[0]) / ms,
-                    options.repeat);
+
+    const auto classes = static_cast<size_t>(allLogits.dims.at(1));
+    if (meta.numClasses > 0 && static_cast<int64_t>(classes) != meta.numClasses)
+        std::fprintf(stderr, "warning: %s gives %zu classes, its metadata says %lld\n", options.model.c_str(), classes,
+                     static_cast<long long>(meta.numClasses));
+    if (!options.labelsPath.empty() && labels.size() != classes)
+        std::fprintf(stderr, "warning: %s has %zu lines for %zu classes\n", options.labelsPath.c_str(), labels.size(),
+                     classes);
+    if (const size_t bad = volo::countNonFinite(allLogits.data.data(), allLogits.data.size()))
+        std::fprintf(stderr, "warning: %zu logits are NaN or Inf: the model's numerics broke\n", bad);
+    if (!options.outputPath.empty()) volo::writeTensorFile(options.outputPath, allLogits);
+    if (!options.dumpInputPath.empty()) volo::writeTensorFile(options.dumpInputPath, allInput);
+
+    const double work = decodeSeconds + inferSeconds;
+    const nlohmann::json timing = {{"images", total}, {"batch", batch}, {"load_s", loadSeconds},
+                                   {"decode_preprocess_s", decodeSeconds}, {"infer_s", inferSeconds},
+                                   {"images_per_s", work > 0 ? static_cast<double>(total) / work : 0.0}};
+    if (options.timing)
+        std::fprintf(stderr, "timing: load %.3f s; %lld images: decode+preprocess %.3f s, inference %.3f s, "
+                     "%.1f images/s (batch %lld)\n", loadSeconds, static_cast<long long>(total), decodeSeconds,
+                     inferSeconds, timing["images_per_s"].get<double>(), static_cast<long long>(batch));
+    if (options.json) {
+        nlohmann::json predictions = nlohmann::json::array();
+        for (size_t r = 0; r < items.size(); ++r) {
+            const float* row = allLogits.data.data() + r * classes;
+            nlohmann::json top = nlohmann::json::array();
+            for (const volo::Prediction& p : volo::topK(row, classes, options.topK))
+                top.push_back({{"index", p.index}, {"label", volo::labelFor(labels, p.index)},
+                               {"probability", static_cast<double>(p.probability)}, {"logit", static_cast<double>(p.logit)}});
+            predictions.push_back({{"file", items[r].name}, {"top", top}});
+        }
+        nlohmann::json out = {{"model", options.model}, {"runtime", backend->describe()}, {"predictions", predictions}};
+        if (options.timing) out["timing"] = timing;
+        std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+        return 0;
+    }
+    std::printf("%s (%s, %s) on %s\n", options.model.c_str(), meta.present ? meta.model.c_str() : "no metadata",
+                meta.present ? meta.precision.c_str() : "?", backend->describe().c_str());
+    for (size_t r = 0; r < items.size(); ++r) {
+        std::printf("%s\n", items[r].name.c_str());
+        const auto preds = volo::topK(allLogits.data.data() + r * classes, classes, options.topK);
+        for (size_t i = 0; i < preds.size(); ++i)
+            std::printf("  %zu. %-32s p=%.4f  logit=%.4f  (class %lld)\n", i + 1,
+                        volo::labelFor(labels, preds[i].index).c_str(), static_cast<double>(preds[i].probability),
+                        static_cast<double>(preds[i].logit), static_cast<long long>(preds[i].index));
     }
     return 0;
 }
@@ -495,7 +291,10 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
     try {
-        return run(argc, argv);
+        return run(parseOptions(argc, argv));
+    } catch (const UsageError& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 2;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return 1;

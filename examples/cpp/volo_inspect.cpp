@@ -145,7 +145,7 @@ int sidecarCommand(const Args& args) {
         throw UsageError("usage: volo_inspect sidecar X.engine.json [--tensorrt V --compute-capability M.m] "
                          "[--gpu-name NAME] [--cuda V] [--engine X.engine] [--input F]");
     const volo::EngineSidecar s = volo::readSidecar(args.positional[0]);
-    const volo::Preprocessing& p = s.preprocessing;
+    const volo::Preprocessing& p = s.artifact.preprocessing;
     auto optionalText = [](bool has, const std::string& text) { return has ? volo::jsonQuote(text) : "null"; };
     std::cout << "{\"engine_file\": " << volo::jsonQuote(s.engineFile) << ", \"engine_bytes\": " << s.engineBytes
               << ", \"tensorrt\": " << optionalText(s.hasTensorrtVersion, s.tensorrtVersion.text)
@@ -157,9 +157,9 @@ int sidecarCommand(const Args& args) {
               << intArray(s.profile.min) << ", \"opt\": " << intArray(s.profile.opt) << ", \"max\": "
               << intArray(s.profile.max) << "}, \"version_compatible\": " << (s.versionCompatible ? "true" : "false")
               << ", \"hardware_compat\": " << volo::jsonQuote(s.hardwareCompat) << ", \"plugins\": " << stringArray(s.plugins)
-              << ", \"has_metadata\": " << (s.hasMetadata ? "true" : "false") << ", \"model\": " << volo::jsonQuote(s.model)
-              << ", \"precision\": " << volo::jsonQuote(s.precision) << ", \"labels\": " << volo::jsonQuote(s.labels)
-              << ", \"num_classes\": " << s.numClasses << ", \"preprocessing\": {\"size\": " << p.size
+              << ", \"has_metadata\": " << (s.artifact.present ? "true" : "false") << ", \"model\": " << volo::jsonQuote(s.artifact.model)
+              << ", \"precision\": " << volo::jsonQuote(s.artifact.precision) << ", \"labels\": " << volo::jsonQuote(s.artifact.labels)
+              << ", \"num_classes\": " << s.artifact.numClasses << ", \"preprocessing\": {\"size\": " << p.size
               << ", \"crop_pct\": " << fmt(p.cropPct) << ", \"interpolation\": " << volo::jsonQuote(p.interpolation)
               << ", \"mean\": [";
     for (size_t i = 0; i < p.mean.size(); ++i) std::cout << (i ? ", " : "") << fmt(p.mean[i]);

@@ -11,8 +11,12 @@
 #include <limits>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 namespace volo {
 namespace {
+
+using Json = nlohmann::json;
 
 // ---------------------------------------------------------------- tensor file layout
 // Little-endian: magic[8] "VOLOTNSR", u32 version, u32 dtype, u32 ndim, u32 reserved,
@@ -40,241 +44,76 @@ void storeLE(std::string& out, uint64_t value, size_t bytes) {
     for (size_t i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
 }
 
-// ---------------------------------------------------------------- JSON parser
+// ---------------------------------------------------------------- JSON (nlohmann/json)
 
-class Parser {
-public:
-    Parser(const std::string& text, const std::string& source) : s_(text), source_(source) {}
-
-    Json document() {
-        skipSpace();
-        Json value = parseValue(0);
-        skipSpace();
-        if (pos_ != s_.size()) fail("unexpected text after the JSON value");
-        return value;
-    }
-
-private:
-    static constexpr int kMaxDepth = 64;
-    const std::string& s_;
-    const std::string& source_;
-    size_t pos_ = 0;
-
-    [[noreturn]] void fail(const std::string& why) const {
-        size_t line = 1, column = 1;
-        for (size_t i = 0; i < pos_ && i < s_.size(); ++i) {
-            if (s_[i] == '\n') {
-                ++line;
-                column = 1;
-            } else {
-                ++column;
-            }
-        }
-        throw Error(source_ + " is not valid JSON: " + why + " at line " + std::to_string(line) + " column " +
-                    std::to_string(column));
-    }
-
-    void skipSpace() {
-        while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
-            ++pos_;
-    }
-
-    bool consume(const char* literal) {
-        const size_t n = std::strlen(literal);
-        if (s_.compare(pos_, n, literal) != 0) return false;
-        pos_ += n;
-        return true;
-    }
-
-    Json parseValue(int depth) {
-        if (depth > kMaxDepth) fail("nesting deeper than 64");
-        if (pos_ >= s_.size()) fail("unexpected end of input");
-        const char c = s_[pos_];
-        if (c == '{') return parseObject(depth);
-        if (c == '[') return parseArray(depth);
-        if (c == '"') return Json::string(parseString());
-        if (c == '-' || (c >= '0' && c <= '9')) return parseNumber();
-        if (consume("true")) return Json::boolean(true);
-        if (consume("false")) return Json::boolean(false);
-        if (consume("null")) return Json();
-        fail(std::string("unexpected character '") + c + "'");
-    }
-
-    Json parseObject(int depth) {
-        ++pos_;  // '{'
-        std::map<std::string, Json> members;
-        skipSpace();
-        if (pos_ < s_.size() && s_[pos_] == '}') {
-            ++pos_;
-            return Json::object(std::move(members));
-        }
-        for (;;) {
-            skipSpace();
-            if (pos_ >= s_.size() || s_[pos_] != '"') fail("expected a string key");
-            std::string key = parseString();
-            skipSpace();
-            if (pos_ >= s_.size() || s_[pos_] != ':') fail("expected ':'");
-            ++pos_;
-            skipSpace();
-            members[key] = parseValue(depth + 1);  // a repeated key keeps its last value, like Python's json
-            skipSpace();
-            if (pos_ < s_.size() && s_[pos_] == ',') {
-                ++pos_;
-                continue;
-            }
-            if (pos_ < s_.size() && s_[pos_] == '}') {
-                ++pos_;
-                return Json::object(std::move(members));
-            }
-            fail("expected ',' or '}'");
-        }
-    }
-
-    Json parseArray(int depth) {
-        ++pos_;  // '['
-        std::vector<Json> items;
-        skipSpace();
-        if (pos_ < s_.size() && s_[pos_] == ']') {
-            ++pos_;
-            return Json::array(std::move(items));
-        }
-        for (;;) {
-            skipSpace();
-            items.push_back(parseValue(depth + 1));
-            skipSpace();
-            if (pos_ < s_.size() && s_[pos_] == ',') {
-                ++pos_;
-                continue;
-            }
-            if (pos_ < s_.size() && s_[pos_] == ']') {
-                ++pos_;
-                return Json::array(std::move(items));
-            }
-            fail("expected ',' or ']'");
-        }
-    }
-
-    Json parseNumber() {
-        const size_t start = pos_;
-        auto digits = [&] {
-            const size_t from = pos_;
-            while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
-            return pos_ - from;
-        };
-        if (s_[pos_] == '-') ++pos_;
-        if (pos_ < s_.size() && s_[pos_] == '0') {
-            ++pos_;
-        } else if (digits() == 0) {
-            fail("malformed number");
-        }
-        if (pos_ < s_.size() && s_[pos_] == '.') {
-            ++pos_;
-            if (digits() == 0) fail("malformed number");
-        }
-        if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
-            ++pos_;
-            if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
-            if (digits() == 0) fail("malformed number");
-        }
-        return Json::number(s_.substr(start, pos_ - start));
-    }
-
-    unsigned hex4() {
-        if (pos_ + 4 > s_.size()) fail("truncated \\u escape");
-        unsigned value = 0;
-        for (int i = 0; i < 4; ++i) {
-            const char c = s_[pos_++];
-            value <<= 4;
-            if (c >= '0' && c <= '9') value |= unsigned(c - '0');
-            else if (c >= 'a' && c <= 'f') value |= unsigned(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F') value |= unsigned(c - 'A' + 10);
-            else fail("bad hex digit in \\u escape");
-        }
-        return value;
-    }
-
-    static void appendUtf8(std::string& out, unsigned cp) {
-        if (cp < 0x80) {
-            out.push_back(static_cast<char>(cp));
-        } else if (cp < 0x800) {
-            out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-        } else if (cp < 0x10000) {
-            out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-            out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-        } else {
-            out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-            out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-            out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-        }
-    }
-
-    std::string parseString() {
-        ++pos_;  // opening quote
-        std::string out;
-        for (;;) {
-            if (pos_ >= s_.size()) fail("unterminated string");
-            const char c = s_[pos_++];
-            if (c == '"') return out;
-            if (static_cast<unsigned char>(c) < 0x20) fail("control character in string");
-            if (c != '\\') {
-                out.push_back(c);
-                continue;
-            }
-            if (pos_ >= s_.size()) fail("unterminated escape");
-            const char e = s_[pos_++];
-            switch (e) {
-                case '"': out.push_back('"'); break;
-                case '\\': out.push_back('\\'); break;
-                case '/': out.push_back('/'); break;
-                case 'b': out.push_back('\b'); break;
-                case 'f': out.push_back('\f'); break;
-                case 'n': out.push_back('\n'); break;
-                case 'r': out.push_back('\r'); break;
-                case 't': out.push_back('\t'); break;
-                case 'u': {
-                    unsigned cp = hex4();
-                    if (cp >= 0xD800 && cp < 0xDC00) {  // high surrogate: a low one must follow
-                        if (!consume("\\u")) fail("lone high surrogate");
-                        const unsigned low = hex4();
-                        if (low < 0xDC00 || low > 0xDFFF) fail("bad low surrogate");
-                        cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-                    } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                        fail("lone low surrogate");
-                    }
-                    appendUtf8(out, cp);
-                    break;
-                }
-                default: fail(std::string("bad escape '\\") + e + "'");
-            }
-        }
-    }
-};
-
-const char* typeName(Json::Type type) {
-    switch (type) {
-        case Json::Type::Null: return "null";
-        case Json::Type::Bool: return "a boolean";
-        case Json::Type::Number: return "a number";
-        case Json::Type::String: return "a string";
-        case Json::Type::Array: return "an array";
-        case Json::Type::Object: return "an object";
-    }
-    return "?";
+const char* typeName(const Json& value) {
+    if (value.is_null()) return "null";
+    if (value.is_boolean()) return "a boolean";
+    if (value.is_number()) return "a number";
+    if (value.is_string()) return "a string";
+    if (value.is_array()) return "an array";
+    return "an object";
 }
 
-[[noreturn]] void typeError(const std::string& what, const char* expected, Json::Type got) {
+[[noreturn]] void typeError(const std::string& what, const char* expected, const Json& got) {
     throw Error(what + " must be " + expected + ", got " + typeName(got));
+}
+
+const std::string& asString(const Json& value, const std::string& what) {
+    if (!value.is_string()) typeError(what, "a string", value);
+    return value.get_ref<const std::string&>();
+}
+
+bool asBool(const Json& value, const std::string& what) {
+    if (!value.is_boolean()) typeError(what, "a boolean", value);
+    return value.get<bool>();
+}
+
+double asDouble(const Json& value, const std::string& what) {
+    if (!value.is_number()) typeError(what, "a number", value);
+    return value.get<double>();
+}
+
+int64_t asInt(const Json& value, const std::string& what) {
+    if (value.is_number_integer()) return value.get<int64_t>();
+    if (value.is_number_float()) {
+        const double d = value.get<double>();
+        if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) return static_cast<int64_t>(d);
+        throw Error(what + " must be an integer, got " + value.dump());
+    }
+    typeError(what, "an integer", value);
+}
+
+const Json& asArray(const Json& value, const std::string& what) {
+    if (!value.is_array()) typeError(what, "an array", value);
+    return value;
+}
+
+const Json& asObject(const Json& value, const std::string& what) {
+    if (!value.is_object()) typeError(what, "an object", value);
+    return value;
+}
+
+
+//! `text` parsed as one JSON document; a syntax error names `source`, the line and column.
+Json parseDocument(const std::string& text, const std::string& source) {
+    try {
+        return Json::parse(text);
+    } catch (const Json::parse_error& e) {
+        std::string why = e.what();  // "[json.exception.parse_error.101] parse error at line 2, column 30: ..."
+        const size_t bracket = why.find("] ");
+        if (bracket != std::string::npos) why = why.substr(bracket + 2);
+        throw Error(source + " is not valid JSON: " + why);
+    }
 }
 
 // ---------------------------------------------------------------- sidecar helpers
 
 //! Member `key` of `object`, or nullptr when absent or null.
 const Json* member(const Json& object, const std::string& key) {
-    const Json* value = object.find(key);
-    return value == nullptr || value->isNull() ? nullptr : value;
+    if (!object.is_object()) return nullptr;
+    const auto it = object.find(key);
+    return it == object.end() || it->is_null() ? nullptr : &*it;
 }
 
 const Json& require(const Json& object, const std::string& key, const std::string& what) {
@@ -285,13 +124,13 @@ const Json& require(const Json& object, const std::string& key, const std::strin
 
 std::vector<int64_t> intList(const Json& value, const std::string& what) {
     std::vector<int64_t> out;
-    for (const Json& item : value.asArray(what)) out.push_back(item.asInt(what + " item"));
+    for (const Json& item : asArray(value, what)) out.push_back(asInt(item, what + " item"));
     return out;
 }
 
 std::vector<double> doubleList(const Json& value, const std::string& what) {
     std::vector<double> out;
-    for (const Json& item : value.asArray(what)) out.push_back(item.asDouble(what + " item"));
+    for (const Json& item : asArray(value, what)) out.push_back(asDouble(item, what + " item"));
     return out;
 }
 
@@ -305,7 +144,7 @@ std::string normalizeHardwareCompat(std::string level) {
 
 //! profile.{min,opt,max}: full input shapes [N, C, H, W].
 Profile parseProfile(const Json& value, const std::string& what) {
-    value.asObject(what);
+    asObject(value, what);
     Profile profile{intList(require(value, "min", what), what + ".min"), intList(require(value, "opt", what), what + ".opt"),
                     intList(require(value, "max", what), what + ".max")};
     if (profile.min.empty() || profile.min.size() != profile.opt.size() || profile.min.size() != profile.max.size())
@@ -316,31 +155,6 @@ Profile parseProfile(const Json& value, const std::string& what) {
                         " opt " + shapeString(profile.opt) + " max " + shapeString(profile.max));
     }
     return profile;
-}
-
-//! The sidecar's `metadata`: the ONNX's flat `volo_export.*` string props (ArtifactInfo.to_props),
-//! whose non-string values are JSON-encoded (num_classes "1000", mean "[0.485, 0.456, 0.406]").
-void parseMetadata(const Json& metadata, const std::string& what, EngineSidecar& s) {
-    metadata.asObject(what);
-    auto text = [&](const char* key) -> std::string {
-        const std::string full = std::string("volo_export.") + key;
-        const Json* v = member(metadata, full);
-        return v == nullptr ? std::string() : v->asString(what + "." + full);
-    };
-    auto encoded = [&](const char* key) -> Json {
-        const std::string value = text(key);
-        return value.empty() ? Json() : parseJson(value, what + ".volo_export." + key);
-    };
-    s.hasMetadata = true;
-    s.model = text("model");
-    s.precision = text("precision");
-    s.labels = text("labels");
-    s.preprocessing.interpolation = text("interpolation");
-    if (const Json n = encoded("num_classes"); !n.isNull()) s.numClasses = n.asInt(what + ".volo_export.num_classes");
-    if (const Json n = encoded("image_size"); !n.isNull()) s.preprocessing.size = n.asInt(what + ".volo_export.image_size");
-    if (const Json c = encoded("crop_pct"); !c.isNull()) s.preprocessing.cropPct = c.asDouble(what + ".volo_export.crop_pct");
-    if (const Json m = encoded("mean"); !m.isNull()) s.preprocessing.mean = doubleList(m, what + ".volo_export.mean");
-    if (const Json d = encoded("std"); !d.isNull()) s.preprocessing.std = doubleList(d, what + ".volo_export.std");
 }
 
 std::string shortVersion(const Version& v) {
@@ -460,90 +274,6 @@ void writeTensorFile(const std::string& path, const Tensor& tensor) {
     }
 }
 
-// ---------------------------------------------------------------- JSON
-
-Json Json::boolean(bool value) {
-    Json j;
-    j.type_ = Type::Bool;
-    j.bool_ = value;
-    return j;
-}
-
-Json Json::number(std::string text) {
-    Json j;
-    j.type_ = Type::Number;
-    j.text_ = std::move(text);
-    return j;
-}
-
-Json Json::string(std::string value) {
-    Json j;
-    j.type_ = Type::String;
-    j.text_ = std::move(value);
-    return j;
-}
-
-Json Json::array(std::vector<Json> items) {
-    Json j;
-    j.type_ = Type::Array;
-    j.items_ = std::move(items);
-    return j;
-}
-
-Json Json::object(std::map<std::string, Json> members) {
-    Json j;
-    j.type_ = Type::Object;
-    j.members_ = std::move(members);
-    return j;
-}
-
-const Json* Json::find(const std::string& key) const {
-    if (type_ != Type::Object) return nullptr;
-    const auto it = members_.find(key);
-    return it == members_.end() ? nullptr : &it->second;
-}
-
-bool Json::asBool(const std::string& what) const {
-    if (type_ != Type::Bool) typeError(what, "true or false", type_);
-    return bool_;
-}
-
-double Json::asDouble(const std::string& what) const {
-    if (type_ != Type::Number) typeError(what, "a number", type_);
-    // The grammar was checked by the parser; strtod reads it (C locale: '.' decimal point).
-    return std::strtod(text_.c_str(), nullptr);
-}
-
-int64_t Json::asInt(const std::string& what) const {
-    if (type_ != Type::Number) typeError(what, "an integer", type_);
-    if (text_.find_first_of(".eE") != std::string::npos) {
-        const double d = asDouble(what);
-        if (std::floor(d) != d || std::fabs(d) > 9.007199254740992e15) throw Error(what + " must be an integer, got " + text_);
-        return static_cast<int64_t>(d);
-    }
-    errno = 0;
-    const long long value = std::strtoll(text_.c_str(), nullptr, 10);
-    if (errno == ERANGE) throw Error(what + " is out of range: " + text_);
-    return static_cast<int64_t>(value);
-}
-
-const std::string& Json::asString(const std::string& what) const {
-    if (type_ != Type::String) typeError(what, "a string", type_);
-    return text_;
-}
-
-const std::vector<Json>& Json::asArray(const std::string& what) const {
-    if (type_ != Type::Array) typeError(what, "an array", type_);
-    return items_;
-}
-
-const std::map<std::string, Json>& Json::asObject(const std::string& what) const {
-    if (type_ != Type::Object) typeError(what, "an object", type_);
-    return members_;
-}
-
-Json parseJson(const std::string& text, const std::string& source) { return Parser(text, source).document(); }
-
 // ---------------------------------------------------------------- versions
 
 Version parseVersion(const std::string& text, const std::string& what) {
@@ -594,47 +324,103 @@ ComputeCapability parseComputeCapability(const std::string& text) {
 
 std::string toString(const ComputeCapability& cc) { return std::to_string(cc.major) + "." + std::to_string(cc.minor); }
 
+// ---------------------------------------------------------------- artifact metadata
+
+ArtifactMetadata parseArtifactMetadata(const std::map<std::string, std::string>& props, const std::string& source) {
+    auto text = [&](const char* key) -> std::string {
+        const auto it = props.find(std::string(kMetadataPrefix) + key);
+        return it == props.end() ? std::string() : it->second;
+    };
+    auto encoded = [&](const char* key) -> Json {
+        const std::string value = text(key);
+        return value.empty() ? Json() : parseDocument(value, source + "." + kMetadataPrefix + key);
+    };
+    auto name = [&](const char* key) { return source + "." + kMetadataPrefix + key; };
+    ArtifactMetadata m;
+    m.present = props.count(std::string(kMetadataPrefix) + "model") > 0;
+    m.model = text("model");
+    m.precision = text("precision");
+    m.labels = text("labels");
+    m.preprocessing.interpolation = text("interpolation");
+    if (const Json n = encoded("num_classes"); !n.is_null()) m.numClasses = asInt(n, name("num_classes"));
+    if (const Json r = encoded("random_weights"); !r.is_null()) m.randomWeights = asBool(r, name("random_weights"));
+    if (const Json n = encoded("image_size"); !n.is_null()) m.preprocessing.size = asInt(n, name("image_size"));
+    if (const Json c = encoded("crop_pct"); !c.is_null()) m.preprocessing.cropPct = asDouble(c, name("crop_pct"));
+    if (const Json v = encoded("mean"); !v.is_null()) m.preprocessing.mean = doubleList(v, name("mean"));
+    if (const Json v = encoded("std"); !v.is_null()) m.preprocessing.std = doubleList(v, name("std"));
+    return m;
+}
+
+void checkPreprocessing(const ArtifactMetadata& m, const std::string& source) {
+    if (!m.present) throw Error(source + " carries no volo-export metadata (was it exported by volo-export?)");
+    const Preprocessing& p = m.preprocessing;
+    auto bad = [&](const std::string& why) {
+        throw Error(source + " has incomplete volo-export metadata (" + why + ")");
+    };
+    if (p.size <= 0 || p.size > 65536) bad("image_size " + std::to_string(p.size));
+    if (!(p.cropPct > 0.0) || !std::isfinite(p.cropPct) || resizeTarget(p) < 1)
+        bad("crop_pct " + std::to_string(p.cropPct));
+    if (p.interpolation != "bicubic" && p.interpolation != "bilinear" && p.interpolation != "nearest" &&
+        p.interpolation != "lanczos")
+        bad("interpolation '" + p.interpolation + "'");
+    if (p.mean.size() != 3 || p.std.size() != 3) bad("mean and std need 3 values each");
+    for (const double s : p.std)
+        if (!(s != 0.0) || !std::isfinite(s)) bad("std has a zero or non-finite value");
+    if (m.numClasses <= 0) bad("num_classes " + std::to_string(m.numClasses));
+}
+
+int64_t resizeTarget(const Preprocessing& p) {
+    const double target = static_cast<double>(p.size) / p.cropPct;  // Python: int(size / crop_pct)
+    return target >= 1.0 && target < 1.0e9 ? static_cast<int64_t>(target) : 0;
+}
+
 // ---------------------------------------------------------------- sidecar
 
 EngineSidecar parseSidecar(const std::string& jsonText, const std::string& source) {
-    const Json root = parseJson(jsonText, source);
-    root.asObject(source);
+    const Json root = parseDocument(jsonText, source);
+    asObject(root, source);
     const Json* format = member(root, "format");
-    const std::string found = format == nullptr ? "none" : format->asString(source + " 'format'");
+    const std::string found = format == nullptr ? "none" : asString(*format, source + " 'format'");
     if (found != kSidecarFormat)
         throw Error(source + " is not a volo-export engine sidecar (format '" + found + "', expected '" +
                     kSidecarFormat + "')");
     EngineSidecar s;
     if (const Json* engine = member(root, "engine")) {
-        if (const Json* v = member(*engine, "file")) s.engineFile = v->asString(source + " engine.file");
-        if (const Json* v = member(*engine, "bytes")) s.engineBytes = v->asInt(source + " engine.bytes");
+        if (const Json* v = member(*engine, "file")) s.engineFile = asString(*v, source + " engine.file");
+        if (const Json* v = member(*engine, "bytes")) s.engineBytes = asInt(*v, source + " engine.bytes");
     }
     const Json& env = require(root, "environment", source);
     if (const Json* v = member(env, "tensorrt")) {
-        s.tensorrtVersion = parseVersion(v->asString(source + " environment.tensorrt"), source + " environment.tensorrt");
+        s.tensorrtVersion = parseVersion(asString(*v, source + " environment.tensorrt"), source + " environment.tensorrt");
         s.hasTensorrtVersion = true;
     }
     if (const Json* v = member(env, "compute_capability")) {
-        s.computeCapability = parseComputeCapability(v->asString(source + " environment.compute_capability"));
+        s.computeCapability = parseComputeCapability(asString(*v, source + " environment.compute_capability"));
         s.hasComputeCapability = true;
     }
-    if (const Json* v = member(env, "cuda_runtime")) s.cudaRuntime = v->asString(source + " environment.cuda_runtime");
-    if (const Json* v = member(env, "gpu_name")) s.gpuName = v->asString(source + " environment.gpu_name");
+    if (const Json* v = member(env, "cuda_runtime")) s.cudaRuntime = asString(*v, source + " environment.cuda_runtime");
+    if (const Json* v = member(env, "gpu_name")) s.gpuName = asString(*v, source + " environment.gpu_name");
     if (const Json* io = member(root, "io")) {
-        if (const Json* v = member(*io, "input")) s.inputName = v->asString(source + " io.input");
-        if (const Json* v = member(*io, "output")) s.outputName = v->asString(source + " io.output");
+        if (const Json* v = member(*io, "input")) s.inputName = asString(*v, source + " io.input");
+        if (const Json* v = member(*io, "output")) s.outputName = asString(*v, source + " io.output");
     }
     s.profile = parseProfile(require(root, "profile", source), source + " profile");
     if (const Json* build = member(root, "build")) {
         if (const Json* v = member(*build, "version_compatible"))
-            s.versionCompatible = v->asBool(source + " build.version_compatible");
+            s.versionCompatible = asBool(*v, source + " build.version_compatible");
         if (const Json* v = member(*build, "hardware_compat"))
-            s.hardwareCompat = normalizeHardwareCompat(v->asString(source + " build.hardware_compat"));
+            s.hardwareCompat = normalizeHardwareCompat(asString(*v, source + " build.hardware_compat"));
         if (const Json* v = member(*build, "plugins"))
-            for (const Json& item : v->asArray(source + " build.plugins"))
-                s.plugins.push_back(item.asString(source + " build.plugins item"));
+            for (const Json& item : asArray(*v, source + " build.plugins"))
+                s.plugins.push_back(asString(item, source + " build.plugins item"));
     }
-    if (const Json* metadata = member(root, "metadata")) parseMetadata(*metadata, source + " metadata", s);
+    if (const Json* metadata = member(root, "metadata")) {
+        const std::string what = source + " metadata";
+        std::map<std::string, std::string> props;
+        for (const auto& [key, value] : asObject(*metadata, what).items())
+            if (!value.is_null()) props[key] = asString(value, what + "." + key);
+        s.artifact = parseArtifactMetadata(props, what);
+    }
     return s;
 }
 
@@ -786,25 +572,7 @@ std::string labelFor(const std::vector<std::string>& labels, int64_t index) {
 }
 
 std::string jsonQuote(const std::string& text) {
-    std::string out = "\"";
-    for (const char c : text) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(c));
-                    out += buf;
-                } else {
-                    out.push_back(c);
-                }
-        }
-    }
-    return out + "\"";
+    return Json(text).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 }  // namespace volo

@@ -1,7 +1,8 @@
 // volo_io: everything volo_infer needs that does not touch TensorRT or CUDA.
 //
 //   * tensor files (the format `volo-export preprocess` writes; see README.md)
-//   * a small JSON reader and the engine sidecar (`X.engine.json`)
+//   * the artifact's own metadata (`volo_export.*` props of an ONNX, `metadata` of a sidecar)
+//   * the engine sidecar (`X.engine.json`, parsed with nlohmann/json)
 //   * the compatibility decisions made before an engine is deserialized
 //     (TensorRT version, GPU compute capability, batch inside the profile)
 //   * softmax, top-k and class-name files
@@ -54,45 +55,6 @@ void writeTensorFile(const std::string& path, const Tensor& tensor);
 //! Read a whole file; throws volo::Error naming the path when it cannot be read.
 std::string readFile(const std::string& path);
 
-// ---------------------------------------------------------------- JSON
-
-//! A parsed JSON value. Numbers keep their source text so integers stay exact.
-class Json {
-public:
-    enum class Type { Null, Bool, Number, String, Array, Object };
-
-    Json() = default;
-    static Json boolean(bool value);
-    static Json number(std::string text);
-    static Json string(std::string value);
-    static Json array(std::vector<Json> items);
-    static Json object(std::map<std::string, Json> members);
-
-    Type type() const { return type_; }
-    bool isNull() const { return type_ == Type::Null; }
-
-    //! Member `key` of an object, or nullptr when absent (or when this is not an object).
-    const Json* find(const std::string& key) const;
-
-    // Typed accessors; `what` names the value in the error thrown on a type mismatch.
-    bool asBool(const std::string& what) const;
-    double asDouble(const std::string& what) const;
-    int64_t asInt(const std::string& what) const;
-    const std::string& asString(const std::string& what) const;
-    const std::vector<Json>& asArray(const std::string& what) const;
-    const std::map<std::string, Json>& asObject(const std::string& what) const;
-
-private:
-    Type type_ = Type::Null;
-    bool bool_ = false;
-    std::string text_;  // string value, or a number's source text
-    std::vector<Json> items_;
-    std::map<std::string, Json> members_;
-};
-
-//! Parse one JSON document (RFC 8259; nesting depth up to 64). `source` names it in errors.
-Json parseJson(const std::string& text, const std::string& source = "JSON");
-
 // ---------------------------------------------------------------- engine sidecar
 
 struct Version {
@@ -122,12 +84,37 @@ struct Profile {
     std::vector<int64_t> min, opt, max;
 };
 
+//! How an RGB image becomes the model's (3, size, size) input (volo_export.models.variants.Preprocessing).
 struct Preprocessing {
     int64_t size = 0;
     double cropPct = 0.0;
     std::string interpolation;
     std::vector<double> mean, std;
 };
+
+//! The shorter side's length before the centre crop: int(size / crop_pct), as Python computes it (0: invalid).
+int64_t resizeTarget(const Preprocessing& p);
+
+//! Prefix of the metadata_props volo-export writes (volo_export/export/metadata.py PREFIX).
+constexpr const char* kMetadataPrefix = "volo_export.";
+
+//! What an artifact says about itself: the ONNX's `volo_export.*` metadata_props (ArtifactInfo.to_props),
+//! which an engine sidecar carries as `metadata`. Values that are not text are JSON-encoded
+//! (num_classes "1000", mean "[0.485, 0.456, 0.406]"). Absent keys stay empty / zero.
+struct ArtifactMetadata {
+    bool present = false;  // has volo_export.model, as Python's ArtifactInfo.from_props requires
+    std::string model, precision, labels;
+    int64_t numClasses = 0;
+    bool randomWeights = false;  // exported without a checkpoint: predictions are meaningless
+    Preprocessing preprocessing;
+};
+
+//! Parse the flat props (full keys, e.g. "volo_export.crop_pct"; other keys are ignored).
+ArtifactMetadata parseArtifactMetadata(const std::map<std::string, std::string>& props, const std::string& source);
+
+//! Throws volo::Error naming `source` unless `m` is present and its preprocessing and class count
+//! are usable (what decoding images for the model needs).
+void checkPreprocessing(const ArtifactMetadata& m, const std::string& source);
 
 //! The sidecar format this code reads (volo_export/trt/provenance.py SIDECAR_FORMAT).
 constexpr const char* kSidecarFormat = "volo-export.engine/1";
@@ -151,10 +138,7 @@ struct EngineSidecar {
     bool versionCompatible = false;           // build.version_compatible
     std::string hardwareCompat = "none";      // build.hardware_compat: none | ampere-plus | same-compute-capability
     std::vector<std::string> plugins;         // build.plugins
-    bool hasMetadata = false;                 // metadata: the ONNX's volo_export.* props
-    std::string model, precision, labels;
-    int64_t numClasses = 0;
-    Preprocessing preprocessing;
+    ArtifactMetadata artifact;                // metadata: the ONNX's volo_export.* props
 };
 
 EngineSidecar parseSidecar(const std::string& jsonText, const std::string& source);

@@ -105,28 +105,43 @@ void testTensorRoundTrip() {
     EXPECT_ERROR(volo::readTensorFile("/nonexistent/dir/x.bin"), "cannot open /nonexistent/dir/x.bin");
 }
 
-void testJson() {
-    const volo::Json j = volo::parseJson(R"( {"a": [1, -2.5e3, true, false, null], "s": "q\"\\\/\n\u00e9\ud83d\ude00",
-                                            "n": 9007199254740993, "o": {}} )");
-    const auto& a = j.find("a")->asArray("a");
-    CHECK(a.size() == 5);
-    CHECK(a[0].asInt("a0") == 1);
-    CHECK(a[1].asDouble("a1") == -2500.0);
-    CHECK(a[2].asBool("a2") && !a[3].asBool("a3") && a[4].isNull());
-    CHECK(j.find("s")->asString("s") == "q\"\\/\n\xC3\xA9\xF0\x9F\x98\x80");
-    CHECK(j.find("n")->asInt("n") == 9007199254740993LL);  // exact beyond double precision
-    CHECK(j.find("o")->asObject("o").empty());
-    CHECK(j.find("missing") == nullptr);
-    EXPECT_ERROR(j.find("s")->asInt("field s"), "field s must be an integer, got a string");
-    CHECK(a[1].asInt("a1") == -2500);  // an integral value in exponent form is an integer
-    EXPECT_ERROR(volo::parseJson("{\"x\": 1,}", "side.json"), "side.json is not valid JSON");
-    EXPECT_ERROR(volo::parseJson("{\"x\": 01}", "j"), "expected ',' or '}'");
-    EXPECT_ERROR(volo::parseJson("[1, 2", "j"), "line 1");
-    EXPECT_ERROR(volo::parseJson("{\n\"x\": tru}", "j"), "line 2");
-    EXPECT_ERROR(volo::parseJson("\"\\ud800\"", "j"), "surrogate");
-    EXPECT_ERROR(volo::parseJson(std::string(100, '['), "j"), "nesting");
-    EXPECT_ERROR(volo::parseJson("1 2", "j"), "after the JSON value");
-    EXPECT_ERROR(volo::parseJson("{\"a\": 1.5}").find("a")->asInt("a"), "must be an integer, got 1.5");
+void testJsonErrors() {
+    // nlohmann/json parses; volo_io turns its errors into one line that names the file.
+    EXPECT_ERROR(volo::parseSidecar("{\"x\": 1,}", "side.json"), "side.json is not valid JSON: ");
+    EXPECT_ERROR(volo::parseSidecar("{\n\"x\": tru}", "j"), "line 2");
+    EXPECT_ERROR(volo::parseSidecar("[1, 2", "j"), "is not valid JSON");
+    EXPECT_ERROR(volo::parseSidecar("[1, 2]", "j"), "j must be an object, got an array");
+    EXPECT_ERROR(volo::parseSidecar(sidecarWith("\"bytes\": 4096", "\"bytes\": 4096.5"), "j"),
+                 "j engine.bytes must be an integer, got 4096.5");
+    CHECK(volo::parseSidecar(sidecarWith("\"bytes\": 4096", "\"bytes\": 4.096e3"), "j").engineBytes == 4096);
+}
+
+void testArtifactMetadata() {
+    const std::map<std::string, std::string> props{
+        {"volo_export.model", "volo_d1_224"}, {"volo_export.image_size", "224"}, {"volo_export.crop_pct", "0.96"},
+        {"volo_export.interpolation", "bicubic"}, {"volo_export.mean", "[0.485, 0.456, 0.406]"},
+        {"volo_export.std", "[0.229, 0.224, 0.225]"}, {"volo_export.num_classes", "1000"},
+        {"volo_export.labels", "imagenet-1k"}, {"volo_export.precision", "int8"}, {"volo_export.random_weights", "true"},
+        {"other", "ignored"}};
+    const volo::ArtifactMetadata m = volo::parseArtifactMetadata(props, "d1.onnx");
+    CHECK(m.present && m.model == "volo_d1_224" && m.precision == "int8" && m.numClasses == 1000 && m.randomWeights);
+    CHECK(m.preprocessing.size == 224 && m.preprocessing.cropPct == 0.96 && m.preprocessing.std[1] == 0.224);
+    CHECK(volo::resizeTarget(m.preprocessing) == 233);  // int(224 / 0.96) = int(233.33)
+    volo::checkPreprocessing(m, "d1.onnx");
+    CHECK(!volo::parseArtifactMetadata({{"other", "x"}}, "m").present);
+    EXPECT_ERROR(volo::checkPreprocessing(volo::parseArtifactMetadata({}, "m.onnx"), "m.onnx"),
+                 "m.onnx carries no volo-export metadata");
+    auto with = [&](const std::string& key, const std::string& value) {
+        std::map<std::string, std::string> p = props;
+        p[key] = value;
+        return volo::parseArtifactMetadata(p, "d1.onnx");
+    };
+    EXPECT_ERROR(volo::checkPreprocessing(with("volo_export.crop_pct", "0"), "d1.onnx"), "crop_pct");
+    EXPECT_ERROR(volo::checkPreprocessing(with("volo_export.std", "[0.2, 0, 0.2]"), "d1.onnx"), "zero");
+    EXPECT_ERROR(volo::checkPreprocessing(with("volo_export.mean", "[0.5]"), "d1.onnx"), "3 values");
+    EXPECT_ERROR(volo::checkPreprocessing(with("volo_export.interpolation", "area"), "d1.onnx"), "'area'");
+    EXPECT_ERROR(with("volo_export.image_size", "\"224\""), "d1.onnx.volo_export.image_size must be an integer, got a string");
+    EXPECT_ERROR(with("volo_export.mean", "[0.5,"), "d1.onnx.volo_export.mean is not valid JSON");
 }
 
 void testVersions() {
@@ -155,10 +170,10 @@ void testSidecar() {
     CHECK((s.profile.max == std::vector<int64_t>{8, 3, 64, 64}));
     CHECK(!s.versionCompatible && s.hardwareCompat == "none");
     CHECK(s.plugins.size() == 1 && s.plugins[0] == "libvolo_plugins.so");
-    CHECK(s.hasMetadata && s.model == "volo_tiny_digits" && s.precision == "fp16" && s.labels == "digits");
-    CHECK(s.numClasses == 10 && s.preprocessing.size == 64 && s.preprocessing.cropPct == 1.0);
-    CHECK(s.preprocessing.interpolation == "bicubic");
-    CHECK(s.preprocessing.mean.size() == 3 && std::fabs(s.preprocessing.std[2] - 0.225) < 1e-15);
+    CHECK(s.artifact.present && s.artifact.model == "volo_tiny_digits" && s.artifact.precision == "fp16" && s.artifact.labels == "digits");
+    CHECK(s.artifact.numClasses == 10 && s.artifact.preprocessing.size == 64 && s.artifact.preprocessing.cropPct == 1.0);
+    CHECK(s.artifact.preprocessing.interpolation == "bicubic");
+    CHECK(s.artifact.preprocessing.mean.size() == 3 && std::fabs(s.artifact.preprocessing.std[2] - 0.225) < 1e-15);
 
     // Unknown GPU / TensorRT (null), enum spelling of hardware_compat, no metadata.
     const volo::EngineSidecar b = volo::parseSidecar(
@@ -166,8 +181,8 @@ void testSidecar() {
             "profile": {"input": "x", "min": [1, 3, 8, 8], "opt": [1, 3, 8, 8], "max": [2, 3, 8, 8]},
             "build": {"hardware_compat": "AMPERE_PLUS", "version_compatible": true}})",
         "b.json");
-    CHECK(!b.hasTensorrtVersion && !b.hasComputeCapability && !b.hasMetadata && b.engineBytes == -1);
-    CHECK(b.versionCompatible && b.hardwareCompat == "ampere-plus" && b.numClasses == 0);
+    CHECK(!b.hasTensorrtVersion && !b.hasComputeCapability && !b.artifact.present && b.engineBytes == -1);
+    CHECK(b.versionCompatible && b.hardwareCompat == "ampere-plus" && b.artifact.numClasses == 0);
 
     EXPECT_ERROR(volo::parseSidecar("{}", "x.json"),
                  "x.json is not a volo-export engine sidecar (format 'none', expected 'volo-export.engine/1')");
@@ -238,7 +253,8 @@ void testCompatibility() {
     CHECK(volo::checkPlanSize(s, 100, "m.engine") == "m.engine is 100 bytes: too small to be a TensorRT plan");
     CHECK(volo::checkPlanSize(s, 5000, "m.engine").find("does not match its sidecar (5000 bytes, sidecar says 4096)") !=
           std::string::npos);
-    CHECK(volo::checkPlanSize(volo::EngineSidecar{}, 5000, "m.engine").empty());
+    const volo::EngineSidecar unknown;  // no sidecar: any size passes
+    CHECK(volo::checkPlanSize(unknown, 5000, "m.engine").empty());
 }
 
 void testInputShape() {
@@ -305,7 +321,8 @@ void testFileRoundTrip() {
 
 int main() {
     testTensorRoundTrip();
-    testJson();
+    testJsonErrors();
+    testArtifactMetadata();
     testVersions();
     testSidecar();
     testCompatibility();
