@@ -17,7 +17,8 @@ For each artifact (one model directory each, named after the file unless `--name
 `serve` writes the same repository with one change (`local=True`): the network model runs in Triton's
 Python backend through volo-export's own runner (`triton_models/network_model.py`, reading the artifact
 in place), because the server binary of the nvidia-pytriton wheel has no ONNX Runtime or TensorRT backend.
-Every config is parsed back with Triton's ModelConfig protobuf before the repository is moved into place.
+Every config is a ModelConfig message (Triton's protobuf, from tritonclient) written in protobuf's text format,
+and checked (`model_config.config_problems`, `check_repository`) before the repository is moved into place.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from volo_export.export.metadata import ArtifactInfo, load_graph, read_info
 from volo_export.labels import class_names
 from volo_export.progress import SILENT, Progress
 from volo_export.runtime.base import DEFAULT_BATCH, BatchRange
+from volo_export.serve.model_config import check_repository, config_problems, model_config_pb2
 from volo_export.trt.config import Profile, input_spec
 
 # ONNX TensorProto element types -> Triton data types (the ones a VOLO artifact's image input and logits use).
@@ -122,11 +124,11 @@ class RepoSettings:
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """One model directory: its config.pbtxt text and files (relative path -> bytes, or a file to copy)."""
+    """One model directory: its ModelConfig and files (relative path -> bytes, or a file to copy)."""
 
     name: str
     role: str  # "network", "preprocess" or "ensemble"
-    config: str
+    config: object  # inference.ModelConfig (tritonclient's model_config_pb2)
     files: Mapping[str, bytes | Path] = field(default_factory=dict)
     version: int = 1
 
@@ -252,21 +254,15 @@ def preferred_batches(spec: ArtifactSpec, settings: RepoSettings, max_batch: int
     return ()
 
 
-# --------------------------------------------------------------------------- config.pbtxt text
+# --------------------------------------------------------------------------- ModelConfig messages
 
 
-def _q(text: str) -> str:
-    """A protobuf text-format string literal."""
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def _dims(values: Sequence[int]) -> str:
-    return "[ " + ", ".join(str(int(v)) for v in values) + " ]"
-
-
-def _tensor(t: Tensor, labels: bool = False) -> str:
-    label = f" label_filename: {_q(LABELS_FILE)}" if labels else ""
-    return f"{{ name: {_q(t.name)} data_type: {t.data_type} dims: {_dims(t.dims)}{label} }}"
+def _tensor(message, t: Tensor, labels: bool = False) -> None:
+    """Fill a ModelInput/ModelOutput `message` from `t` (`labels`: Triton's classification labels file)."""
+    message.name, message.data_type = t.name, model_config_pb2().DataType.Value(t.data_type)
+    message.dims.extend(int(d) for d in t.dims)
+    if labels:
+        message.label_filename = LABELS_FILE
 
 
 def _batched(t: Tensor, max_batch: int, rows: int) -> Tensor:
@@ -274,94 +270,106 @@ def _batched(t: Tensor, max_batch: int, rows: int) -> Tensor:
     return t if max_batch else Tensor(t.name, t.data_type, (rows, *t.dims))
 
 
-def _parameters(values: Mapping[str, str]) -> list[str]:
-    return [f"parameters {{ key: {_q(k)} value: {{ string_value: {_q(v)} }} }}" for k, v in values.items()]
+def _new_config(name: str, max_batch: int, image: Tensor, output: Tensor, labels: bool, **head):
+    """A ModelConfig: name, platform or backend (`head`), max_batch_size, one input and one output."""
+    config = model_config_pb2().ModelConfig(name=name, max_batch_size=max_batch, **head)
+    _tensor(config.input.add(), image)
+    _tensor(config.output.add(), output, labels)
+    return config
 
 
-def _dynamic_batching(settings: RepoSettings, max_batch: int, preferred: Sequence[int] = ()) -> list[str]:
-    if not (settings.dynamic_batching and max_batch):
-        return []
-    sizes = f"preferred_batch_size: {_dims(preferred)} " if preferred else ""
-    return [f"dynamic_batching {{ {sizes}max_queue_delay_microseconds: {settings.max_queue_delay_us} }}"]
+def _instances(config, settings: RepoSettings, kind: str) -> None:
+    group = config.instance_group.add(count=settings.instances,
+                                      kind=model_config_pb2().ModelInstanceGroup.Kind.Value(kind))
+    if settings.gpus and kind == "KIND_GPU":
+        group.gpus.extend(settings.gpus)
 
 
-def _warmup(t: Tensor, batch: int) -> list[str]:
-    if not batch:
-        return []
-    return ["model_warmup [", f"  {{ name: \"warmup_batch{batch}\" batch_size: {batch}",
-            f"    inputs {{ key: {_q(t.name)} value: {{ data_type: {t.data_type} dims: {_dims(t.dims)} "
-            "random_data: true } } }", "]"]
+def _dynamic_batching(config, settings: RepoSettings, max_batch: int, preferred: Sequence[int] = ()) -> None:
+    if settings.dynamic_batching and max_batch:
+        config.dynamic_batching.preferred_batch_size.extend(preferred)
+        config.dynamic_batching.max_queue_delay_microseconds = settings.max_queue_delay_us
 
 
-def _tensorrt_ep(spec: ArtifactSpec, settings: RepoSettings, max_batch: int) -> list[str]:
+def _warmup(config, t: Tensor, batch: int) -> None:
+    if batch:
+        warmup = config.model_warmup.add(name=f"warmup_batch{batch}", batch_size=batch)
+        data = warmup.inputs[t.name]
+        data.data_type, data.random_data = model_config_pb2().DataType.Value(t.data_type), True
+        data.dims.extend(t.dims)
+
+
+def _tensorrt_ep(config, spec: ArtifactSpec, settings: RepoSettings, max_batch: int) -> None:
     """ONNX Runtime's TensorRT execution provider in Triton's onnxruntime backend. As in
     `runtime.onnxruntime_runner.provider_options`: precision is already in the graph (FP16 conversion or
     Q/DQ, both gated), so precision_mode stays FP32; engine and timing caches on; the batch profile."""
     shape = "x".join(str(d) for d in spec.input.dims)
     opt = max(1, max_batch // 2)
-    params = {"precision_mode": "FP32", "max_workspace_size_bytes": str(4 << 30),
-              "trt_engine_cache_enable": "1", "trt_engine_cache_path": settings.trt_cache_dir,
-              "trt_timing_cache_enable": "1", "trt_timing_cache_path": settings.trt_cache_dir,
-              "trt_profile_min_shapes": f"{spec.input.name}:1x{shape}",
-              "trt_profile_opt_shapes": f"{spec.input.name}:{opt}x{shape}",
-              "trt_profile_max_shapes": f"{spec.input.name}:{max(1, max_batch)}x{shape}"}
-    body = "".join(f"\n      parameters {{ key: {_q(k)} value: {_q(v)} }}" for k, v in params.items())
-    return ["optimization { execution_accelerators { gpu_execution_accelerator: [", f"    {{ name: \"tensorrt\"{body} }}",
-            "] } }"]
+    accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add(name="tensorrt")
+    accelerator.parameters.update({
+        "precision_mode": "FP32", "max_workspace_size_bytes": str(4 << 30),
+        "trt_engine_cache_enable": "1", "trt_engine_cache_path": settings.trt_cache_dir,
+        "trt_timing_cache_enable": "1", "trt_timing_cache_path": settings.trt_cache_dir,
+        "trt_profile_min_shapes": f"{spec.input.name}:1x{shape}",
+        "trt_profile_opt_shapes": f"{spec.input.name}:{opt}x{shape}",
+        "trt_profile_max_shapes": f"{spec.input.name}:{max(1, max_batch)}x{shape}"})
 
 
-def network_config(spec: ArtifactSpec, settings: RepoSettings, name: str, local: bool = False) -> str:
-    """config.pbtxt of the network model. `local`: the same model in Triton's Python backend, running
+def network_config(spec: ArtifactSpec, settings: RepoSettings, name: str, local: bool = False):
+    """The network model's ModelConfig. `local`: the same model in Triton's Python backend, running
     volo-export's runner on the artifact where it is (for `serve`)."""
     max_batch = max_batch_size(spec, settings.max_batch)
     rows = spec.batch.lo  # a static batch
     image, logits = _batched(spec.input, max_batch, rows), _batched(spec.output, max_batch, rows)
     if local:
-        head, kind = 'backend: "python"', "KIND_CPU"  # the runner picks its own device (TensorRT, CUDA or CPU)
+        head, kind = {"backend": "python"}, "KIND_CPU"  # the runner picks its own device (TensorRT, CUDA or CPU)
     else:
-        head = 'platform: "tensorrt_plan"' if spec.kind == ENGINE else 'platform: "onnxruntime_onnx"'
+        head = {"platform": "tensorrt_plan" if spec.kind == ENGINE else "onnxruntime_onnx"}
         kind = "KIND_GPU" if spec.kind == ENGINE or settings.device == "gpu" else "KIND_CPU"
-    gpus = f" gpus: {_dims(settings.gpus)}" if settings.gpus and kind == "KIND_GPU" else ""
-    lines = [f"name: {_q(name)}", head, f"max_batch_size: {max_batch}",
-             "version_policy: { latest { num_versions: 1 } }",
-             f"input [ {_tensor(image)} ]", f"output [ {_tensor(logits, labels=True)} ]",
-             f"instance_group [ {{ count: {settings.instances} kind: {kind}{gpus} }} ]",
-             *_dynamic_batching(settings, max_batch, preferred_batches(spec, settings, max_batch) if max_batch else ()),
-             *_warmup(image, min(settings.warmup_batch, max_batch) if max_batch else min(settings.warmup_batch, 1))]
+    config = _new_config(name, max_batch, image, logits, True, **head)
+    config.version_policy.latest.num_versions = 1
+    _instances(config, settings, kind)
+    _dynamic_batching(config, settings, max_batch, preferred_batches(spec, settings, max_batch) if max_batch else ())
+    _warmup(config, image, min(settings.warmup_batch, max_batch or 1))
     if settings.tensorrt_ep and spec.kind != ENGINE and not local:
-        lines += _tensorrt_ep(spec, settings, max_batch or rows)
-    params = dict(sorted(spec.info.to_props().items()))  # the artifact's metadata: clients read preprocessing here
+        _tensorrt_ep(config, spec, settings, max_batch or rows)
+    params = dict(spec.info.to_props())  # the artifact's metadata: clients read preprocessing here
     if local:
         params.update(artifact=str(spec.path.resolve()), threads=str(settings.threads or 0))
     elif settings.threads is not None and kind == "KIND_CPU" and spec.kind != ENGINE:
         params["intra_op_thread_count"] = str(settings.threads)
-    return "\n".join(lines + _parameters(params)) + "\n"
+    for key, value in params.items():
+        config.parameters[key].string_value = value
+    return config
 
 
-def preprocess_config(spec: ArtifactSpec, settings: RepoSettings, name: str, max_batch: int) -> str:
-    """config.pbtxt of the Python-backend preprocessing model: one encoded image per row -> the network's input."""
-    lines = [f"name: {_q(name)}", 'backend: "python"', f"max_batch_size: {max_batch}",
-             f"input [ {_tensor(Tensor(IMAGE_INPUT, 'TYPE_STRING', (1,)))} ]", f"output [ {_tensor(spec.input)} ]",
-             f"instance_group [ {{ count: {settings.instances} kind: KIND_CPU }} ]",
-             *_dynamic_batching(settings, max_batch)]
-    return "\n".join(lines) + "\n"
+def preprocess_config(spec: ArtifactSpec, settings: RepoSettings, name: str, max_batch: int):
+    """The Python-backend preprocessing model's ModelConfig: one encoded image per row -> the network's input."""
+    config = _new_config(name, max_batch, Tensor(IMAGE_INPUT, "TYPE_STRING", (1,)), spec.input, False,
+                         backend="python")
+    _instances(config, settings, "KIND_CPU")
+    _dynamic_batching(config, settings, max_batch)
+    return config
 
 
-def ensemble_config(spec: ArtifactSpec, name: str, preprocess: str, network: str, max_batch: int) -> str:
-    """config.pbtxt of the ensemble: image bytes -> `preprocess` -> `network` -> logits (with labels)."""
+def ensemble_config(spec: ArtifactSpec, name: str, preprocess: str, network: str, max_batch: int):
+    """The ensemble's ModelConfig: image bytes -> `preprocess` -> `network` -> logits (with labels)."""
     image, logits = spec.input.name, spec.output.name
-    lines = [f"name: {_q(name)}", 'platform: "ensemble"', f"max_batch_size: {max_batch}",
-             f"input [ {_tensor(Tensor(IMAGE_INPUT, 'TYPE_STRING', (1,)))} ]",
-             f"output [ {_tensor(spec.output, labels=True)} ]",
-             "ensemble_scheduling { step [",
-             f"  {{ model_name: {_q(preprocess)} model_version: -1",
-             f"    input_map {{ key: {_q(IMAGE_INPUT)} value: {_q(IMAGE_INPUT)} }}",
-             f"    output_map {{ key: {_q(image)} value: \"preprocessed\" }} }},",
-             f"  {{ model_name: {_q(network)} model_version: -1",
-             f"    input_map {{ key: {_q(image)} value: \"preprocessed\" }}",
-             f"    output_map {{ key: {_q(logits)} value: {_q(logits)} }} }}",
-             "] }"]
-    return "\n".join(lines) + "\n"
+    config = _new_config(name, max_batch, Tensor(IMAGE_INPUT, "TYPE_STRING", (1,)), spec.output, True,
+                         platform="ensemble")
+    for model, inputs, outputs in ((preprocess, {IMAGE_INPUT: IMAGE_INPUT}, {image: "preprocessed"}),
+                                   (network, {image: "preprocessed"}, {logits: logits})):
+        step = config.ensemble_scheduling.step.add(model_name=model, model_version=-1)
+        step.input_map.update(inputs)
+        step.output_map.update(outputs)
+    return config
+
+
+def config_text(config) -> str:
+    """A ModelConfig as config.pbtxt (protobuf text format, as Triton reads it)."""
+    from google.protobuf import text_format
+
+    return text_format.MessageToString(config)
 
 
 # --------------------------------------------------------------------------- models and files
@@ -409,11 +417,14 @@ def repository_models(spec: ArtifactSpec, settings: RepoSettings, name: str, loc
 
 
 def write_models(models: Sequence[ModelFiles], root: Path, progress: Progress = SILENT) -> dict[str, object]:
-    """Write every model directory under `root` and parse each config.pbtxt back (Triton's ModelConfig
-    protobuf, then the cross-model checks); returns {name: ModelConfig}."""
-    from volo_export.serve.model_config import check_repository, read_model_config
-
-    configs = {}
+    """Check every ModelConfig (the rules beyond the protobuf, then the cross-model checks) and write every
+    model directory under `root`; returns {name: ModelConfig}."""
+    configs = {model.name: model.config for model in models}
+    for name, config in configs.items():
+        problems = config_problems(config)
+        if problems:
+            raise InputDataError(f"{name}/config.pbtxt: " + "; ".join(problems))
+    check_repository(configs)
     for model in models:
         progress.stage(f"writing model {model.name} ({model.role})")
         folder = Path(root) / model.name
@@ -425,9 +436,7 @@ def write_models(models: Sequence[ModelFiles], root: Path, progress: Progress = 
                 shutil.copyfile(content, target)
             else:
                 target.write_bytes(content)
-        (folder / "config.pbtxt").write_text(model.config, encoding="utf-8")
-        configs[model.name] = read_model_config(folder / "config.pbtxt")
-    check_repository(configs)
+        (folder / "config.pbtxt").write_text(config_text(model.config), encoding="utf-8")
     return configs
 
 
