@@ -85,6 +85,15 @@ class PrecisionRequest:
     def cache_path(self, output: Path) -> Path:
         return self.calib_cache or Path(output).with_suffix(".calib.json")
 
+    def named_inputs(self) -> dict[str, Path | None]:
+        """The files this request reads, by option (for `io.distinct_outputs`)."""
+        data = self.calib_data
+        return {"--calib-data": Path(data) if data not in (None, "random") else None}
+
+    def named_outputs(self, output: Path) -> dict[str, Path | None]:
+        """The files this request writes beside `output`, by option: the calibration cache when it calibrates."""
+        return {"--calib-cache": self.cache_path(output) if self.calib_data else None}
+
 
 @dataclass
 class LoweringData:

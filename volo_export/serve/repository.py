@@ -24,16 +24,18 @@ and checked (`model_config.config_problems`, `check_repository`) before the repo
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.resources import files
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from volo_export.artifact import ENGINE, artifact_kind
+from volo_export.artifact import ENGINE, ENGINE_SUFFIXES, artifact_kind
 from volo_export.errors import InputDataError, UsageError
 from volo_export.export.metadata import ArtifactInfo, load_graph, read_info
+from volo_export.external_data import ExternalFile, external_files
 from volo_export.labels import class_names
 from volo_export.progress import SILENT, Progress
 from volo_export.runtime.base import DEFAULT_BATCH, BatchRange
@@ -50,9 +52,11 @@ DEFAULT_QUEUE_DELAY_US = 100
 DEVICES = ("cpu", "gpu")
 IMAGE_INPUT = "image"  # the image model's input: one encoded image (BYTES) per batch row
 LABELS_FILE = "labels.txt"
+# The files of a version folder that an external-data file must not replace.
+RESERVED_FILES = ("model.onnx", "model.plan", "model.py")
 # The modules the preprocessing model needs: volo_export.preprocess and what it imports (numpy and Pillow
 # aside). tests/test_triton_repo.py imports this copy alone (`python -I`), so a new import breaks a test.
-VENDORED_MODULES = ("__init__.py", "errors.py", "preprocess.py", "models/__init__.py", "models/variants.py")
+VENDORED_MODULES = ("__init__.py", "errors.py", "io.py", "preprocess.py", "models/__init__.py", "models/variants.py")
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ class ArtifactSpec:
     output: Tensor  # (classes,)
     batch: BatchRange  # the batch sizes the artifact takes
     profile: Profile | None = None  # engines: the optimization profile
-    side_files: tuple[Path, ...] = ()  # an ONNX's external weight files (above 2 GB), copied beside it
+    side_files: tuple[ExternalFile, ...] = ()  # an ONNX's external weight files, copied where it names them
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ class RepoSettings:
     dynamic_batching: bool = True
     max_queue_delay_us: int = DEFAULT_QUEUE_DELAY_US
     tensorrt_ep: bool = False
-    trt_cache_dir: str = "/tmp/volo-export-trt-cache"
+    trt_cache_dir: str | None = None  # None: `default_trt_cache_dir()`
     version: int = 1
     warmup_batch: int = 1
     threads: int | None = None
@@ -118,8 +122,8 @@ class RepoSettings:
             raise UsageError("--tensorrt-ep is ONNX Runtime's TensorRT execution provider: it needs --device gpu")
         if self.gpus and self.device == "cpu":
             raise UsageError("--gpus needs --device gpu")
-        if self.name is not None and not _VALID_NAME.fullmatch(self.name):
-            raise UsageError(f"--name {self.name!r}: use letters, digits, '_', '-' and '.'")
+        if self.name is not None:
+            check_model_name(self.name, "--name ")
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,17 @@ class RepositoryResult:
         return {"repository": str(self.root), "models": self.models, "notes": self.notes}
 
 
-_VALID_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+# A model name is a folder of the repository: an identifier that starts with a letter, digit or '_' (so never
+# '.', '..' or a hidden folder) and holds no path separator.
+_VALID_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def check_model_name(name: str, what: str = "") -> str:
+    """`name` if it is a valid model name (see `_VALID_NAME`), else a one-line UsageError."""
+    if not _VALID_NAME.fullmatch(name):
+        raise UsageError(f"{what}{name!r}: use letters, digits, '_', '-' and '.', starting with a letter, digit "
+                         "or '_' (a model name is a folder of the repository; at most 128 characters)")
+    return name
 
 
 # --------------------------------------------------------------------------- reading artifacts
@@ -178,15 +192,14 @@ def read_artifact_spec(path: Path) -> ArtifactSpec:
                         side_files=_external_data(graph, path))
 
 
-def _external_data(graph, path: Path) -> tuple[Path, ...]:
-    """The files an ONNX keeps its external weights in (they must sit beside model.onnx)."""
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
-
-    names = sorted({ExternalDataInfo(t).location for t in graph.graph.initializer if uses_external_data(t)})
-    files = tuple(path.parent / name for name in names)
-    missing = [f for f in files if not f.is_file()]
-    if missing:
-        raise InputDataError(f"{path}: its weights file {missing[0].name} is not beside it")
+def _external_data(graph, path: Path) -> tuple[ExternalFile, ...]:
+    """The files an ONNX keeps its external weights in (inside its folder: `external_data.external_files`),
+    copied into the repository at the same place relative to model.onnx."""
+    files = external_files(graph, path)
+    taken = [f.location for f in files if PurePosixPath(f.location).as_posix() in RESERVED_FILES]
+    if taken:
+        raise InputDataError(f"{path}: its external data file {taken[0]!r} would take the place of the model file "
+                             "in the repository; save the weights under another name")
     return files
 
 
@@ -196,6 +209,11 @@ def _engine_spec(path: Path) -> ArtifactSpec:
     provenance = read_sidecar(path)
     verify_plan_file(path, provenance)
     info, profile = provenance.info, provenance.profile
+    size = info.preprocessing.size
+    shapes = {tuple(shape[1:]) for shape in (profile.min, profile.opt, profile.max)}
+    if shapes != {(3, size, size)}:
+        raise InputDataError(f"{path}: its sidecar says image_size {size}, but the engine profile takes "
+                             f"{sorted(shapes)} per image; the sidecar does not describe this engine")
     lo, _, hi = profile.batches
     return ArtifactSpec(path, ENGINE, info, Tensor(provenance.input_name, "TYPE_FP32", tuple(profile.max[1:])),
                         Tensor(provenance.output_name, "TYPE_FP32", (info.num_classes,)), BatchRange(lo, hi), profile)
@@ -215,7 +233,7 @@ def _triton_type(value, path: Path) -> str:
 
 def model_name(path: Path) -> str:
     """A Triton model name from an artifact's file name: `d1_fp16.onnx` -> `d1_fp16`."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem).strip("_.") or "volo"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem).strip("_.-")[:100] or "volo"
 
 
 # --------------------------------------------------------------------------- batching policy
@@ -299,17 +317,29 @@ def _warmup(config, t: Tensor, batch: int) -> None:
         data.dims.extend(t.dims)
 
 
+def default_trt_cache_dir() -> Path:
+    """The TensorRT EP's engine cache when --trt-cache is not given: the user cache of whoever writes the
+    repository. Not a fixed path in a world-writable /tmp, where another user could plant engines first."""
+    from volo_export.io import user_cache_dir
+
+    folder = user_cache_dir("tensorrt-ep")
+    if folder is None:
+        raise UsageError("--tensorrt-ep: no home folder to keep the engine cache in; give --trt-cache DIR")
+    return folder.absolute()
+
+
 def _tensorrt_ep(config, spec: ArtifactSpec, settings: RepoSettings, max_batch: int) -> None:
     """ONNX Runtime's TensorRT execution provider in Triton's onnxruntime backend. As in
     `runtime.onnxruntime_runner.provider_options`: precision is already in the graph (FP16 conversion or
     Q/DQ, both gated), so precision_mode stays FP32; engine and timing caches on; the batch profile."""
     shape = "x".join(str(d) for d in spec.input.dims)
     opt = max(1, max_batch // 2)
+    cache = settings.trt_cache_dir or str(default_trt_cache_dir())
     accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add(name="tensorrt")
     accelerator.parameters.update({
         "precision_mode": "FP32", "max_workspace_size_bytes": str(4 << 30),
-        "trt_engine_cache_enable": "1", "trt_engine_cache_path": settings.trt_cache_dir,
-        "trt_timing_cache_enable": "1", "trt_timing_cache_path": settings.trt_cache_dir,
+        "trt_engine_cache_enable": "1", "trt_engine_cache_path": cache,
+        "trt_timing_cache_enable": "1", "trt_timing_cache_path": cache,
         "trt_profile_min_shapes": f"{spec.input.name}:1x{shape}",
         "trt_profile_opt_shapes": f"{spec.input.name}:{opt}x{shape}",
         "trt_profile_max_shapes": f"{spec.input.name}:{max(1, max_batch)}x{shape}"})
@@ -394,7 +424,7 @@ def repository_models(spec: ArtifactSpec, settings: RepoSettings, name: str, loc
     labels = ("\n".join(class_names(spec.info.labels, spec.info.num_classes)) + "\n").encode()
     body = ({f"{version}/model.py": triton_model_source("network_model.py")} if local else
             {f"{version}/model.plan" if spec.kind == ENGINE else f"{version}/model.onnx": spec.path,
-             **{f"{version}/{f.name}": f for f in spec.side_files}})
+             **{f"{version}/{PurePosixPath(f.location).as_posix()}": f.path for f in spec.side_files}})
     models = [ModelFiles(name, "network", network_config(spec, settings, name, local),
                          {LABELS_FILE: labels, **body}, settings.version)]
     if not settings.image_model:
@@ -453,6 +483,7 @@ def plan_repository(artifacts: Sequence[Path], settings: RepoSettings) -> list[M
               for m in repository_models(spec, settings, settings.name or model_name(spec.path))]
     seen: dict[str, str] = {}
     for m in models:
+        check_model_name(m.name)
         if m.name in seen:
             raise UsageError(f"two models would be named {m.name!r}; rename an artifact or use --name")
         seen[m.name] = m.role
@@ -462,12 +493,18 @@ def plan_repository(artifacts: Sequence[Path], settings: RepoSettings) -> list[M
 def write_repository(artifacts: Sequence[Path], out: Path, settings: RepoSettings = RepoSettings(),
                      replace: bool = False, progress: Progress = SILENT) -> RepositoryResult:
     """`triton-repo`: a model repository for the NGC Triton server at `out`, written into a staging folder
-    and moved into place only when every config parsed back (`replace`: swap an existing folder)."""
+    and moved into place only when every config passed its checks. `replace`: write into an existing
+    repository, swapping out only the model folders being written (the repository's other models stay, and
+    a source artifact inside a folder that would be replaced is refused)."""
     from volo_export.io import atomic_directory
 
+    out = Path(out)
     models = plan_repository(artifacts, settings)
-    with atomic_directory(Path(out), replace) as staging:
-        write_models(models, staging, progress)
+    if replace and out.is_dir():
+        _replace_models(models, out, progress)
+    else:
+        with atomic_directory(out, replace) as staging:
+            write_models(models, staging, progress)
     notes = []
     if any(m.role == "preprocess" for m in models):
         notes.append("the image models run Triton's Python backend: the server's Python needs numpy and Pillow "
@@ -475,5 +512,46 @@ def write_repository(artifacts: Sequence[Path], out: Path, settings: RepoSetting
     if any(f.endswith("model.plan") for m in models for f in m.files):
         notes.append("TensorRT plans load only on the TensorRT version and GPU they were built for: use the NGC "
                      "tritonserver release with that TensorRT (see the engine's .engine.json)")
-    listed = [{"name": m.name, "role": m.role, "config": str(Path(out) / m.name / "config.pbtxt")} for m in models]
-    return RepositoryResult(Path(out), listed, notes)
+    listed = [{"name": m.name, "role": m.role, "config": str(out / m.name / "config.pbtxt")} for m in models]
+    return RepositoryResult(out, listed, notes)
+
+
+def _sources(models: Sequence[ModelFiles]) -> list[Path]:
+    """Every file the models are copied from, engine sidecars included."""
+    from volo_export.trt.provenance import sidecar_path
+
+    files = [p for m in models for p in m.files.values() if isinstance(p, Path)]
+    return files + [sidecar_path(p) for p in files if p.suffix in ENGINE_SUFFIXES]
+
+
+def _replace_models(models: Sequence[ModelFiles], out: Path, progress: Progress) -> None:
+    """`--force` into the existing repository `out`: write the models into a staging folder beside it, then
+    swap each model folder in (the previous one is removed once every swap is done, or put back)."""
+    from volo_export.io import make_staging, remove_stale_staging
+
+    replaced = [(out / m.name).resolve() for m in models]
+    for source in _sources(models):
+        inside = next((folder for folder in replaced if source.resolve().is_relative_to(folder)), None)
+        if inside is not None:
+            raise UsageError(f"--force would replace {inside}, which holds the source {source}; write the "
+                             "repository elsewhere or move the artifact out first")
+    remove_stale_staging(out.parent)
+    staging, old = make_staging(out.name, out.parent), make_staging(out.name + "-replaced", out.parent)
+    moved: list[str] = []
+    try:
+        write_models(models, staging, progress)
+        for m in models:
+            if os.path.lexists(out / m.name):
+                os.replace(out / m.name, old / m.name)
+            os.replace(staging / m.name, out / m.name)
+            moved.append(m.name)
+    except BaseException:
+        for name in moved:  # put the previous model folders back
+            shutil.rmtree(out / name, ignore_errors=True)
+        for entry in old.iterdir():
+            os.replace(entry, out / entry.name)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
