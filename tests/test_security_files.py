@@ -229,6 +229,8 @@ def test_outputs_never_replace_inputs_or_each_other(tmp_path, tiny_onnx, photo):
         (["engine", source, "-o", tmp_path / "e.engine", "--timing-cache", tmp_path / "e.engine.json",
           "--runtime", "rtx"], "--timing-cache", "must differ from output sidecar"),
         (["validate", "--model", source, "--report", source], "--report", "must differ from input --model"),
+        (["loadtest", "--url", "http://127.0.0.1:9", "--model", source, "--report", source], "--report",
+         "must differ from input --model"),
     ]
     for args, option, message in rows:
         result = invoke(*args)
