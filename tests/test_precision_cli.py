@@ -140,7 +140,7 @@ def test_bad_inputs_are_one_line_errors(fp32_file, tmp_path):
         ([*q, "--precision", "fp16", "--calib-data", "random"], 2, "--calib-data applies to --precision int8 only"),
         ([*q, "--precision", "fp16", "--target", "cpu"], 2, "--target cpu is for int8"),
         ([*q, "--calib-data", "random", "--exclude-nodes", "nope"], 2, "--exclude-nodes: no node named 'nope'"),
-        (["quantize", fp32_file, "-o", fp32_file, "--calib-data", "random"], 2, "--output must differ"),
+        (["quantize", fp32_file, "-o", fp32_file, "--calib-data", "random"], 2, "must differ from input MODEL"),
         (["onnx", "-m", "volo_tiny_digits", "-o", out, "--precision", "fp16", "--no-validate"], 2,
          "--no-validate is not available with --precision fp16"),
     ]

@@ -171,7 +171,9 @@ def test_several_artifacts_one_repository_and_force_replaces(tmp_path, tiny_onnx
     again = invoke("triton-repo", tiny_onnx, "--out", repo)
     assert again.exit_code == 2 and "exists and is not empty" in error_line(again)
     assert invoke("triton-repo", tiny_onnx, "--out", repo, "--force", "--name", "only").exit_code == 0
-    assert sorted(p.name for p in repo.iterdir()) == ["only"] and no_staging_left(tmp_path)
+    # --force replaces the models it writes, never the repository's others (tests/test_security_files.py)
+    assert sorted(p.name for p in repo.iterdir()) == ["only", "tiny_digits", "tiny_digits_fp16"]
+    assert no_staging_left(tmp_path)
     clash = invoke("triton-repo", tiny_onnx, tiny_onnx, "--out", tmp_path / "clash")
     assert clash.exit_code == 2 and "two models would be named 'tiny_digits'" in error_line(clash)
 

@@ -15,11 +15,12 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from volo_export.errors import UsageError
+from volo_export.errors import InputDataError, UsageError
 
 _STAGING = re.compile(r"^\..+\.volo-export-(\d+)-(\d+)\.[^.]+$")
 
@@ -32,10 +33,70 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def user_cache_dir(name: str) -> Path:
-    """~/.cache/volo-export/<name> (XDG_CACHE_HOME respected); not created here."""
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "volo-export" / name
+def file_kind(mode: int) -> str:
+    """'a folder', 'a named pipe', ... for a stat mode that is not a regular file."""
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def input_file(path: Path, what: str, error: type[Exception] = InputDataError) -> Path:
+    """`path` if it is a regular file (after symlinks); else one `error` line: "WHAT not found: PATH", or
+    what it is instead (a folder, a named pipe that would block the read, a device)."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise error(f"{what} not found: {path}") from None
+    except OSError as e:
+        raise error(f"{what} {path} cannot be read: {e.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise error(f"{what} {path} is {file_kind(mode)}, not a file")
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links
+    except OSError:
+        return False
+
+
+def distinct_outputs(inputs: Mapping[str, Path | Sequence[Path] | None],
+                     outputs: Mapping[str, Path | None]) -> None:
+    """The one rule for every command that writes: no output is one of its inputs or another of its
+    outputs (after symlinks and hard links), so a run never replaces what it reads or loses one of its own
+    results. {option: path(s)}, None for an option not given; a one-line UsageError otherwise."""
+    named_inputs = [(option, Path(p)) for option, given in inputs.items() if given is not None
+                    for p in ([given] if isinstance(given, (str, Path)) else given)]
+    seen: list[tuple[str, Path]] = []
+    for option, given in outputs.items():
+        if given is None:
+            continue
+        path = Path(given)
+        for other, earlier in named_inputs + seen:
+            if _same_file(path, earlier):
+                role = "input" if (other, earlier) in named_inputs else "output"
+                raise UsageError(f"{option} {path} must differ from {role} {other}: an output never replaces an "
+                                 "input or another output of the same run")
+        seen.append((option, path))
+
+
+def user_cache_dir(name: str) -> Path | None:
+    """~/.cache/volo-export/<name> (XDG_CACHE_HOME respected); not created here. None when there is no home
+    to keep it in (XDG_CACHE_HOME unset and HOME missing or not a folder): every cache is optional, and a
+    tool has no business creating a home folder (as root it would)."""
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "volo-export" / name
+    try:
+        home = Path.home()
+    except (KeyError, RuntimeError):  # no HOME and no passwd entry
+        return None
+    return home / ".cache" / "volo-export" / name if home.is_dir() else None
 
 
 def ensure_writable(path: Path) -> Path:

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from volo_export.errors import UsageError, raise_if_failed
 from volo_export.export.metadata import ArtifactInfo
+from volo_export.external_data import check_onnx_file
 from volo_export.export.to_onnx import ExportOptions, export_model, op_histogram, save_onnx
 from volo_export.gate import Report, eager_reference, gate_artifact, gate_inputs, onnx_reference, plan_for, rebuild_eager
-from volo_export.io import atomic_output, ensure_writable, write_json
+from volo_export.io import atomic_output, distinct_outputs, ensure_writable, write_json
 from volo_export.models.checkpoint import load_model
 from volo_export.models.variants import get_config
 from volo_export.names import Precision
@@ -82,6 +83,10 @@ def export_onnx(request: OnnxRequest, progress: Progress = SILENT) -> OnnxResult
     for path in (request.output, request.report):
         if path is not None:
             ensure_writable(path)
+    distinct_outputs({"--checkpoint": request.checkpoint, "--validate-images": request.validate_images,
+                      **request.precision.named_inputs()},
+                     {"--output": request.output, "--report": request.report,
+                      **request.precision.named_outputs(request.output)})
     prep = get_config(request.model).preprocessing
     fp32_inputs = gate_inputs(prep, plan_for(Precision.FP32, request.validate_images)) if request.validate else None
     lowering = request.precision.lowers
@@ -171,8 +176,10 @@ def quantize_onnx(request: QuantizeRequest, progress: Progress = SILENT) -> Onnx
         if path is not None:
             ensure_writable(path)
     source = Path(request.source)
-    if source.resolve() == Path(request.output).resolve():
-        raise UsageError("--output must differ from the FP32 model it is made from")
+    distinct_outputs({"MODEL": source, "--checkpoint": request.checkpoint,
+                      "--validate-images": request.validate_images, **request.precision.named_inputs()},
+                     {"--output": request.output, "--report": request.report,
+                      **request.precision.named_outputs(request.output)})
     info = read_info(source)
     if info.precision != Precision.FP32:
         raise UsageError(f"{source} is already {info.precision}; convert the FP32 export instead")
@@ -189,6 +196,7 @@ def quantize_onnx(request: QuantizeRequest, progress: Progress = SILENT) -> Onnx
     for line in notices:
         progress.notice(line)
     progress.stage(f"reading {source}")
+    check_onnx_file(source)  # onnx.load's own check would be a traceback
     proto = onnx.load(str(source))
     lowered = lower_precision(proto, info, reference, request.precision, request.output, data, progress)
     raise_if_failed(lowered.report, f"{request.output.name} failed its {request.precision.precision} gate, "

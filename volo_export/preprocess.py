@@ -65,8 +65,9 @@ def load_image(path: Path):
     path = Path(path)
     if path.is_dir():
         raise InputDataError(f"{path} is a folder, not an image")
-    if not path.is_file():
-        raise InputDataError(f"image not found: {path}")
+    from volo_export.io import input_file
+
+    input_file(path, "image")
     return _decode(path, str(path))
 
 
@@ -218,10 +219,11 @@ def preprocessing_for(model: Path | None = None, model_name: str | None = None) 
 def write_input_file(paths: Sequence[Path], prep: Preprocessing, out: Path) -> np.ndarray:
     """Preprocess `paths` into one (N, 3, S, S) batch and write it as a tensor file (see
     `volo_export.tensorfile`) for the C++ app; returns the batch."""
-    from volo_export.io import ensure_writable
+    from volo_export.io import distinct_outputs, ensure_writable
     from volo_export.tensorfile import write_tensor
 
     ensure_writable(out)
+    distinct_outputs({"IMAGES": list(paths)}, {"--out": out})
     batch = preprocess_paths(paths, prep)
     write_tensor(out, batch)
     return batch

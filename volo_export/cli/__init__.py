@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 from volo_export.cli import bench, check, engine, export, models, predict, preprocess, quantize, validate
 from volo_export.cli import loadtest, serve, triton_repo
-from volo_export.cli.console import error_line
+from volo_export.cli.console import ReaderGoneTolerant, error_line
 
 
 # The click that typer runs on (typer >= 0.29 vendors its own copy): its exception classes.
@@ -26,6 +26,11 @@ _click = sys.modules[typer.BadParameter.__module__]
 class Terminated(BaseException):
     """SIGTERM, raised where the process is (a BaseException, like KeyboardInterrupt for SIGINT, so no
     `except Exception` swallows it): staging folders are removed on the way out as for Ctrl-C."""
+
+
+# What an interrupted run leaves: no output; the caches it filled on the way stay, since they are checked when
+# read (a calibration finished before the signal is kept for the next `quantize`).
+NOTHING_WRITTEN = "no output was written (caches filled so far, such as a finished calibration, are kept)"
 
 
 def _terminate(signum, frame):
@@ -51,11 +56,11 @@ class OneLineErrors(TyperGroup):
             error_line("aborted")
             code = 1
         except Terminated:
-            error_line("terminated (SIGTERM): nothing was written")
+            error_line(f"terminated (SIGTERM): {NOTHING_WRITTEN}")
             code = 128 + signal.SIGTERM
         code = code if isinstance(code, int) else 0
         if code == 130:  # typer turned Ctrl-C (KeyboardInterrupt) into exit 130; staging folders are already gone
-            error_line("interrupted (Ctrl-C): nothing was written")
+            error_line(f"interrupted (Ctrl-C): {NOTHING_WRITTEN}")
         if standalone_mode:
             sys.exit(code)
         return code
@@ -90,6 +95,23 @@ for name, module in (("onnx", export), ("quantize", quantize), ("models", models
     app.command(name)(module.command)
 
 
+def _private_home_if_missing() -> None:
+    """HOME names a folder that does not exist: volo-export keeps no cache then (`io.user_cache_dir`), but
+    ONNX Runtime (its device id under ~/.cache) and OpenVINO (~/intel) would create it, as root anywhere. They
+    get a private temporary home for this run instead, removed at exit."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    home = os.environ.get("HOME")
+    if home and not os.path.isdir(home):
+        os.environ["HOME"] = private = tempfile.mkdtemp(prefix="volo-export-home-")
+        atexit.register(shutil.rmtree, private, ignore_errors=True)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    _private_home_if_missing()
+    sys.stdout = ReaderGoneTolerant(sys.stdout)
     app()

@@ -47,6 +47,9 @@ def command(
         from volo_export.bench.run import BenchRequest, run_benchmark
         from volo_export.timing import BenchSettings
 
+        from volo_export.io import distinct_outputs
+
+        distinct_outputs({"--checkpoint": checkpoint}, {"--report": report, "--plot": plot})
         if plot:
             render.require_matplotlib()
         sizes = integers(batch, "--batch")

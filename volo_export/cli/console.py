@@ -29,6 +29,41 @@ console = Console(stderr=True, log_path=False, width=None if sys.stderr.isatty()
 stdout = Console(width=None if sys.stdout.isatty() else _PIPE_WIDTH)
 
 
+class ReaderGoneTolerant:
+    """sys.stdout that, once its reader has gone (`volo-export models | head -1`, `... | true`), drops
+    the rest of the output instead of failing: the command finishes its work (an export piped to `head`
+    still writes its model) and exits with its own code. Installed by `cli.main`."""
+
+    def __init__(self, stream):
+        self._stream, self._gone = stream, False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        import os
+
+        self._gone = True
+        devnull = os.open(os.devnull, os.O_WRONLY)  # what is still buffered, and the exit's flush, go nowhere
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def _prefixed(prefix: str, text: str) -> None:
     """`prefix` (rich markup) then `text` verbatim: user-supplied paths and messages are escaped, so
     '[v2]' or '[/]' in a file name prints as written."""

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from volo_export.cli.console import note, result_line, user_errors, warning
-from volo_export.cli.options import Output, Plugins, names
+from volo_export.cli.options import Output, Plugins
 from volo_export.cli.progress import progress
 from volo_export.errors import first_line
 
@@ -48,7 +48,7 @@ def command(
                                  workspace_mib=workspace, opt_level=opt_level, timing_cache=timing_cache,
                                  hardware_compat=hardware_compat, version_compatible=version_compatible,
                                  plugins=tuple(plugins or ()), strongly_typed=strongly_typed, runtime=runtime,
-                                 compute_capabilities=names(compute_capability))
+                                 compute_capabilities=tuple(compute_capability or ()))
         with progress() as shown:
             result = build_engine(EngineRequest(model, output, settings, check), shown)
         prov = result.provenance

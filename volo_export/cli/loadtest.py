@@ -36,9 +36,11 @@ def command(
     """Load-test a model on a running Triton: img/s, p50/p90/p99, and every answer against local inference."""
     with user_errors(lambda failed: _show(failed, as_json)):
         from volo_export.errors import raise_if_failed
-        from volo_export.io import write_json
+        from volo_export.io import distinct_outputs, write_json
         from volo_export.serve.loadtest import LoadSettings, run_loadtest
         from volo_export.tolerances import SERVED_ANSWER_REL
+
+        distinct_outputs({"--model": model}, {"--report": report})
 
         settings = LoadSettings(concurrency=integers(concurrency, "--concurrency"), duration_s=duration,
                                 requests=requests, rounds=rounds, timeout_s=timeout, in_process=in_process,

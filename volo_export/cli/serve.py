@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from volo_export.cli.console import note, result_line, user_errors
+from volo_export.cli.console import note, result_line, user_errors, warning
 from volo_export.cli.options import BatchingOptions, bundles
 from volo_export.cli.progress import progress
 
@@ -31,8 +31,9 @@ def _signals(handler, *signums: int):
 def command(
     artifact: Annotated[Path, typer.Argument(help="An .onnx, or an .engine with its .engine.json sidecar.",
                                              show_default=False)],
-    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface; 127.0.0.1: this "
-                                      "machine only).")] = "0.0.0.0",
+    host: Annotated[str, typer.Option(help="Address to listen on for HTTP, gRPC and metrics (default this machine "
+                                      "only; 0.0.0.0: every interface, unauthenticated, with a warning; see "
+                                      "SECURITY.md).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port (KServe v2 REST).")] = 8000,
     grpc_port: Annotated[int, typer.Option(help="gRPC port (KServe v2).")] = 8001,
     metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port.")] = 8002,
@@ -47,6 +48,9 @@ def command(
         from volo_export.serve.server import ServeRequest, start_server
         from volo_export.serve.tritonserver import Endpoints
 
+        from volo_export.io import distinct_outputs
+
+        distinct_outputs({"ARTIFACT": artifact}, {"--triton-log": triton_log})
         request = ServeRequest(artifact=artifact, endpoints=Endpoints(host, port, grpc_port, metrics_port),
                                repository=batching.settings(image_model=True), ready_timeout_s=ready_timeout,
                                log_file=triton_log)
@@ -84,4 +88,8 @@ def _show(running) -> None:
         result_line(f"  model    {image['name']}: encoded images (BYTES) -> logits, the artifact's preprocessing")
     for line in running.notes:
         note(line)
+    if running.endpoints.exposed:
+        from volo_export.serve.tritonserver import EXPOSED_WARNING
+
+        warning(EXPOSED_WARNING.format(host=running.endpoints.host))
     result_line("Ctrl-C or SIGTERM stops it")

@@ -23,8 +23,8 @@ class Device(str, Enum):
 def command(
     artifacts: Annotated[list[Path], typer.Argument(help="Artifacts: .onnx files, .engine files (with their "
                                                     ".engine.json sidecars).", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The repository folder to write (must not exist, "
-                                      "unless --force).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The repository folder to write (new or empty, or an "
+                                      "existing repository with --force).", show_default=False)],
     device: Annotated[Optional[Device], typer.Option(
         help="Where ONNX models run: cpu or gpu instances (default cpu; engines always gpu).",
         show_default=False)] = None,
@@ -32,15 +32,18 @@ def command(
     tensorrt_ep: Annotated[bool, typer.Option(
         "--tensorrt-ep", help="ONNX on --device gpu through ONNX Runtime's TensorRT execution provider "
         "(precision_mode FP32: the precision is in the graph).")] = False,
-    trt_cache: Annotated[str, typer.Option(help="With --tensorrt-ep: engine and timing cache folder on the "
-                                           "server.")] = "/tmp/volo-export-trt-cache",
+    trt_cache: Annotated[Optional[str], typer.Option(
+        help="With --tensorrt-ep: engine and timing cache folder on the server (default: the user cache of "
+        "whoever writes the repository, ~/.cache/volo-export/tensorrt-ep, never a shared /tmp path).",
+        show_default=False)] = None,
     version: Annotated[int, typer.Option(help="The model version folder to write (version_policy: latest 1).")] = 1,
     warmup_batch: Annotated[int, typer.Option(help="Warm-up request batch run when a model loads (0: none).")] = 1,
     image_ensemble: Annotated[bool, typer.Option(
         "--image-ensemble", help="Also NAME_image, an ensemble taking encoded images: volo-export's preprocessing "
         "in Triton's Python backend (the server needs Pillow) in front of the network.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out folder (once the new one "
-                                        "is complete).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Write into an existing repository: replace the model "
+                                        "folders being written (once the new ones are complete), keep the "
+                                        "others.")] = False,
     as_json: AsJson = False,
     batching: BatchingOptions = None,
 ) -> None:
@@ -58,7 +61,7 @@ def command(
             return
         for model in result.models:
             result_line(f"{model['name']:<24} {model['role']:<10} {model['config']}")
-        result_line(f"wrote {result.root} ({len(result.models)} models; every config.pbtxt parsed with Triton's "
-                    "ModelConfig protobuf)")
+        result_line(f"wrote {result.root} ({len(result.models)} models; every config.pbtxt is a Triton ModelConfig "
+                    "message, checked before writing)")
         for line in result.notes:
             note(line)

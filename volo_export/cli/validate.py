@@ -35,10 +35,13 @@ def command(
 
     with user_errors(show):
         from volo_export.errors import UsageError
+        from volo_export.io import distinct_outputs
         from volo_export.validate import ValidateRequest, validate_artifact
 
         if (engine is None) == (model is None):
             raise UsageError("give exactly one of --engine X.engine or --model X.onnx")
+        distinct_outputs({"--engine": engine, "--model": model, "--checkpoint": checkpoint, "--plugins": plugins},
+                         {"--report": report})
         request = ValidateRequest(engine or model, checkpoint, validate_images, plugins=tuple(plugins or ()),
                                   gate=gate.overrides(), runtime=runtime.value if runtime else None)
         with progress() as shown:

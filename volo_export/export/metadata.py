@@ -111,11 +111,13 @@ def load_graph(path: Path):
     import onnx
     from google.protobuf.message import DecodeError
 
+    from volo_export.external_data import external_files
+    from volo_export.io import input_file
+
     path = Path(path)
     if path.is_dir():
         raise InputDataError(f"{path} is a folder, not an ONNX model")
-    if not path.is_file():
-        raise InputDataError(f"model not found: {path}")
+    input_file(path, "model")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, OSError, ValueError) as e:
@@ -123,6 +125,7 @@ def load_graph(path: Path):
     if not model.graph.node and not model.opset_import:  # an empty file parses as an empty ModelProto
         what = "an empty file" if path.stat().st_size == 0 else "no graph"
         raise InputDataError(f"{path} is not an ONNX model ({what})")
+    external_files(model, path)  # the external-data policy, before any reader sees the file
     return model
 
 

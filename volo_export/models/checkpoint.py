@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from volo_export.errors import CheckpointError, first_line
-from volo_export.io import sha256_file
+from volo_export.io import input_file, sha256_file
 from volo_export.models.variants import REGISTRY, VoloConfig, get_config
 from volo_export.models.volo import VOLO, create_model
 
@@ -45,8 +45,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a folder, not a file")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    input_file(path, "checkpoint", CheckpointError)
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
     if path.suffix == ".safetensors":

@@ -109,6 +109,15 @@ class PrecisionRequest:
                            exclude_op_types=self.exclude_op_types, calib_method=self.calib_method,
                            calib_cache=self.cache_path(output))
 
+    def named_inputs(self) -> dict[str, Path | None]:
+        """The files this request reads, by option (for `io.distinct_outputs`)."""
+        data = self.calib_data
+        return {"--calib-data": Path(data) if data not in (None, "random") else None}
+
+    def named_outputs(self, output: Path) -> dict[str, Path | None]:
+        """The files this request writes beside `output`, by option: the calibration cache when it calibrates."""
+        return {"--calib-cache": self.cache_path(output) if self.calib_data else None}
+
 
 def _member(kind, value, name: str):
     """`value` as a member of the vocabulary enum `kind` (a plain string accepted), or a one-line error."""

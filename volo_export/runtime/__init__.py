@@ -21,6 +21,7 @@ from pathlib import Path
 from volo_export.artifact import ENGINE, artifact_kind
 from volo_export.errors import InputDataError, UsageError
 from volo_export.names import Precision, Runtime
+from volo_export.io import input_file
 from volo_export.progress import SILENT, Progress
 from volo_export.runtime.base import BatchRange, Runner, run_in_batches
 from volo_export.runtime.onnxruntime_runner import SessionSettings
@@ -47,8 +48,9 @@ def open_runner(path: Path, settings: SessionSettings = SessionSettings(), plugi
     if runtime is not None and runtime not in RUNTIMES:
         raise UsageError(f"--runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
     kind = artifact_kind(path)
-    if not path.is_file():
-        raise InputDataError(f"model not found: {path}" + (" (a folder, not a file)" if path.is_dir() else ""))
+    if path.is_dir():
+        raise InputDataError(f"model not found: {path} (a folder, not a file)")
+    input_file(path, "model")
     if kind == ENGINE:
         if runtime not in (None, Runtime.AUTO, Runtime.TENSORRT):
             raise UsageError(f"{path.name} is a TensorRT engine: only --runtime tensorrt (or auto) runs it")

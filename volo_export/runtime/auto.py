@@ -82,13 +82,15 @@ def choice_key(path: Path, threads: int, batch: int) -> str:
                        "batch": batch, "versions": versions}, sort_keys=True)
 
 
-def default_cache_file() -> Path:
+def default_cache_file() -> Path | None:
     from volo_export.io import user_cache_dir
 
     return user_cache_dir("runtime-choice.json")
 
 
-def read_cache(cache: Path) -> dict:
+def read_cache(cache: Path | None) -> dict:
+    if cache is None:
+        return {}
     try:
         data = json.loads(Path(cache).read_text())
     except (OSError, ValueError):
@@ -96,10 +98,12 @@ def read_cache(cache: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def write_cache(cache: Path, key: str, choice: Choice) -> None:
+def write_cache(cache: Path | None, key: str, choice: Choice) -> None:
     """Add one verdict to the cache file (atomically); a cache that cannot be written is no error."""
     from volo_export.io import atomic_output
 
+    if cache is None:  # no cache home
+        return
     data = read_cache(cache)
     data[key] = {"runtime": choice.runtime, "ms": choice.ms, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     try:

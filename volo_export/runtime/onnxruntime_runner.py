@@ -16,6 +16,7 @@ import numpy as np
 
 from volo_export.errors import InputDataError, RuntimeUnavailable, first_line
 from volo_export.export.metadata import ArtifactInfo, load_graph, read_info
+from volo_export.external_data import check_onnx_file
 from volo_export.io import user_cache_dir
 from volo_export.names import Executor
 from volo_export.runtime.base import BatchRange
@@ -50,8 +51,8 @@ class SessionSettings:
 CPU_ONLY = ("CPUExecutionProvider",)  # the gate's provider: exact FP32 arithmetic
 
 
-def default_cache_dir() -> Path:
-    """~/.cache/volo-export/ort-tensorrt (XDG_CACHE_HOME respected)."""
+def default_cache_dir() -> Path | None:
+    """~/.cache/volo-export/ort-tensorrt (XDG_CACHE_HOME respected; None: no home, no cache)."""
     return user_cache_dir("ort-tensorrt")
 
 
@@ -64,11 +65,12 @@ def provider_options(providers: Sequence[str], profile=None, cache_dir: Path | N
     out: list = []
     for name in providers:
         if name == "TensorrtExecutionProvider":
-            cache = str(cache_dir or default_cache_dir())
+            cache = cache_dir or default_cache_dir()
             opts = {"trt_fp16_enable": False, "trt_int8_enable": False,
-                    "trt_engine_cache_enable": True, "trt_engine_cache_path": cache,
-                    "trt_timing_cache_enable": True, "trt_timing_cache_path": cache,
+                    "trt_engine_cache_enable": cache is not None, "trt_timing_cache_enable": cache is not None,
                     "trt_builder_optimization_level": DEFAULT_OPT_LEVEL}
+            if cache is not None:
+                opts.update(trt_engine_cache_path=str(cache), trt_timing_cache_path=str(cache))
             if profile is not None and not profile.fixed:
                 for key, shape in (("min", profile.min), ("opt", profile.opt), ("max", profile.max)):
                     opts[f"trt_profile_{key}_shapes"] = f"{profile.input}:{'x'.join(map(str, shape))}"
@@ -129,6 +131,8 @@ class OnnxRuntimeRunner:
             opts.profile_file_prefix = settings.profile_prefix
         if settings.optimized_model:
             opts.optimized_model_filepath = str(settings.optimized_model)
+        if isinstance(model, Path):
+            check_onnx_file(model)  # the external-data policy, before ONNX Runtime opens anything
         source = str(model) if isinstance(model, Path) else model
         self.name = str(model) if isinstance(model, Path) else "<in-memory model>"
         providers = available_providers(settings.providers)

@@ -31,6 +31,7 @@ import numpy as np
 
 from volo_export.errors import InputDataError, RuntimeUnavailable, UsageError, first_line
 from volo_export.export.metadata import ArtifactInfo, read_info
+from volo_export.external_data import check_onnx_file
 from volo_export.names import Executor, Precision, Target
 from volo_export.runtime.base import BatchRange
 
@@ -59,8 +60,8 @@ class OpenVinoSettings:
     batch: int = 1
 
 
-def default_cache_dir() -> Path:
-    """~/.cache/volo-export/openvino (XDG_CACHE_HOME respected)."""
+def default_cache_dir() -> Path | None:
+    """~/.cache/volo-export/openvino (XDG_CACHE_HOME respected; None: no home, no cache)."""
     from volo_export.io import user_cache_dir
 
     return user_cache_dir("openvino")
@@ -92,11 +93,13 @@ def refusal(info: ArtifactInfo | None, name: str) -> str | None:
     return None
 
 
-def cache_dir_for(path: Path, settings: OpenVinoSettings) -> Path:
-    """The model-cache folder of one artifact: named after its content (see the module docstring)."""
+def cache_dir_for(path: Path, settings: OpenVinoSettings) -> Path | None:
+    """The model-cache folder of one artifact: named after its content (see the module docstring); None
+    without a cache home."""
     from volo_export.io import sha256_file
 
-    return (settings.cache_dir or default_cache_dir()) / sha256_file(path)[:32]
+    root = settings.cache_dir or default_cache_dir()
+    return None if root is None else root / sha256_file(path)[:32]
 
 
 def compile_config(hint: str, settings: OpenVinoSettings, cache_dir: Path | None = None) -> dict:
@@ -124,6 +127,8 @@ class OpenVinoRunner:
         self.name = "<in-memory model>" if in_memory else str(model)
         if settings.threads < 0:
             raise UsageError(f"threads must be >= 0 (0 = every core), got {settings.threads}")
+        if not in_memory:
+            check_onnx_file(Path(model))  # the external-data policy, before OpenVINO opens anything
         self._info = info if in_memory else _info_or_none(Path(model))
         label = Path(self.name).name
         why_not = refusal(self._info, label)

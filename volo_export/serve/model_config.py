@@ -1,8 +1,9 @@
 """`config.pbtxt` read exactly as Triton reads it (protobuf text format into `inference.ModelConfig`, the
 message `tritonclient.grpc.model_config_pb2` ships), plus the rules the protobuf cannot express.
 
-Every config volo-export writes goes through `parse_model_config` before it lands, and a repository
-through `check_repository` (ensemble steps against the models they call).
+Every config volo-export writes is a ModelConfig message checked by `config_problems` before it lands, and
+a repository by `check_repository` (ensemble steps against the models they call); `parse_model_config`
+reads a config.pbtxt written elsewhere.
 """
 
 from __future__ import annotations

@@ -17,25 +17,29 @@ For each artifact (one model directory each, named after the file unless `--name
 `serve` writes the same repository with one change (`local=True`): the network model runs in Triton's
 Python backend through volo-export's own runner (`triton_models/network_model.py`, reading the artifact
 in place), because the server binary of the nvidia-pytriton wheel has no ONNX Runtime or TensorRT backend.
-Every config is parsed back with Triton's ModelConfig protobuf before the repository is moved into place.
+Every config is a ModelConfig message (Triton's protobuf, from tritonclient) written in protobuf's text format,
+and checked (`model_config.config_problems`, `check_repository`) before the repository is moved into place.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.resources import files
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from volo_export.artifact import ENGINE, artifact_kind
+from volo_export.artifact import ENGINE, ENGINE_SUFFIXES, artifact_kind
 from volo_export.errors import InputDataError, UsageError
 from volo_export.export.metadata import ArtifactInfo, load_graph, read_info
+from volo_export.external_data import ExternalFile, external_files
 from volo_export.labels import class_names
 from volo_export.progress import SILENT, Progress
 from volo_export.runtime.base import DEFAULT_BATCH, BatchRange
+from volo_export.serve.model_config import check_repository, config_problems, model_config_pb2
 from volo_export.trt.config import Profile, input_spec
 
 # ONNX TensorProto element types -> Triton data types (the ones a VOLO artifact's image input and logits use).
@@ -48,9 +52,11 @@ DEFAULT_QUEUE_DELAY_US = 100
 DEVICES = ("cpu", "gpu")
 IMAGE_INPUT = "image"  # the image model's input: one encoded image (BYTES) per batch row
 LABELS_FILE = "labels.txt"
+# The files of a version folder that an external-data file must not replace.
+RESERVED_FILES = ("model.onnx", "model.plan", "model.py")
 # The modules the preprocessing model needs: volo_export.preprocess and what it imports (numpy and Pillow
 # aside). tests/test_triton_repo.py imports this copy alone (`python -I`), so a new import breaks a test.
-VENDORED_MODULES = ("__init__.py", "errors.py", "preprocess.py", "models/__init__.py", "models/variants.py")
+VENDORED_MODULES = ("__init__.py", "errors.py", "io.py", "preprocess.py", "models/__init__.py", "models/variants.py")
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,7 @@ class ArtifactSpec:
     output: Tensor  # (classes,)
     batch: BatchRange  # the batch sizes the artifact takes
     profile: Profile | None = None  # engines: the optimization profile
-    side_files: tuple[Path, ...] = ()  # an ONNX's external weight files (above 2 GB), copied beside it
+    side_files: tuple[ExternalFile, ...] = ()  # an ONNX's external weight files, copied where it names them
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ class RepoSettings:
     dynamic_batching: bool = True
     max_queue_delay_us: int = DEFAULT_QUEUE_DELAY_US
     tensorrt_ep: bool = False
-    trt_cache_dir: str = "/tmp/volo-export-trt-cache"
+    trt_cache_dir: str | None = None  # None: `default_trt_cache_dir()`
     version: int = 1
     warmup_batch: int = 1
     threads: int | None = None
@@ -116,17 +122,17 @@ class RepoSettings:
             raise UsageError("--tensorrt-ep is ONNX Runtime's TensorRT execution provider: it needs --device gpu")
         if self.gpus and self.device == "cpu":
             raise UsageError("--gpus needs --device gpu")
-        if self.name is not None and not _VALID_NAME.fullmatch(self.name):
-            raise UsageError(f"--name {self.name!r}: use letters, digits, '_', '-' and '.'")
+        if self.name is not None:
+            check_model_name(self.name, "--name ")
 
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """One model directory: its config.pbtxt text and files (relative path -> bytes, or a file to copy)."""
+    """One model directory: its ModelConfig and files (relative path -> bytes, or a file to copy)."""
 
     name: str
     role: str  # "network", "preprocess" or "ensemble"
-    config: str
+    config: object  # inference.ModelConfig (tritonclient's model_config_pb2)
     files: Mapping[str, bytes | Path] = field(default_factory=dict)
     version: int = 1
 
@@ -143,7 +149,17 @@ class RepositoryResult:
         return {"repository": str(self.root), "models": self.models, "notes": self.notes}
 
 
-_VALID_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+# A model name is a folder of the repository: an identifier that starts with a letter, digit or '_' (so never
+# '.', '..' or a hidden folder) and holds no path separator.
+_VALID_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def check_model_name(name: str, what: str = "") -> str:
+    """`name` if it is a valid model name (see `_VALID_NAME`), else a one-line UsageError."""
+    if not _VALID_NAME.fullmatch(name):
+        raise UsageError(f"{what}{name!r}: use letters, digits, '_', '-' and '.', starting with a letter, digit "
+                         "or '_' (a model name is a folder of the repository; at most 128 characters)")
+    return name
 
 
 # --------------------------------------------------------------------------- reading artifacts
@@ -176,15 +192,14 @@ def read_artifact_spec(path: Path) -> ArtifactSpec:
                         side_files=_external_data(graph, path))
 
 
-def _external_data(graph, path: Path) -> tuple[Path, ...]:
-    """The files an ONNX keeps its external weights in (they must sit beside model.onnx)."""
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
-
-    names = sorted({ExternalDataInfo(t).location for t in graph.graph.initializer if uses_external_data(t)})
-    files = tuple(path.parent / name for name in names)
-    missing = [f for f in files if not f.is_file()]
-    if missing:
-        raise InputDataError(f"{path}: its weights file {missing[0].name} is not beside it")
+def _external_data(graph, path: Path) -> tuple[ExternalFile, ...]:
+    """The files an ONNX keeps its external weights in (inside its folder: `external_data.external_files`),
+    copied into the repository at the same place relative to model.onnx."""
+    files = external_files(graph, path)
+    taken = [f.location for f in files if PurePosixPath(f.location).as_posix() in RESERVED_FILES]
+    if taken:
+        raise InputDataError(f"{path}: its external data file {taken[0]!r} would take the place of the model file "
+                             "in the repository; save the weights under another name")
     return files
 
 
@@ -194,6 +209,11 @@ def _engine_spec(path: Path) -> ArtifactSpec:
     provenance = read_sidecar(path)
     verify_plan_file(path, provenance)
     info, profile = provenance.info, provenance.profile
+    size = info.preprocessing.size
+    shapes = {tuple(shape[1:]) for shape in (profile.min, profile.opt, profile.max)}
+    if shapes != {(3, size, size)}:
+        raise InputDataError(f"{path}: its sidecar says image_size {size}, but the engine profile takes "
+                             f"{sorted(shapes)} per image; the sidecar does not describe this engine")
     lo, _, hi = profile.batches
     return ArtifactSpec(path, ENGINE, info, Tensor(provenance.input_name, "TYPE_FP32", tuple(profile.max[1:])),
                         Tensor(provenance.output_name, "TYPE_FP32", (info.num_classes,)), BatchRange(lo, hi), profile)
@@ -213,7 +233,7 @@ def _triton_type(value, path: Path) -> str:
 
 def model_name(path: Path) -> str:
     """A Triton model name from an artifact's file name: `d1_fp16.onnx` -> `d1_fp16`."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem).strip("_.") or "volo"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem).strip("_.-")[:100] or "volo"
 
 
 # --------------------------------------------------------------------------- batching policy
@@ -252,21 +272,15 @@ def preferred_batches(spec: ArtifactSpec, settings: RepoSettings, max_batch: int
     return ()
 
 
-# --------------------------------------------------------------------------- config.pbtxt text
+# --------------------------------------------------------------------------- ModelConfig messages
 
 
-def _q(text: str) -> str:
-    """A protobuf text-format string literal."""
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def _dims(values: Sequence[int]) -> str:
-    return "[ " + ", ".join(str(int(v)) for v in values) + " ]"
-
-
-def _tensor(t: Tensor, labels: bool = False) -> str:
-    label = f" label_filename: {_q(LABELS_FILE)}" if labels else ""
-    return f"{{ name: {_q(t.name)} data_type: {t.data_type} dims: {_dims(t.dims)}{label} }}"
+def _tensor(message, t: Tensor, labels: bool = False) -> None:
+    """Fill a ModelInput/ModelOutput `message` from `t` (`labels`: Triton's classification labels file)."""
+    message.name, message.data_type = t.name, model_config_pb2().DataType.Value(t.data_type)
+    message.dims.extend(int(d) for d in t.dims)
+    if labels:
+        message.label_filename = LABELS_FILE
 
 
 def _batched(t: Tensor, max_batch: int, rows: int) -> Tensor:
@@ -274,94 +288,118 @@ def _batched(t: Tensor, max_batch: int, rows: int) -> Tensor:
     return t if max_batch else Tensor(t.name, t.data_type, (rows, *t.dims))
 
 
-def _parameters(values: Mapping[str, str]) -> list[str]:
-    return [f"parameters {{ key: {_q(k)} value: {{ string_value: {_q(v)} }} }}" for k, v in values.items()]
+def _new_config(name: str, max_batch: int, image: Tensor, output: Tensor, labels: bool, **head):
+    """A ModelConfig: name, platform or backend (`head`), max_batch_size, one input and one output."""
+    config = model_config_pb2().ModelConfig(name=name, max_batch_size=max_batch, **head)
+    _tensor(config.input.add(), image)
+    _tensor(config.output.add(), output, labels)
+    return config
 
 
-def _dynamic_batching(settings: RepoSettings, max_batch: int, preferred: Sequence[int] = ()) -> list[str]:
-    if not (settings.dynamic_batching and max_batch):
-        return []
-    sizes = f"preferred_batch_size: {_dims(preferred)} " if preferred else ""
-    return [f"dynamic_batching {{ {sizes}max_queue_delay_microseconds: {settings.max_queue_delay_us} }}"]
+def _instances(config, settings: RepoSettings, kind: str) -> None:
+    group = config.instance_group.add(count=settings.instances,
+                                      kind=model_config_pb2().ModelInstanceGroup.Kind.Value(kind))
+    if settings.gpus and kind == "KIND_GPU":
+        group.gpus.extend(settings.gpus)
 
 
-def _warmup(t: Tensor, batch: int) -> list[str]:
-    if not batch:
-        return []
-    return ["model_warmup [", f"  {{ name: \"warmup_batch{batch}\" batch_size: {batch}",
-            f"    inputs {{ key: {_q(t.name)} value: {{ data_type: {t.data_type} dims: {_dims(t.dims)} "
-            "random_data: true } } }", "]"]
+def _dynamic_batching(config, settings: RepoSettings, max_batch: int, preferred: Sequence[int] = ()) -> None:
+    if settings.dynamic_batching and max_batch:
+        config.dynamic_batching.preferred_batch_size.extend(preferred)
+        config.dynamic_batching.max_queue_delay_microseconds = settings.max_queue_delay_us
 
 
-def _tensorrt_ep(spec: ArtifactSpec, settings: RepoSettings, max_batch: int) -> list[str]:
+def _warmup(config, t: Tensor, batch: int) -> None:
+    if batch:
+        warmup = config.model_warmup.add(name=f"warmup_batch{batch}", batch_size=batch)
+        data = warmup.inputs[t.name]
+        data.data_type, data.random_data = model_config_pb2().DataType.Value(t.data_type), True
+        data.dims.extend(t.dims)
+
+
+def default_trt_cache_dir() -> Path:
+    """The TensorRT EP's engine cache when --trt-cache is not given: the user cache of whoever writes the
+    repository. Not a fixed path in a world-writable /tmp, where another user could plant engines first."""
+    from volo_export.io import user_cache_dir
+
+    folder = user_cache_dir("tensorrt-ep")
+    if folder is None:
+        raise UsageError("--tensorrt-ep: no home folder to keep the engine cache in; give --trt-cache DIR")
+    return folder.absolute()
+
+
+def _tensorrt_ep(config, spec: ArtifactSpec, settings: RepoSettings, max_batch: int) -> None:
     """ONNX Runtime's TensorRT execution provider in Triton's onnxruntime backend. As in
     `runtime.onnxruntime_runner.provider_options`: precision is already in the graph (FP16 conversion or
     Q/DQ, both gated), so precision_mode stays FP32; engine and timing caches on; the batch profile."""
     shape = "x".join(str(d) for d in spec.input.dims)
     opt = max(1, max_batch // 2)
-    params = {"precision_mode": "FP32", "max_workspace_size_bytes": str(4 << 30),
-              "trt_engine_cache_enable": "1", "trt_engine_cache_path": settings.trt_cache_dir,
-              "trt_timing_cache_enable": "1", "trt_timing_cache_path": settings.trt_cache_dir,
-              "trt_profile_min_shapes": f"{spec.input.name}:1x{shape}",
-              "trt_profile_opt_shapes": f"{spec.input.name}:{opt}x{shape}",
-              "trt_profile_max_shapes": f"{spec.input.name}:{max(1, max_batch)}x{shape}"}
-    body = "".join(f"\n      parameters {{ key: {_q(k)} value: {_q(v)} }}" for k, v in params.items())
-    return ["optimization { execution_accelerators { gpu_execution_accelerator: [", f"    {{ name: \"tensorrt\"{body} }}",
-            "] } }"]
+    cache = settings.trt_cache_dir or str(default_trt_cache_dir())
+    accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add(name="tensorrt")
+    accelerator.parameters.update({
+        "precision_mode": "FP32", "max_workspace_size_bytes": str(4 << 30),
+        "trt_engine_cache_enable": "1", "trt_engine_cache_path": cache,
+        "trt_timing_cache_enable": "1", "trt_timing_cache_path": cache,
+        "trt_profile_min_shapes": f"{spec.input.name}:1x{shape}",
+        "trt_profile_opt_shapes": f"{spec.input.name}:{opt}x{shape}",
+        "trt_profile_max_shapes": f"{spec.input.name}:{max(1, max_batch)}x{shape}"})
 
 
-def network_config(spec: ArtifactSpec, settings: RepoSettings, name: str, local: bool = False) -> str:
-    """config.pbtxt of the network model. `local`: the same model in Triton's Python backend, running
+def network_config(spec: ArtifactSpec, settings: RepoSettings, name: str, local: bool = False):
+    """The network model's ModelConfig. `local`: the same model in Triton's Python backend, running
     volo-export's runner on the artifact where it is (for `serve`)."""
     max_batch = max_batch_size(spec, settings.max_batch)
     rows = spec.batch.lo  # a static batch
     image, logits = _batched(spec.input, max_batch, rows), _batched(spec.output, max_batch, rows)
     if local:
-        head, kind = 'backend: "python"', "KIND_CPU"  # the runner picks its own device (TensorRT, CUDA or CPU)
+        head, kind = {"backend": "python"}, "KIND_CPU"  # the runner picks its own device (TensorRT, CUDA or CPU)
     else:
-        head = 'platform: "tensorrt_plan"' if spec.kind == ENGINE else 'platform: "onnxruntime_onnx"'
+        head = {"platform": "tensorrt_plan" if spec.kind == ENGINE else "onnxruntime_onnx"}
         kind = "KIND_GPU" if spec.kind == ENGINE or settings.device == "gpu" else "KIND_CPU"
-    gpus = f" gpus: {_dims(settings.gpus)}" if settings.gpus and kind == "KIND_GPU" else ""
-    lines = [f"name: {_q(name)}", head, f"max_batch_size: {max_batch}",
-             "version_policy: { latest { num_versions: 1 } }",
-             f"input [ {_tensor(image)} ]", f"output [ {_tensor(logits, labels=True)} ]",
-             f"instance_group [ {{ count: {settings.instances} kind: {kind}{gpus} }} ]",
-             *_dynamic_batching(settings, max_batch, preferred_batches(spec, settings, max_batch) if max_batch else ()),
-             *_warmup(image, min(settings.warmup_batch, max_batch) if max_batch else min(settings.warmup_batch, 1))]
+    config = _new_config(name, max_batch, image, logits, True, **head)
+    config.version_policy.latest.num_versions = 1
+    _instances(config, settings, kind)
+    _dynamic_batching(config, settings, max_batch, preferred_batches(spec, settings, max_batch) if max_batch else ())
+    _warmup(config, image, min(settings.warmup_batch, max_batch or 1))
     if settings.tensorrt_ep and spec.kind != ENGINE and not local:
-        lines += _tensorrt_ep(spec, settings, max_batch or rows)
-    params = dict(sorted(spec.info.to_props().items()))  # the artifact's metadata: clients read preprocessing here
+        _tensorrt_ep(config, spec, settings, max_batch or rows)
+    params = dict(spec.info.to_props())  # the artifact's metadata: clients read preprocessing here
     if local:
         params.update(artifact=str(spec.path.resolve()), threads=str(settings.threads or 0))
     elif settings.threads is not None and kind == "KIND_CPU" and spec.kind != ENGINE:
         params["intra_op_thread_count"] = str(settings.threads)
-    return "\n".join(lines + _parameters(params)) + "\n"
+    for key, value in params.items():
+        config.parameters[key].string_value = value
+    return config
 
 
-def preprocess_config(spec: ArtifactSpec, settings: RepoSettings, name: str, max_batch: int) -> str:
-    """config.pbtxt of the Python-backend preprocessing model: one encoded image per row -> the network's input."""
-    lines = [f"name: {_q(name)}", 'backend: "python"', f"max_batch_size: {max_batch}",
-             f"input [ {_tensor(Tensor(IMAGE_INPUT, 'TYPE_STRING', (1,)))} ]", f"output [ {_tensor(spec.input)} ]",
-             f"instance_group [ {{ count: {settings.instances} kind: KIND_CPU }} ]",
-             *_dynamic_batching(settings, max_batch)]
-    return "\n".join(lines) + "\n"
+def preprocess_config(spec: ArtifactSpec, settings: RepoSettings, name: str, max_batch: int):
+    """The Python-backend preprocessing model's ModelConfig: one encoded image per row -> the network's input."""
+    config = _new_config(name, max_batch, Tensor(IMAGE_INPUT, "TYPE_STRING", (1,)), spec.input, False,
+                         backend="python")
+    _instances(config, settings, "KIND_CPU")
+    _dynamic_batching(config, settings, max_batch)
+    return config
 
 
-def ensemble_config(spec: ArtifactSpec, name: str, preprocess: str, network: str, max_batch: int) -> str:
-    """config.pbtxt of the ensemble: image bytes -> `preprocess` -> `network` -> logits (with labels)."""
+def ensemble_config(spec: ArtifactSpec, name: str, preprocess: str, network: str, max_batch: int):
+    """The ensemble's ModelConfig: image bytes -> `preprocess` -> `network` -> logits (with labels)."""
     image, logits = spec.input.name, spec.output.name
-    lines = [f"name: {_q(name)}", 'platform: "ensemble"', f"max_batch_size: {max_batch}",
-             f"input [ {_tensor(Tensor(IMAGE_INPUT, 'TYPE_STRING', (1,)))} ]",
-             f"output [ {_tensor(spec.output, labels=True)} ]",
-             "ensemble_scheduling { step [",
-             f"  {{ model_name: {_q(preprocess)} model_version: -1",
-             f"    input_map {{ key: {_q(IMAGE_INPUT)} value: {_q(IMAGE_INPUT)} }}",
-             f"    output_map {{ key: {_q(image)} value: \"preprocessed\" }} }},",
-             f"  {{ model_name: {_q(network)} model_version: -1",
-             f"    input_map {{ key: {_q(image)} value: \"preprocessed\" }}",
-             f"    output_map {{ key: {_q(logits)} value: {_q(logits)} }} }}",
-             "] }"]
-    return "\n".join(lines) + "\n"
+    config = _new_config(name, max_batch, Tensor(IMAGE_INPUT, "TYPE_STRING", (1,)), spec.output, True,
+                         platform="ensemble")
+    for model, inputs, outputs in ((preprocess, {IMAGE_INPUT: IMAGE_INPUT}, {image: "preprocessed"}),
+                                   (network, {image: "preprocessed"}, {logits: logits})):
+        step = config.ensemble_scheduling.step.add(model_name=model, model_version=-1)
+        step.input_map.update(inputs)
+        step.output_map.update(outputs)
+    return config
+
+
+def config_text(config) -> str:
+    """A ModelConfig as config.pbtxt (protobuf text format, as Triton reads it)."""
+    from google.protobuf import text_format
+
+    return text_format.MessageToString(config)
 
 
 # --------------------------------------------------------------------------- models and files
@@ -386,7 +424,7 @@ def repository_models(spec: ArtifactSpec, settings: RepoSettings, name: str, loc
     labels = ("\n".join(class_names(spec.info.labels, spec.info.num_classes)) + "\n").encode()
     body = ({f"{version}/model.py": triton_model_source("network_model.py")} if local else
             {f"{version}/model.plan" if spec.kind == ENGINE else f"{version}/model.onnx": spec.path,
-             **{f"{version}/{f.name}": f for f in spec.side_files}})
+             **{f"{version}/{PurePosixPath(f.location).as_posix()}": f.path for f in spec.side_files}})
     models = [ModelFiles(name, "network", network_config(spec, settings, name, local),
                          {LABELS_FILE: labels, **body}, settings.version)]
     if not settings.image_model:
@@ -409,11 +447,14 @@ def repository_models(spec: ArtifactSpec, settings: RepoSettings, name: str, loc
 
 
 def write_models(models: Sequence[ModelFiles], root: Path, progress: Progress = SILENT) -> dict[str, object]:
-    """Write every model directory under `root` and parse each config.pbtxt back (Triton's ModelConfig
-    protobuf, then the cross-model checks); returns {name: ModelConfig}."""
-    from volo_export.serve.model_config import check_repository, read_model_config
-
-    configs = {}
+    """Check every ModelConfig (the rules beyond the protobuf, then the cross-model checks) and write every
+    model directory under `root`; returns {name: ModelConfig}."""
+    configs = {model.name: model.config for model in models}
+    for name, config in configs.items():
+        problems = config_problems(config)
+        if problems:
+            raise InputDataError(f"{name}/config.pbtxt: " + "; ".join(problems))
+    check_repository(configs)
     for model in models:
         progress.stage(f"writing model {model.name} ({model.role})")
         folder = Path(root) / model.name
@@ -425,9 +466,7 @@ def write_models(models: Sequence[ModelFiles], root: Path, progress: Progress = 
                 shutil.copyfile(content, target)
             else:
                 target.write_bytes(content)
-        (folder / "config.pbtxt").write_text(model.config, encoding="utf-8")
-        configs[model.name] = read_model_config(folder / "config.pbtxt")
-    check_repository(configs)
+        (folder / "config.pbtxt").write_text(config_text(model.config), encoding="utf-8")
     return configs
 
 
@@ -444,6 +483,7 @@ def plan_repository(artifacts: Sequence[Path], settings: RepoSettings) -> list[M
               for m in repository_models(spec, settings, settings.name or model_name(spec.path))]
     seen: dict[str, str] = {}
     for m in models:
+        check_model_name(m.name)
         if m.name in seen:
             raise UsageError(f"two models would be named {m.name!r}; rename an artifact or use --name")
         seen[m.name] = m.role
@@ -453,12 +493,18 @@ def plan_repository(artifacts: Sequence[Path], settings: RepoSettings) -> list[M
 def write_repository(artifacts: Sequence[Path], out: Path, settings: RepoSettings = RepoSettings(),
                      replace: bool = False, progress: Progress = SILENT) -> RepositoryResult:
     """`triton-repo`: a model repository for the NGC Triton server at `out`, written into a staging folder
-    and moved into place only when every config parsed back (`replace`: swap an existing folder)."""
+    and moved into place only when every config passed its checks. `replace`: write into an existing
+    repository, swapping out only the model folders being written (the repository's other models stay, and
+    a source artifact inside a folder that would be replaced is refused)."""
     from volo_export.io import atomic_directory
 
+    out = Path(out)
     models = plan_repository(artifacts, settings)
-    with atomic_directory(Path(out), replace) as staging:
-        write_models(models, staging, progress)
+    if replace and out.is_dir():
+        _replace_models(models, out, progress)
+    else:
+        with atomic_directory(out, replace) as staging:
+            write_models(models, staging, progress)
     notes = []
     if any(m.role == "preprocess" for m in models):
         notes.append("the image models run Triton's Python backend: the server's Python needs numpy and Pillow "
@@ -466,5 +512,46 @@ def write_repository(artifacts: Sequence[Path], out: Path, settings: RepoSetting
     if any(f.endswith("model.plan") for m in models for f in m.files):
         notes.append("TensorRT plans load only on the TensorRT version and GPU they were built for: use the NGC "
                      "tritonserver release with that TensorRT (see the engine's .engine.json)")
-    listed = [{"name": m.name, "role": m.role, "config": str(Path(out) / m.name / "config.pbtxt")} for m in models]
-    return RepositoryResult(Path(out), listed, notes)
+    listed = [{"name": m.name, "role": m.role, "config": str(out / m.name / "config.pbtxt")} for m in models]
+    return RepositoryResult(out, listed, notes)
+
+
+def _sources(models: Sequence[ModelFiles]) -> list[Path]:
+    """Every file the models are copied from, engine sidecars included."""
+    from volo_export.trt.provenance import sidecar_path
+
+    files = [p for m in models for p in m.files.values() if isinstance(p, Path)]
+    return files + [sidecar_path(p) for p in files if p.suffix in ENGINE_SUFFIXES]
+
+
+def _replace_models(models: Sequence[ModelFiles], out: Path, progress: Progress) -> None:
+    """`--force` into the existing repository `out`: write the models into a staging folder beside it, then
+    swap each model folder in (the previous one is removed once every swap is done, or put back)."""
+    from volo_export.io import make_staging, remove_stale_staging
+
+    replaced = [(out / m.name).resolve() for m in models]
+    for source in _sources(models):
+        inside = next((folder for folder in replaced if source.resolve().is_relative_to(folder)), None)
+        if inside is not None:
+            raise UsageError(f"--force would replace {inside}, which holds the source {source}; write the "
+                             "repository elsewhere or move the artifact out first")
+    remove_stale_staging(out.parent)
+    staging, old = make_staging(out.name, out.parent), make_staging(out.name + "-replaced", out.parent)
+    moved: list[str] = []
+    try:
+        write_models(models, staging, progress)
+        for m in models:
+            if os.path.lexists(out / m.name):
+                os.replace(out / m.name, old / m.name)
+            os.replace(staging / m.name, out / m.name)
+            moved.append(m.name)
+    except BaseException:
+        for name in moved:  # put the previous model folders back
+            shutil.rmtree(out / name, ignore_errors=True)
+        for entry in old.iterdir():
+            os.replace(entry, out / entry.name)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+

@@ -115,11 +115,19 @@ def server_environment(install: TritonInstall, tmpdir: Path) -> dict[str, str]:
 # --------------------------------------------------------------------------- endpoints and ports
 
 
+LOCAL_HOST = "127.0.0.1"
+EXPOSED_WARNING = ("listening on {host}: other machines can reach the server, and Triton's endpoints have no "
+                   "authentication (anyone who reaches them can run and load-test the model); serve on 127.0.0.1 "
+                   "(the default) unless that is intended, behind a firewall or a proxy that authenticates")
+
+
 @dataclass(frozen=True)
 class Endpoints:
-    """Where the server listens: `host` for all three services (0.0.0.0: every interface)."""
+    """Where the server listens: `host` for all three services (HTTP, gRPC, metrics). The default is this
+    machine only: the endpoints are unauthenticated (Triton's secure deployment considerations), so
+    listening on every interface (0.0.0.0) is something the user asks for (`exposed`)."""
 
-    host: str = "0.0.0.0"
+    host: str = LOCAL_HOST
     http: int = 8000
     grpc: int = 8001
     metrics: int = 8002
@@ -127,6 +135,16 @@ class Endpoints:
     @property
     def ports(self) -> dict[str, int]:
         return {"http": self.http, "grpc": self.grpc, "metrics": self.metrics}
+
+    @property
+    def exposed(self) -> bool:
+        """True when other machines can reach it (any address but a loopback one)."""
+        import ipaddress
+
+        try:
+            return not ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host != "localhost"
 
     @property
     def reachable_host(self) -> str:

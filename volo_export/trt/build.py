@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from volo_export.errors import EngineError, InputDataError, TensorRTCheckFailed, UsageError, first_line
-from volo_export.io import atomic_output, ensure_writable, sha256_file
+from volo_export.interrupt import PendingSignal, deferred_signals
+from volo_export.io import atomic_output, distinct_outputs, ensure_writable, sha256_file
 from volo_export.progress import SILENT, Progress
 from volo_export.trt.check import DEFAULT_TRT, TRT_VERSIONS, check_model, first_violation
 from volo_export.trt.config import (BuildPlan, BuildSettings, Enum, Profile, Ref, build_plan, compute_profile,
@@ -122,6 +123,9 @@ def build_engine(request: EngineRequest, progress: Progress = SILENT,
 
     ensure_writable(request.output)
     settings = request.settings
+    distinct_outputs({"MODEL": request.onnx, "--plugins": settings.plugins},
+                     {"--output": request.output, "sidecar": sidecar_path(request.output),
+                      "--timing-cache": settings.timing_cache})
     progress.stage(f"reading {request.onnx.name} and checking it against TensorRT's ONNX parser rules")
     library = library or find_library(settings.runtime)
     prepared = prepare(request, check_rules_for(library))  # a graph TensorRT rejects exits 4 before any version gate
@@ -180,7 +184,9 @@ def _own_version() -> str:
     return library_versions(("volo-export",))["volo-export"] or "unknown"
 
 
-def _make_monitor(trt, progress: Progress):
+def _make_monitor(trt, progress: Progress, interrupt: PendingSignal):
+    """A trt.IProgressMonitor that shows the build's phases and cancels it once a signal is pending."""
+
     class Monitor(trt.IProgressMonitor):
         def __init__(self):
             trt.IProgressMonitor.__init__(self)
@@ -189,7 +195,7 @@ def _make_monitor(trt, progress: Progress):
             progress.phase_start(phase_name, parent_phase, num_steps)
 
         def step_complete(self, phase_name, step):
-            return progress.phase_step(phase_name, step)
+            return progress.phase_step(phase_name, step) and not interrupt.pending
 
         def phase_finish(self, phase_name):
             progress.phase_finish(phase_name)
@@ -241,7 +247,14 @@ class BuiltPlan:
 def build_serialized(library: Library, onnx_path: Path, plan: BuildPlan, progress: Progress = SILENT) -> BuiltPlan:
     """Parse `onnx_path` (every parser error: TensorRTCheckFailed, carrying a RealVerdict) and build it with
     the plan's calls replayed (a failed build: EngineError). The part of `build_engine` that needs no
-    volo-export metadata, so any ONNX with any plan builds here (the parser-agreement tests use it)."""
+    volo-export metadata, so any ONNX with any plan builds here (the parser-agreement tests use it).
+    Ctrl-C and SIGTERM stop it (`interrupt.deferred_signals`: TensorRT would swallow them in its callbacks)."""
+    with deferred_signals() as interrupt:
+        return _build_serialized(library, onnx_path, plan, progress, interrupt)
+
+
+def _build_serialized(library: Library, onnx_path: Path, plan: BuildPlan, progress: Progress,
+                      interrupt: PendingSignal) -> BuiltPlan:
     from volo_export.trt.infer import load_plugins
 
     trt = library.module
@@ -251,6 +264,8 @@ def build_serialized(library: Library, onnx_path: Path, plan: BuildPlan, progres
     load_plugins(builder.get_plugin_registry(), plan.plugins)
     progress.stage(f"parsing {onnx_path.name} with {library.label}'s ONNX parser")
     network, issues = parse_onnx(trt, builder, logger, onnx_path, plan.network_flags)
+    if interrupt.pending:
+        return None  # deferred_signals delivers the signal
     if issues:
         verdict = RealVerdict(onnx_path.name, library.label, False, issues)
         raise TensorRTCheckFailed(f"{verdict.summary()}; see volo-export check {onnx_path}", verdict)
@@ -261,10 +276,12 @@ def build_serialized(library: Library, onnx_path: Path, plan: BuildPlan, progres
         data = plan.timing_cache.read_bytes() if plan.timing_cache.is_file() else b""
         config.set_timing_cache(config.create_timing_cache(data), False)
     if hasattr(config, "progress_monitor"):
-        config.progress_monitor = _make_monitor(trt, progress)
+        config.progress_monitor = _make_monitor(trt, progress, interrupt)
     progress.stage(f"building the engine ahead of time for {plan.targets} (no GPU needed)" if library.rtx else
                    "building the engine (TensorRT times kernels: minutes for a full-size VOLO)")
     serialized = builder.build_serialized_network(network, config)
+    if interrupt.pending:
+        return None  # deferred_signals delivers the signal: nothing is written
     if serialized is None:
         raise EngineError(f"{library.label} could not build {onnx_path.name}: "
                           f"{first_line(logger.errors[0]) if logger.errors else 'build cancelled or failed'}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from volo_export.external_data import check_onnx_file
 from volo_export.trt.products import Library, find_library
 
 # The builder's layer table (profiling verbosity DETAILED) is one VERBOSE message starting so.
@@ -100,6 +101,7 @@ def parse_onnx(trt, builder, logger, onnx_path: Path, flag_names: tuple[str, ...
     """(network, issues) after parsing `onnx_path` into a new network of `builder` created with the
     NetworkDefinitionCreationFlag members `flag_names`. A rejection with no parser error of its own
     gets one issue built from the first logged error."""
+    check_onnx_file(onnx_path)  # the parser follows any location, symlink or pipe: check before it reads
     flags = 0
     for name in flag_names:
         flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))

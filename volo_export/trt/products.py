@@ -178,6 +178,9 @@ def parse_compute_capabilities(values: Sequence[str]) -> tuple[str, ...]:
                                  f"{', '.join(COMPUTE_CAPABILITIES)}")
             if key not in out:
                 out.append(key)
+    if values and not out:  # `--compute-capability ''` is a mistake, not a request for the default
+        raise UsageError(f"--compute-capability {' '.join(map(repr, values))} names no GPU; give e.g. sm86, or leave "
+                         "the option out for TensorRT-RTX's portable default")
     return tuple(out)
 
 

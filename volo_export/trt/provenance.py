@@ -246,11 +246,10 @@ def read_sidecar(engine: Path) -> EngineProvenance:
 def verify_plan_file(engine: Path, provenance: EngineProvenance) -> None:
     """Cheap checks that need no TensorRT: the file exists, is big enough, and is the plan the sidecar
     describes (size, then sha256)."""
-    from volo_export.io import sha256_file
+    from volo_export.io import input_file, sha256_file
 
     engine = Path(engine)
-    if not engine.is_file():
-        raise InputDataError(f"engine not found: {engine}")
+    input_file(engine, "engine")
     size = engine.stat().st_size
     if size < MIN_PLAN_BYTES:
         raise InputDataError(f"{engine.name} is {size} bytes: too small to be a TensorRT plan")

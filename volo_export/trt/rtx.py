@@ -82,7 +82,8 @@ def validity_problem(validity: str, diagnostics: int, engine: str) -> str | None
                                                       "(no usable CUDA GPU or driver?)")
 
 
-def runtime_cache_path(engine_sha256: str, version: str, root: Path | None = None) -> Path:
-    """Where the JIT kernels of one engine (by its sha256) under one TensorRT-RTX version are kept."""
+def runtime_cache_path(engine_sha256: str, version: str, root: Path | None = None) -> Path | None:
+    """Where the JIT kernels of one engine (by its sha256) under one TensorRT-RTX version are kept (None: no
+    cache home, no runtime cache)."""
     folder = Path(root) if root is not None else user_cache_dir(RUNTIME_CACHE_DIR)
-    return folder / f"{engine_sha256[:24]}-{version}.runtime-cache"
+    return None if folder is None else folder / f"{engine_sha256[:24]}-{version}.runtime-cache"
