@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from volo_export.errors import InputDataError, UsageError
-from volo_export.export.metadata import ArtifactInfo
+from volo_export.export.metadata import ArtifactInfo, MissingMetadata, check_input_shape
 from volo_export.labels import class_names
 from volo_export.preprocess import preprocess_paths
 from volo_export.runtime.base import run_in_batches
@@ -63,10 +63,14 @@ def model_info(runner, model_name: str | None = None) -> ArtifactInfo:
 
     try:
         own = runner.info
-    except InputDataError:  # no volo-export metadata: the registered variant speaks for it
+    except MissingMetadata:  # a foreign export: the registered variant speaks for it
         config = get_config(model_name)
-        return ArtifactInfo(model=config.name, preprocessing=config.preprocessing,
+        info = ArtifactInfo(model=config.name, preprocessing=config.preprocessing,
                             num_classes=config.num_classes, labels=config.labels)
+        shape = getattr(runner, "input_shape", None)
+        if shape is not None:
+            check_input_shape(shape, info, f"{runner.name} (read as --model-name {model_name})")
+        return info
     raise UsageError(f"{Path(runner.name).name} carries volo-export metadata (model {own.model}): --model-name is "
                      "for ONNX files without it")
 
