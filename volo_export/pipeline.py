@@ -161,9 +161,7 @@ def quantize_onnx(request: QuantizeRequest, progress: Progress = SILENT) -> Onnx
     its checkpoint, or bundled weights, with the sha256 recorded in the ONNX); otherwise with the
     FP32 ONNX itself, and the report says so.
     """
-    import onnx
-
-    from volo_export.export.metadata import read_info
+    from volo_export.export.metadata import load_model, read_info
 
     for path in (request.output, request.report):
         if path is not None:
@@ -187,7 +185,7 @@ def quantize_onnx(request: QuantizeRequest, progress: Progress = SILENT) -> Onnx
     for line in notices:
         progress.notice(line)
     progress.stage(f"reading {source}")
-    proto = onnx.load(str(source))
+    proto = load_model(source)
     lowered = lower_precision(proto, info, reference, request.precision, request.output, data, progress)
     raise_if_failed(lowered.report, f"{request.output.name} failed its {request.precision.precision} gate, "
                                     "not written")

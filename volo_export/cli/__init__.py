@@ -92,4 +92,8 @@ for name, module in (("onnx", export), ("quantize", quantize), ("models", models
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    for stream in (sys.stdout, sys.stderr):  # a file name the terminal's encoding cannot show (PYTHONIOENCODING=
+        reconfigure = getattr(stream, "reconfigure", None)  # ascii) is printed escaped, not a UnicodeEncodeError
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     app()

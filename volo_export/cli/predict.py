@@ -25,6 +25,8 @@ def command(
         "--model-name", help="With --model: for an ONNX without volo-export metadata, the registered variant "
         "whose preprocessing and labels to use. With --url: the served model (default: the one volo-export "
         "model there).")] = None,
+    timeout: Annotated[float, typer.Option(
+        help="With --url: seconds to wait for the server to connect and to answer each request.")] = 60.0,
     top_k: Annotated[int, typer.Option(help="How many classes per image.")] = 5,
     batch_size: Annotated[Optional[int], typer.Option(help="Images per run (default: up to 32, within the "
                                                       "artifact's batch range).")] = None,
@@ -51,7 +53,7 @@ def command(
         if url is not None:
             from volo_export.serve.client import open_served_runner
 
-            runner = open_served_runner(url, model_name)
+            runner = open_served_runner(url, model_name, timeout)
             info, source = runner.info, runner.model.name
         else:
             from volo_export.runtime import open_runner
