@@ -243,8 +243,8 @@ def _read_rows(path: Path, members: list[tuple[str, Header]], size: int):
                 take = min(rows, need)
                 sample = int(np.prod(shape[-3:])) * dtype.itemsize
                 if fortran and take < rows:
-                    raise InputDataError(f"{path}{label}: a Fortran-order array holds its samples interleaved; "
-                                         "save it C-ordered (np.ascontiguousarray) so the samples used can be read alone")
+                    raise InputDataError(f"{path}{label}: a Fortran-order array holds its samples interleaved; save "
+                                         "it C-ordered (np.ascontiguousarray) so the samples used can be read alone")
                 with archive.open(name) as f:
                     _header(f, path, label)
                     if fortran:  # only whole (take == rows): the samples are interleaved
