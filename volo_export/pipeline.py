@@ -168,9 +168,7 @@ def quantize_onnx(request: QuantizeRequest, progress: Progress = SILENT) -> Onnx
     its checkpoint, or bundled weights, with the sha256 recorded in the ONNX); otherwise with the
     FP32 ONNX itself, and the report says so.
     """
-    import onnx
-
-    from volo_export.export.metadata import read_info
+    from volo_export.export.metadata import load_model, read_info
 
     for path in (request.output, request.report):
         if path is not None:
@@ -197,7 +195,7 @@ def quantize_onnx(request: QuantizeRequest, progress: Progress = SILENT) -> Onnx
         progress.notice(line)
     progress.stage(f"reading {source}")
     check_onnx_file(source)  # onnx.load's own check would be a traceback
-    proto = onnx.load(str(source))
+    proto = load_model(source)
     lowered = lower_precision(proto, info, reference, request.precision, request.output, data, progress)
     raise_if_failed(lowered.report, f"{request.output.name} failed its {request.precision.precision} gate, "
                                     "not written")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from volo_export.errors import InputDataError, UsageError
-from volo_export.export.metadata import ArtifactInfo
+from volo_export.export.metadata import ArtifactInfo, MissingMetadata, check_input_shape
 from volo_export.labels import class_names
 from volo_export.names import Runtime
 from volo_export.preprocess import preprocess_paths
@@ -67,10 +67,14 @@ def model_info(runner, model_name: str | None = None) -> ArtifactInfo:
 
     try:
         own = runner.info
-    except InputDataError:  # no volo-export metadata: the registered variant speaks for it
+    except MissingMetadata:  # a foreign export: the registered variant speaks for it
         config = get_config(model_name)
-        return ArtifactInfo(model=config.name, preprocessing=config.preprocessing,
+        info = ArtifactInfo(model=config.name, preprocessing=config.preprocessing,
                             num_classes=config.num_classes, labels=config.labels)
+        shape = getattr(runner, "input_shape", None)
+        if shape is not None:
+            check_input_shape(shape, info, f"{runner.name} (read as --model-name {model_name})")
+        return info
     raise UsageError(f"{Path(runner.name).name} carries volo-export metadata (model {own.model}): --model-name is "
                      "for ONNX files without it")
 
@@ -101,6 +105,7 @@ class PredictRequest:
     model_name: str | None = None
     top_k: int = 5
     batch_size: int | None = None
+    timeout_s: float = 60.0  # with `url`: seconds to connect and for each answer
     plugins: tuple[Path, ...] = ()
     runtime: Runtime | None = None
 
@@ -147,7 +152,7 @@ def predict(request: PredictRequest, progress: Progress = SILENT) -> PredictResu
     if request.url is not None:
         from volo_export.serve.client import open_served_runner
 
-        runner = open_served_runner(request.url, request.model_name)
+        runner = open_served_runner(request.url, request.model_name, request.timeout_s)
         info, source = runner.info, runner.model.name
     else:
         from volo_export.runtime import open_runner

@@ -95,7 +95,8 @@ def _decode(source, name: str):
                     raise InputDataError(f"{name} is {w}x{h} = {w * h / 1e6:.0f} megapixels, above the "
                                          f"{limit / 1e6:.0f}-megapixel decompression-bomb limit; set "
                                          f"{MAX_PIXELS_ENV}={w * h} to allow it")
-                return to_rgb(ImageOps.exif_transpose(img))
+                ImageOps.exif_transpose(img, in_place=True)  # no copy of a picture up to the pixel limit
+                return to_rgb(img)
     except Image.DecompressionBombError as e:
         raise InputDataError(f"{name}: {e}; set {MAX_PIXELS_ENV} to allow larger images") from None
     except UnidentifiedImageError:
@@ -122,19 +123,46 @@ def to_rgb(img):
     return img.convert("RGB")
 
 
-def preprocess_image(img, prep: Preprocessing) -> np.ndarray:
-    """PIL RGB image -> float32 (3, size, size), normalised."""
-    w, h = img.size
+def resized_size(w: int, h: int, prep: Preprocessing) -> tuple[int, int]:
+    """(width, height) of a w x h image with its shorter side resized to `prep.resize_to`."""
     short = prep.resize_to
     scale = short / min(w, h)
-    new_w, new_h = (short, max(1, round(h * scale))) if w <= h else (max(1, round(w * scale)), short)
-    img = img.resize((new_w, new_h), _pil_filter(prep.interpolation))
-    arr = np.asarray(img, dtype=np.float32) / 255.0  # H, W, 3
-    out = np.zeros((prep.size, prep.size, 3), dtype=np.float32)
-    top, left = (new_h - prep.size) // 2, (new_w - prep.size) // 2
-    src = arr[max(top, 0):max(top, 0) + prep.size, max(left, 0):max(left, 0) + prep.size]
+    return (short, max(1, round(h * scale))) if w <= h else (max(1, round(w * scale)), short)
+
+
+def preprocess_image(img, prep: Preprocessing, name: str = "image") -> np.ndarray:
+    """PIL RGB image -> float32 (3, size, size), normalised.
+
+    The resize target is held to the decompression-bomb limit too (a 60000x1 image would resize to
+    15 gigapixels), and only the part of it that the centre crop keeps is computed: Pillow resamples
+    the crop's box of the source (its filter still reads the pixels around the box), which gives the
+    pixels of resize-then-crop while the work stays (size x source height) + (size x size) whatever the
+    aspect ratio."""
+    w, h = img.size
+    new_w, new_h = resized_size(w, h, prep)
+    limit = max_image_pixels()
+    if new_w * new_h > limit:
+        raise InputDataError(f"{name} is {w}x{h}: with its shorter side resized to {prep.resize_to} it would be "
+                             f"{new_w}x{new_h} = {new_w * new_h / 1e6:.0f} megapixels, above the "
+                             f"{limit / 1e6:.0f}-megapixel limit (aspect ratio {max(w, h) / min(w, h):.0f}:1); "
+                             "crop it to a less extreme shape")
+    size = prep.size
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    x0, y0 = max(left, 0), max(top, 0)
+    crop_w, crop_h = min(size, new_w), min(size, new_h)
+    sx, sy = w / new_w, h / new_h
+    # Horizontal pass, then vertical, as Pillow's own full resize does them (one resize with a box
+    # that crops both ways runs them in another order, up to 23 levels off).
+    resample = _pil_filter(prep.interpolation)
+    if prep.interpolation == "nearest":  # Pillow's fixed-point nearest picks other pixels for a box: resize in
+        # full (8-bit, at most the pixel limit) and crop
+        img = img.resize((new_w, new_h), resample).crop((x0, y0, x0 + crop_w, y0 + crop_h))
+    else:
+        img = img.resize((crop_w, h), resample, box=(x0 * sx, 0, (x0 + crop_w) * sx, h))
+        img = img.resize((crop_w, crop_h), resample, box=(0, y0 * sy, crop_w, (y0 + crop_h) * sy))
+    out = np.zeros((size, size, 3), dtype=np.float32)
     dst_top, dst_left = max(-top, 0), max(-left, 0)
-    out[dst_top:dst_top + src.shape[0], dst_left:dst_left + src.shape[1]] = src
+    out[dst_top:dst_top + crop_h, dst_left:dst_left + crop_w] = np.asarray(img, dtype=np.float32) / 255.0
     out = (out - np.asarray(prep.mean, np.float32)) / np.asarray(prep.std, np.float32)
     return np.ascontiguousarray(out.transpose(2, 0, 1))
 
@@ -161,7 +189,7 @@ def preprocess_files(paths: Iterable[Path], prep: Preprocessing) -> ImageBatch:
     arrays, files, skipped = [], [], []
     for p in paths:
         try:
-            arrays.append(preprocess_image(load_image(p), prep))
+            arrays.append(preprocess_image(load_image(p), prep, str(p)))
             files.append(Path(p))
         except InputDataError:
             skipped.append(Path(p))
@@ -199,7 +227,7 @@ def preprocess_paths(paths: Sequence[Path], prep: Preprocessing) -> np.ndarray:
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
         raise InputDataError(f"image not found: {missing[0]}")
-    return np.stack([preprocess_image(load_image(Path(p)), prep) for p in paths])
+    return np.stack([preprocess_image(load_image(Path(p)), prep, str(p)) for p in paths])
 
 
 def preprocessing_for(model: Path | None = None, model_name: str | None = None) -> Preprocessing:

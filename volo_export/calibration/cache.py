@@ -9,10 +9,12 @@ otherwise says which one differs, so the caller can recompute and tell the user 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from volo_export.calibration.methods import Range
+from volo_export.errors import first_line
 
 FORMAT = "volo-export-calibration-cache/1"
 
@@ -47,15 +49,16 @@ def lookup(path: Path, key: CacheKey, needed: list[str]) -> Lookup:
     if not path.is_file():
         return Lookup(None, f"no calibration cache at {path}")
     try:
-        data = json.loads(path.read_text())
-        if data.get("format") != FORMAT:
-            return Lookup(None, f"{path} is not a volo-export calibration cache (format {data.get('format')!r})")
-        cached = CacheKey(**{k: data["key"][k] for k in ("graph_sha256", "data_sha256", "preprocessing",
-                                                          "method", "size")},
-                          files=tuple(tuple(f) for f in data["key"].get("files", [])))
-        ranges = {name: Range(*v) for name, v in data["ranges"].items()}
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        return Lookup(None, f"calibration cache {path} is unreadable ({type(e).__name__})")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return Lookup(None, f"calibration cache {path} is unreadable ({type(e).__name__}); recomputing")
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        return Lookup(None, f"{path} is not a volo-export calibration cache (format {found!r}); recomputing")
+    try:
+        cached, ranges = _parse(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        return Lookup(None, f"calibration cache {path} is damaged ({first_line(e)}); ignoring it and recomputing")
     reason = mismatch(cached, key)
     if reason:
         return Lookup(None, f"calibration cache {path} is stale: {reason}")
@@ -64,6 +67,31 @@ def lookup(path: Path, key: CacheKey, needed: list[str]) -> Lookup:
         return Lookup(None, f"calibration cache {path} lacks ranges for {len(missing)} tensor(s) (e.g. {missing[0]})")
     return Lookup({n: ranges[n] for n in needed}, f"reusing calibration cache {path} (same graph, data, "
                   f"preprocessing, method {key.method}, {key.size} samples)")
+
+
+def _parse(data: dict) -> tuple[CacheKey, dict[str, Range]]:
+    """A cache file's key and ranges, every field checked for its type (a cache is untrusted input:
+    anything that does not validate is ignored by `lookup`, never half-used)."""
+    key = data["key"]
+    strings = {k: key[k] for k in ("graph_sha256", "data_sha256", "method")}
+    if not all(isinstance(v, str) for v in strings.values()):
+        raise TypeError("key fields are not strings")
+    if not isinstance(key["preprocessing"], dict) or not isinstance(key["size"], int) or isinstance(key["size"], bool):
+        raise TypeError("preprocessing or size has the wrong type")
+    files = key.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, list) and len(f) == 2 and all(isinstance(x, str) for x in f)
+                                              for f in files):
+        raise TypeError("files is not a list of [name, sha256]")
+    if not isinstance(data["ranges"], dict):
+        raise TypeError(f"ranges is a {type(data['ranges']).__name__}, not a mapping")
+    ranges = {}
+    for name, v in data["ranges"].items():
+        if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                             and math.isfinite(x) for x in v) and v[0] <= v[1]):
+            raise ValueError(f"range of {name!r} is {v!r}, not [lo, hi] with finite lo <= hi")
+        ranges[name] = Range(float(v[0]), float(v[1]))
+    return CacheKey(**strings, preprocessing=key["preprocessing"], size=key["size"],
+                    files=tuple(tuple(f) for f in files)), ranges
 
 
 def mismatch(cached: CacheKey, current: CacheKey) -> str | None:

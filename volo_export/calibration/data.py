@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from volo_export.errors import InputDataError, UsageError, first_line
+from volo_export.io import sha256_file
 from volo_export.models.variants import Preprocessing
 from volo_export.preprocess import IMAGE_SUFFIXES, find_images, load_image, preprocess_image
 from volo_export.progress import SILENT, Progress
@@ -27,6 +28,9 @@ DEFAULT_CALIB_SIZE = 256
 # Files are picked from a folder in a seeded shuffle of the sorted list, so a folder
 # laid out by class (`0/`, `1/`, ...) contributes every class, not only the first ones.
 SELECTION_SEED = 0
+# The preprocessed samples are held in memory together (float32 (N, 3, S, S)): --calib-size is refused
+# up front where they would pass this (VOLO-D1 at 224: 7133 samples; gains stop long before that).
+MAX_CALIB_BYTES = 4 << 30
 
 
 @dataclass
@@ -55,8 +59,8 @@ class CalibrationData:
 
 
 def content_hash(path: Path) -> str:
-    """sha256 of a file's bytes (short files: images, tensors)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """sha256 of a file's bytes, read in chunks."""
+    return sha256_file(Path(path))
 
 
 def load_calibration_data(spec: str | Path, prep: Preprocessing, size: int = DEFAULT_CALIB_SIZE,
@@ -69,6 +73,11 @@ def load_calibration_data(spec: str | Path, prep: Preprocessing, size: int = DEF
     """
     if size < 1:
         raise UsageError(f"--calib-size must be >= 1, got {size}")
+    sample = 3 * prep.size * prep.size * 4
+    if size * sample > MAX_CALIB_BYTES:
+        raise UsageError(f"--calib-size {size} would hold {size * sample / 2**30:.1f} GiB of {prep.size}x{prep.size} "
+                         f"samples in memory; at most {MAX_CALIB_BYTES // sample} fit the "
+                         f"{MAX_CALIB_BYTES >> 30} GiB bound")
     if str(spec) == RANDOM:
         data = random_calibration(prep, size)
     else:
@@ -118,7 +127,7 @@ def _from_folder(folder: Path, prep: Preprocessing, size: int, progress: Progres
     while pending:
         path = pending.pop(0)
         try:
-            arrays.append(preprocess_image(load_image(path), prep))
+            arrays.append(preprocess_image(load_image(path), prep, str(path)))
             used.append(path)
             hashes.append(content_hash(path))
         except InputDataError:
@@ -142,47 +151,144 @@ def _from_folder(folder: Path, prep: Preprocessing, size: int, progress: Progres
 
 
 def _from_tensor_file(path: Path, prep: Preprocessing, size: int) -> CalibrationData:
-    arrays = _read_tensors(path)
+    """The first `size` samples of a .npy/.npz file. Only array headers and the rows used are read (a .npy
+    is memory-mapped, an .npz member decompressed up to the rows needed): memory stays `size` samples,
+    whatever the file claims to hold."""
     expected = (3, prep.size, prep.size)
-    checked = []
-    for name, a in arrays:
-        if a.ndim == 3:
-            a = a[None]
-        if a.ndim != 4 or tuple(a.shape[1:]) != expected:
-            raise InputDataError(f"{path}{name}: expected float tensors of shape (N, {', '.join(map(str, expected))}) "
-                                 f"or {expected} (preprocessed, normalised, channels first), got {tuple(a.shape)}")
-        if not np.issubdtype(a.dtype, np.floating):
-            raise InputDataError(f"{path}{name}: expected float tensors (preprocessed, normalised), got {a.dtype}")
-        if not np.isfinite(a).all():
-            raise InputDataError(f"{path}{name}: tensor contains NaN or infinity")
-        checked.append(a.astype(np.float32))
-    array = np.concatenate(checked)
-    if len(array) == 0:
+    members = _tensor_members(path)
+    for label, header in members:
+        shape, _fortran, dtype = header
+        if len(shape) == 3:
+            shape = (1, *shape)
+        if len(shape) != 4 or tuple(shape[1:]) != expected:
+            raise InputDataError(f"{path}{label}: expected float tensors of shape (N, {', '.join(map(str, expected))}) "
+                                 f"or {expected} (preprocessed, normalised, channels first), got {tuple(header[0])}")
+        if not np.issubdtype(dtype, np.floating):
+            raise InputDataError(f"{path}{label}: expected float tensors (preprocessed, normalised), got {dtype}")
+    total = sum(int(np.prod(h[0][:-3], dtype=np.int64)) for _, h in members)
+    if total == 0:
         raise InputDataError(f"{path} holds no samples (N = 0)")
-    total = len(array)
-    array = np.ascontiguousarray(array[:size])
-    file_hash = content_hash(path)
+    array = np.empty((min(total, size), *expected), np.float32)  # the only copy of the samples kept
+    done = 0
+    for label, a in _read_rows(path, members, size):
+        if not np.isfinite(a).all():
+            raise InputDataError(f"{path}{label}: tensor contains NaN or infinity")
+        array[done:done + len(a)] = a
+        done += len(a)
+    file_hash = sha256_file(path)
     digest = hashlib.sha256(f"{path.name}\0{file_hash}\0{len(array)}".encode()).hexdigest()
     return CalibrationData(array, "tensors", f"{len(array)} of {total} tensors from {path}", digest,
                            [path], [file_hash])
 
 
-def _read_tensors(path: Path) -> list[tuple[str, np.ndarray]]:
-    """[(label, array)] from a .npy (one array) or .npz (every array inside)."""
+Header = tuple  # (shape, fortran_order, dtype) of one stored array
+
+
+def _tensor_members(path: Path) -> list[tuple[str, Header]]:
+    """[(label, header)] of a .npy (one array) or .npz (every member): only the headers are read. A file that
+    is not such an archive, a member that is not a .npy array, an object array: one-line InputDataErrors."""
     magic = {".npy": b"\x93NUMPY", ".npz": b"PK"}[path.suffix.lower()]
     with open(path, "rb") as f:
         if f.read(len(magic)) != magic:
             raise InputDataError(f"{path} is not a {path.suffix.lower()} file (numpy.save/savez writes those)")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise InputDataError(f"cannot read {path} as {path.suffix} tensors: {first_line(e)}") from None
-    if isinstance(loaded, np.ndarray):
-        return [("", loaded)]
-    with loaded:
-        if not loaded.files:
-            raise InputDataError(f"{path} holds no arrays")
-        return [(f"[{k}]", loaded[k]) for k in loaded.files]
+    with _reading(path):
+        if path.suffix.lower() == ".npy":
+            with open(path, "rb") as f:
+                return [("", _header(f, path, ""))]
+        import zipfile
+
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if not names:
+                raise InputDataError(f"{path} holds no arrays")
+            out = []
+            for name in names:
+                label = f"[{name.removesuffix('.npy')}]"
+                if not name.endswith(".npy"):
+                    raise InputDataError(f"{path}{label}: not a .npy array (numpy.savez writes only those)")
+                with archive.open(name) as f:
+                    out.append((label, _header(f, path, label)))
+            return out
+
+
+def _header(f, path: Path, label: str) -> Header:
+    version = np.lib.format.read_magic(f)
+    read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    if read is None:
+        raise InputDataError(f"{path}{label}: .npy format version {version} is not supported")
+    shape, fortran, dtype = read(f)
+    if dtype.hasobject:
+        raise InputDataError(f"{path}{label}: holds Python objects ({dtype}); only numeric tensors are read "
+                             "(nothing is unpickled)")
+    return tuple(shape), fortran, dtype
+
+
+def _read_rows(path: Path, members: list[tuple[str, Header]], size: int):
+    """Yield (label, array) with the first rows of each member until `size` samples are read."""
+    import zipfile
+
+    need = size
+    with _reading(path):
+        if path.suffix.lower() == ".npy":
+            label, (shape, _, _) = members[0]
+            mapped = np.load(path, mmap_mode="r", allow_pickle=False).reshape(-1, *shape[-3:])
+            for start in range(0, min(need, len(mapped)), _CHUNK_SAMPLES):
+                yield label, np.asarray(mapped[start:start + min(_CHUNK_SAMPLES, need - start)])
+            return
+        with zipfile.ZipFile(path) as archive:
+            for name, (label, (shape, fortran, dtype)) in zip(archive.namelist(), members):
+                if need <= 0:
+                    return
+                rows = int(np.prod(shape[:-3], dtype=np.int64))
+                take = min(rows, need)
+                sample = int(np.prod(shape[-3:])) * dtype.itemsize
+                if fortran and take < rows:
+                    raise InputDataError(f"{path}{label}: a Fortran-order array holds its samples interleaved; save "
+                                         "it C-ordered (np.ascontiguousarray) so the samples used can be read alone")
+                with archive.open(name) as f:
+                    _header(f, path, label)
+                    if fortran:  # only whole (take == rows): the samples are interleaved
+                        data = f.read(take * sample)
+                        _check_length(path, label, len(data), take * sample)
+                        yield label, np.frombuffer(data, dtype).reshape(shape[::-1]).transpose().reshape(
+                            take, *shape[-3:])
+                    else:
+                        for start in range(0, take, _CHUNK_SAMPLES):  # a chunk at a time: one copy of the samples
+                            count = min(_CHUNK_SAMPLES, take - start)
+                            data = f.read(count * sample)
+                            _check_length(path, label, len(data), count * sample)
+                            yield label, np.frombuffer(data, dtype).reshape(count, *shape[-3:])
+                    if take == rows:
+                        f.read(1)  # reads to the end of the member, so zipfile checks its CRC
+                need -= take
+
+
+_CHUNK_SAMPLES = 16
+
+
+def _check_length(path: Path, label: str, got: int, want: int) -> None:
+    if got != want:
+        raise InputDataError(f"{path}{label}: truncated ({got} of {want} bytes)")
+
+
+class _reading:
+    """Context: the errors of a damaged archive or array file (zip, zlib, numpy header) -> one line."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        import zipfile
+        import zlib
+
+        if isinstance(error, (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)) \
+                and not isinstance(error, InputDataError):
+            raise InputDataError(f"cannot read {self.path} as {self.path.suffix} tensors: "
+                                 f"{first_line(error, typed=True)}") from None
+        return False
 
 
 def _digest(names: list[str], hashes: list[str]) -> str:

@@ -112,6 +112,10 @@ def _private_home_if_missing() -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    for stream in (sys.stdout, sys.stderr):  # a file name the terminal's encoding cannot show (PYTHONIOENCODING=
+        reconfigure = getattr(stream, "reconfigure", None)  # ascii) is printed escaped, not a UnicodeEncodeError
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     _private_home_if_missing()
     sys.stdout = ReaderGoneTolerant(sys.stdout)
     app()

@@ -25,6 +25,8 @@ def command(
         "--model-name", help="With --model: for an ONNX without volo-export metadata, the registered variant "
         "whose preprocessing and labels to use. With --url: the served model (default: the one volo-export "
         "model there).")] = None,
+    timeout: Annotated[float, typer.Option(
+        help="With --url: seconds to wait for the server to connect and to answer each request.")] = 60.0,
     top_k: Annotated[int, typer.Option(help="How many classes per image.")] = 5,
     batch_size: Annotated[Optional[int], typer.Option(help="Images per run (default: up to 32, within the "
                                                       "artifact's batch range).")] = None,
@@ -38,7 +40,8 @@ def command(
         from volo_export.predict import PredictRequest, predict
 
         request = PredictRequest(tuple(images), model=model, url=url, model_name=model_name, top_k=top_k,
-                                 batch_size=batch_size, plugins=tuple(plugins or ()), runtime=runtime)
+                                 batch_size=batch_size, timeout_s=timeout, plugins=tuple(plugins or ()),
+                                 runtime=runtime)
         result = predict(request, NOTICES)
         if as_json:
             print_json(result.to_dict())

@@ -9,11 +9,17 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from volo_export.errors import InputDataError, first_line
 from volo_export.names import ANY_TARGET, Precision
-from volo_export.errors import InputDataError
 from volo_export.models.variants import Preprocessing, VoloConfig
 
 PREFIX = "volo_export."
+MAX_CLASSES = 1_000_000  # ImageNet-21k has 21843; the class list is held in memory for every prediction
+
+
+class MissingMetadata(InputDataError):
+    """A model that carries no volo-export metadata at all (a foreign export: `--model-name` may speak
+    for it). Metadata that is there but wrong is a plain InputDataError: nothing speaks over it."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class ArtifactInfo:
     def from_props(cls, props: dict[str, str], source: str = "model") -> "ArtifactInfo":
         own = {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX)}
         if "model" not in own:
-            raise InputDataError(f"{source} carries no volo-export metadata (was it exported by volo-export?)")
+            raise MissingMetadata(f"{source} carries no volo-export metadata (was it exported by volo-export?)")
         try:
             prep = Preprocessing(size=int(own.pop("image_size")), crop_pct=float(own.pop("crop_pct")),
                                  interpolation=own.pop("interpolation"),
@@ -70,6 +76,13 @@ class ArtifactInfo:
                        versions=json.loads(own.pop("versions")), extra=own)
         except (KeyError, TypeError, ValueError) as e:
             raise InputDataError(f"{source} has incomplete volo-export metadata ({type(e).__name__}: {e})") from None
+        except InputDataError as e:  # Preprocessing's own check (models.variants.preprocessing_problem)
+            raise InputDataError(f"{source} has bad volo-export metadata ({e})") from None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) or \
+                not 1 <= self.num_classes <= MAX_CLASSES:
+            raise InputDataError(f"num_classes {self.num_classes!r} is not a whole number in 1..{MAX_CLASSES}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -129,10 +142,48 @@ def load_graph(path: Path):
     return model
 
 
+def load_model(path: Path):
+    """The ModelProto of an ONNX file with its external weights; a weights file that cannot be read or
+    that onnx refuses (outside the model's folder, ...) is a one-line InputDataError."""
+    import onnx
+
+    graph = load_graph(path)  # the file's own checks first
+    try:
+        onnx.load_external_data_for_model(graph, str(Path(path).parent))
+    except (onnx.checker.ValidationError, OSError, ValueError) as e:
+        raise InputDataError(f"{path}: its external weights cannot be loaded: {first_line(e)}") from None
+    return graph
+
+
 def read_info(model: "Path | object") -> ArtifactInfo:
     """ArtifactInfo of an ONNX file or ModelProto (weights are not loaded for a path)."""
     source = "model"
     if isinstance(model, (str, Path)):
         model, source = load_graph(Path(model)), str(model)
-    return ArtifactInfo.from_props({p.key: p.value for p in model.metadata_props}, source)
+    info = ArtifactInfo.from_props({p.key: p.value for p in model.metadata_props}, source)
+    check_input_shape(graph_input_shape(model), info, source)
+    return info
+
+
+def graph_input_shape(model_proto) -> tuple[int | str, ...]:
+    """The first real graph input's shape (initializers listed as inputs are skipped): ints for static
+    dimensions, names (or "?") for dynamic ones."""
+    initializers = {t.name for t in model_proto.graph.initializer}
+    inputs = [v for v in model_proto.graph.input if v.name not in initializers]
+    if not inputs:
+        return ()
+    dims = inputs[0].type.tensor_type.shape.dim
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
+
+
+def check_input_shape(shape, info: ArtifactInfo, source: str) -> None:
+    """A one-line InputDataError unless `shape` (a graph input's, dynamic dims as str or None) takes the
+    (N, 3, S, S) images that `info`'s preprocessing makes."""
+    size = info.preprocessing.size
+    static = [d if isinstance(d, int) and d > 0 else None for d in shape]
+    if len(static) != 4 or any(want is not None and got is not None and got != want
+                               for got, want in zip(static[1:], (3, size, size))):
+        shown = "(" + ", ".join(str(d) for d in shape) + ")"
+        raise InputDataError(f"{source}: its input has shape {shown}, but its preprocessing makes "
+                             f"(N, 3, {size}, {size}) images (image_size {size})")
 

@@ -36,6 +36,9 @@ MIN_OPSET, MAX_OPSET = 18, 24
 _PROTOBUF_LIMIT = 2**31 - 1
 
 
+MAX_BATCH = 4096  # the largest batch an export takes: a static --batch, the top of a dynamic one
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     """How to export: opset, static batch (None = dynamic), and whether to apply the rewrite."""
@@ -50,6 +53,9 @@ class ExportOptions:
                              f"(Col2Im-free VOLO needs LayerNormalization; TensorRT parses up to {MAX_OPSET})")
         if self.batch is not None and self.batch < 1:
             raise UsageError(f"--batch must be >= 1, got {self.batch}")
+        if self.batch is not None and self.batch > MAX_BATCH:  # refused before the trace runs it through the model
+            raise UsageError(f"--batch {self.batch} is above {MAX_BATCH}, the largest batch an export takes "
+                             "(the top of the dynamic-batch range)")
 
 
 # Stamped (metadata `export`) on graphs exported without the rewrite, so they are never mistaken for ours.
@@ -78,7 +84,7 @@ def torch_to_onnx(model: VOLO, options: ExportOptions):
     size = model.config.img_size
     # torch.export specialises a dimension of size 1, so trace dynamic batch with 2.
     example = torch.randn(options.batch or 2, model.config.in_chans, size, size)
-    dynamic = None if options.batch else ({0: Dim("batch", min=1, max=4096)},)
+    dynamic = None if options.batch else ({0: Dim("batch", min=1, max=MAX_BATCH)},)
     try:
         with contextlib.ExitStack() as rewrites, torch.no_grad(), _quiet_exporter():
             if options.rewrite:  # exact export-time formulations; the naive export gets none

@@ -8,6 +8,7 @@ adapts `pos_embed` to the model's resolution and tells what it changed.
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -57,7 +58,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"cannot read safetensors checkpoint {path}: {first_line(e)}") from None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a plain pickle's protocol before refusing it:
+            warnings.simplefilter("ignore", UserWarning)  # the error line below says all there is to say
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "unsupported global" in str(e).lower():
             raise CheckpointError(f"refusing to load {path}: it contains pickled code or objects other than "
@@ -111,6 +114,9 @@ def normalize_state_dict(sd: dict[str, torch.Tensor], config: VoloConfig) -> tup
         notices.append("checkpoint has no aux_head (timm use_aux_head=False): logits are head(cls) only")
         config = replace(config, use_aux_head=False)
     head = sd.get("head.weight")
+    if head is not None and head.ndim == 2 and head.shape[0] < 1:  # refused before any model is built
+        raise CheckpointError(f"the checkpoint's classifier has {head.shape[0]} classes (head.weight "
+                              f"{tuple(head.shape)}): a classifier needs at least one")
     if head is not None and head.ndim == 2 and head.shape[0] != config.num_classes:
         notices.append(f"classifier has {head.shape[0]} classes (fine-tuned head), not {config.num_classes}")
         config = config.with_num_classes(int(head.shape[0]), labels=f"indices-{head.shape[0]}")

@@ -6,12 +6,21 @@ and timm's `volo.py` default configs (preprocessing, crop_pct).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
-from volo_export.errors import UnknownModelError
+from volo_export.errors import InputDataError, UnknownModelError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "lanczos")
+# What preprocessing metadata may say (SECURITY.md): the released models use sizes 224..512, crop_pct
+# 0.875..1.15 and ImageNet mean/std; the bounds are wide around that but keep every step finite and small:
+# the resize target's short side is at most size / MIN_CROP_PCT, every normalised value stays finite.
+MAX_IMAGE_SIZE = 2048
+MIN_CROP_PCT, MAX_CROP_PCT = 0.25, 4.0
+MAX_ABS_MEAN = 1e3
+MIN_STD, MAX_STD = 1e-4, 1e3
 
 
 @dataclass(frozen=True)
@@ -29,9 +38,42 @@ class Preprocessing:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
+    def __post_init__(self) -> None:
+        problem = preprocessing_problem(self)
+        if problem:
+            raise InputDataError(f"preprocessing: {problem}")
+
     @property
     def resize_to(self) -> int:
         return int(self.size / self.crop_pct)
+
+
+def _real(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _triple(values, name: str, lo: float, hi: float) -> str | None:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) != 3:
+        return f"{name} must be 3 numbers (R, G, B), got {values!r}"
+    for channel, v in zip("RGB", values):
+        if not _real(v) or not lo <= v <= hi:
+            return f"{name} {channel} = {v!r} is not a number in [{lo:g}, {hi:g}]"
+    return None
+
+
+def preprocessing_problem(p: "Preprocessing") -> str | None:
+    """Why `p` cannot preprocess images (None: it can). The one check of preprocessing metadata, run
+    whenever a Preprocessing is made (an artifact's metadata, a sidecar, a served model, the registry)."""
+    if not isinstance(p.size, int) or isinstance(p.size, bool) or not 1 <= p.size <= MAX_IMAGE_SIZE:
+        return f"image_size {p.size!r} is not a whole number in 1..{MAX_IMAGE_SIZE}"
+    if not _real(p.crop_pct) or not MIN_CROP_PCT <= p.crop_pct <= MAX_CROP_PCT:
+        return f"crop_pct {p.crop_pct!r} is not a number in [{MIN_CROP_PCT}, {MAX_CROP_PCT}]"
+    if p.resize_to < 1:
+        return f"image_size {p.size} / crop_pct {p.crop_pct} resizes to nothing"
+    if p.interpolation not in INTERPOLATIONS:
+        return f"interpolation {p.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}"
+    return (_triple(p.mean, "mean", -MAX_ABS_MEAN, MAX_ABS_MEAN)
+            or _triple(p.std, "std", MIN_STD, MAX_STD))
 
 
 @dataclass(frozen=True)

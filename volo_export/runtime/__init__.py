@@ -20,8 +20,9 @@ from pathlib import Path
 
 from volo_export.artifact import ENGINE, artifact_kind
 from volo_export.errors import InputDataError, UsageError
-from volo_export.names import Precision, Runtime
+from volo_export.export.metadata import MissingMetadata
 from volo_export.io import input_file
+from volo_export.names import Precision, Runtime
 from volo_export.progress import SILENT, Progress
 from volo_export.runtime.base import BatchRange, Runner, run_in_batches
 from volo_export.runtime.onnxruntime_runner import SessionSettings
@@ -74,7 +75,7 @@ def _open_onnx(path: Path, runtime: str, settings: SessionSettings, batch: int |
     runner = OnnxRuntimeRunner(path, settings)
     try:
         bf16 = runner.info.precision == Precision.BF16
-    except InputDataError:  # no volo-export metadata
+    except MissingMetadata:  # a foreign export
         bf16 = False
     if bf16:
         runner.notices.append(BF16_IN_FLOAT32.format(name=path.name))

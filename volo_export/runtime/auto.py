@@ -40,13 +40,16 @@ class Choice:
     ms: dict[str, float] | None = None
     cached: bool = False
     skipped: dict[str, str] = field(default_factory=dict)  # runtime -> why it was not a candidate
+    failed: dict[str, str] = field(default_factory=dict)  # candidate -> why it did not open (always said)
 
     def line(self) -> str:
-        """One line for the user: the choice and its evidence."""
+        """One line for the user: the choice and its evidence, and any candidate that failed to open."""
         text = f"--runtime auto chose {self.runtime}: {self.reason}"
         if self.ms:
             text += " (" + ", ".join(f"{k} {v:.1f} ms" for k, v in sorted(self.ms.items(), key=lambda kv: kv[1]))
             text += ", cached)" if self.cached else ")"
+        for name, why in self.failed.items():
+            text += f"; {name} did not open: {why}"
         return text
 
 
@@ -98,6 +101,21 @@ def read_cache(cache: Path | None) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def cached_entry(entry, candidates: list[str]) -> str | None:
+    """Why a runtime-choice.json entry cannot be used (None: it can). The file is untrusted: an entry
+    that does not validate is measured again and overwritten."""
+    if not isinstance(entry, dict):
+        return f"an entry is a {type(entry).__name__}, not a mapping"
+    if entry.get("runtime") not in candidates:
+        return f"its runtime {entry.get('runtime')!r} is not one of {', '.join(candidates)}"
+    ms = entry.get("ms")
+    if ms is not None and not (isinstance(ms, dict) and all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+            for k, v in ms.items())):
+        return f"its timings {ms!r} are not runtime -> milliseconds"
+    return None
+
+
 def write_cache(cache: Path | None, key: str, choice: Choice) -> None:
     """Add one verdict to the cache file (atomically); a cache that cannot be written is no error."""
     from volo_export.io import atomic_output
@@ -142,24 +160,28 @@ def choose(path: Path, open_one, threads: int = 0, batch: int | None = None, cac
     cache = Path(cache) if cache else default_cache_file()
     key = choice_key(path, threads, batch)
     known = read_cache(cache).get(key)
-    if known and known.get("runtime") in candidates:
+    problem = cached_entry(known, candidates) if known is not None else None
+    if known is not None and problem is None:
         choice = Choice(known["runtime"], f"fastest at batch {batch} when measured on this machine",
                         known.get("ms"), cached=True, skipped=skipped)
         return open_one(choice.runtime), choice
+    if problem:
+        progress.stage(f"--runtime auto: ignoring the cached verdict in {cache} ({problem}); measuring again")
     progress.stage(f"--runtime auto: timing {', '.join(candidates)} on {path.name} at batch {batch} (once; cached)")
-    runners = {}
+    runners, failed = {}, {}
     for name in candidates:
         try:
             runners[name] = open_one(name)
         except VoloExportError as e:
-            skipped[name] = str(e)
+            failed[name] = skipped[name] = str(e)
     size = (info.preprocessing.size if info else None) or _input_size(path)
     ms = fastest(runners, size, batch, progress) if len(runners) > 1 else {}
     if not ms:
         name = next(iter(runners)) if runners else Runtime.ONNXRUNTIME
-        return runners.get(name) or open_one(name), Choice(name, "the only candidate that opened", skipped=skipped)
+        return runners.get(name) or open_one(name), Choice(name, "the only candidate that opened", skipped=skipped,
+                                                           failed=failed)
     best = min(ms, key=ms.get)
-    choice = Choice(best, f"fastest at batch {batch} on this machine", ms, skipped=skipped)
+    choice = Choice(best, f"fastest at batch {batch} on this machine", ms, skipped=skipped, failed=failed)
     write_cache(cache, key, choice)
     return runners[best], choice
 

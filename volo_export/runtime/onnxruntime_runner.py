@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from volo_export.errors import InputDataError, RuntimeUnavailable, first_line
-from volo_export.export.metadata import ArtifactInfo, load_graph, read_info
+from volo_export.export.metadata import ArtifactInfo, MissingMetadata, check_input_shape, load_graph, read_info
 from volo_export.external_data import check_onnx_file
 from volo_export.io import user_cache_dir
 from volo_export.names import Executor
@@ -92,7 +92,7 @@ def _default_profile(model: Path):
     if size is None:
         try:
             size = read_info(graph).preprocessing.size
-        except InputDataError:
+        except MissingMetadata:
             return None
     return compute_profile(spec, size, BuildSettings())
 
@@ -156,7 +156,14 @@ class OnnxRuntimeRunner:
     @property
     def info(self) -> ArtifactInfo:
         """The artifact's volo_export metadata (raises InputDataError when it has none)."""
-        return ArtifactInfo.from_props(self.session.get_modelmeta().custom_metadata_map, self.name)
+        info = ArtifactInfo.from_props(self.session.get_modelmeta().custom_metadata_map, self.name)
+        check_input_shape(self.session.get_inputs()[0].shape, info, self.name)
+        return info
+
+    @property
+    def input_shape(self) -> tuple:
+        """The graph input's shape: ints for static dimensions, names for dynamic ones."""
+        return tuple(self.session.get_inputs()[0].shape)
 
     @property
     def batch_range(self) -> BatchRange:

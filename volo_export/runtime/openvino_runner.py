@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from volo_export.errors import InputDataError, RuntimeUnavailable, UsageError, first_line
-from volo_export.export.metadata import ArtifactInfo, read_info
+from volo_export.export.metadata import ArtifactInfo, MissingMetadata, read_info
 from volo_export.external_data import check_onnx_file
 from volo_export.names import Executor, Precision, Target
 from volo_export.runtime.base import BatchRange
@@ -138,13 +138,19 @@ class OpenVinoRunner:
         hint = settings.inference_precision or HINTS.get(precision, OV_F32)
         if hint == OV_BF16:
             check_bf16_cpu()
+        self.notices: list[str] = []
         cache = cache_dir_for(Path(model), settings) if settings.cache and not in_memory else None
+        if cache is not None:
+            why = _unusable_folder(cache)
+            if why:  # the model cache only saves time: without it OpenVINO compiles every start
+                self.notices.append(f"OpenVINO model cache {cache} is not usable ({why}); compiling without it")
+                cache = None
         self._core, self._config, self._label = ov.Core(), compile_config(hint, settings, cache), label
         try:
             self._model = self._core.read_model(model=model, weights=ov.Tensor(np.zeros(0, np.uint8))) \
                 if in_memory else self._core.read_model(str(model))
         except RuntimeError as e:  # OpenVINO's conversion/compile errors are RuntimeError subclasses
-            raise InputDataError(f"OpenVINO cannot read {label}: {first_line(e)}") from None
+            raise InputDataError(f"OpenVINO cannot read {label}: {openvino_reason(e)}") from None
         dim = self._model.inputs[0].get_partial_shape()[0]
         self.batch_range = BatchRange() if dim.is_dynamic else BatchRange(dim.get_length(), dim.get_length())
         self._compiled: dict[int, tuple] = {}  # batch size -> (compiled model, its infer request)
@@ -153,7 +159,6 @@ class OpenVinoRunner:
         self.inference_precision = hint_type.to_string() if hasattr(hint_type, "to_string") else str(hint_type)
         self.loaded_from_cache = bool(cache and self.compiled.get_property("LOADED_FROM_CACHE"))
         self.version = ov.__version__.split("-")[0]
-        self.notices: list[str] = []
 
     def _use(self, batch: int) -> None:
         """Make `compiled` and `request` the model compiled for `batch` (compiled on its first use)."""
@@ -164,7 +169,7 @@ class OpenVinoRunner:
                 self._model.reshape({self._model.inputs[0]: shape})
                 compiled = self._core.compile_model(self._model, "CPU", self._config)
             except RuntimeError as e:
-                raise InputDataError(f"OpenVINO cannot compile {self._label}: {first_line(e)}") from None
+                raise InputDataError(f"OpenVINO cannot compile {self._label}: {openvino_reason(e)}") from None
             self._compiled[batch] = (compiled, compiled.create_infer_request())
         self.compiled, self.request = self._compiled[batch]
 
@@ -172,8 +177,13 @@ class OpenVinoRunner:
     def info(self) -> ArtifactInfo:
         """The artifact's volo_export metadata (raises InputDataError when it has none)."""
         if self._info is None:
-            raise InputDataError(f"{self.name} carries no volo-export metadata (was it exported by volo-export?)")
+            raise MissingMetadata(f"{self.name} carries no volo-export metadata (was it exported by volo-export?)")
         return self._info
+
+    @property
+    def input_shape(self) -> tuple:
+        """The model input's shape: ints for static dimensions, "?" for dynamic ones."""
+        return tuple("?" if d.is_dynamic else d.get_length() for d in self._model.inputs[0].get_partial_shape())
 
     def describe(self) -> str:
         return f"OpenVINO {self.version} CPU ({self.inference_precision})"
@@ -201,11 +211,30 @@ class OpenVinoRunner:
         return np.array(out[0], dtype=np.float32)
 
 
+def openvino_reason(error: BaseException) -> str:
+    """An OpenVINO exception as one line that keeps its reason: OpenVINO stacks "Exception from
+    src/...cpp:117:" location lines above the message, and the first line alone says nothing."""
+    lines = [s.strip() for s in str(error).splitlines() if s.strip()]
+    reasons = [s for s in lines if not s.startswith("Exception from ")]
+    return " ".join(reasons[:2]) if reasons else first_line(error)
+
+
+def _unusable_folder(folder: Path) -> str | None:
+    """Why `folder` cannot hold a cache (None: it can); creates it when missing."""
+    import os
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return e.strerror or type(e).__name__
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "not writable"
+    return None
+
+
 def _info_or_none(path: Path) -> ArtifactInfo | None:
     """The file's volo-export metadata; None for an ONNX without it (it still runs: predict --model-name)."""
     try:
         return read_info(path)
-    except InputDataError:
-        if not path.is_file():
-            raise
+    except MissingMetadata:
         return None

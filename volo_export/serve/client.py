@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from volo_export.errors import InputDataError, RuntimeUnavailable, ServingError, UsageError, first_line
-from volo_export.export.metadata import ArtifactInfo
+from volo_export.export.metadata import ArtifactInfo, MissingMetadata
 from volo_export.runtime.base import BatchRange
 from volo_export.serve.model_config import TRITON_EXTRA_HINT, model_config_pb2
 
@@ -36,9 +36,17 @@ class ServerUrl:
         host = rest.strip("/")
         if not host or "/" in host:
             raise UsageError(f"--url {url!r}: give only a host and port, e.g. {scheme}://127.0.0.1:{PROTOCOLS[scheme]}")
-        if not host.rsplit(":", 1)[-1].isdigit() or host.endswith("]"):
-            host = f"{host}:{PROTOCOLS[scheme]}"
-        return cls(scheme, host)
+        from urllib.parse import urlsplit
+
+        try:  # checked here: tritonclient's constructors fail half-built on a bad host or port (a traceback
+            parts = urlsplit(f"{scheme}://{host}")  # from their __del__ after the error line)
+            name, port = parts.hostname, parts.port
+        except ValueError as e:
+            raise UsageError(f"--url {url!r}: {first_line(e)}") from None
+        if not name or port == 0 or parts.username is not None or parts.password is not None:
+            raise UsageError(f"--url {url!r}: give only a host and port, e.g. {scheme}://127.0.0.1:{PROTOCOLS[scheme]}")
+        name = f"[{name}]" if ":" in name else name
+        return cls(scheme, f"{name}:{port or PROTOCOLS[scheme]}")
 
     def __str__(self) -> str:
         return f"{self.protocol}://{self.address}"
@@ -86,7 +94,7 @@ def served_model(config) -> ServedModel:
     props = {key: value.string_value for key, value in config.parameters.items()}
     try:
         info = ArtifactInfo.from_props(props, f"served model {config.name!r}")
-    except InputDataError:
+    except MissingMetadata:
         raise ServingError(f"served model {config.name!r} carries no volo-export metadata: serve it with volo-export "
                            "serve, or write its repository with volo-export triton-repo") from None
     if len(config.input) != 1 or len(config.output) != 1:
@@ -103,6 +111,8 @@ class TritonClient:
     """A synchronous client of one server (HTTP or gRPC, from the URL's scheme)."""
 
     def __init__(self, url: str | ServerUrl, timeout_s: float = 60.0):
+        if not 0 < timeout_s <= 3600:
+            raise UsageError(f"--timeout must be in (0, 3600] seconds, got {timeout_s:g}")
         self.url = url if isinstance(url, ServerUrl) else ServerUrl.parse(url)
         self.module = client_module(self.url.protocol)
         if self.url.protocol == "http":

@@ -109,6 +109,19 @@ class Profile:
     def fixed(self) -> bool:
         return self.min == self.max
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Profile":
+        """From a sidecar's "profile"; a ValueError (one line) unless it holds a name and three (N, C, H, W)
+        shapes of positive whole numbers with min <= opt <= max."""
+        shapes = [d[k] for k in ("min", "opt", "max")]
+        if not isinstance(d["input"], str) or not all(
+                isinstance(s, list) and len(s) == 4 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                                            for v in s) for s in shapes):
+            raise ValueError(f"profile {d!r} is not an input name and three (N, C, H, W) shapes of positive integers")
+        if not all(a <= b <= c for a, b, c in zip(*shapes)):
+            raise ValueError(f"profile shapes are not min <= opt <= max: {shapes}")
+        return cls(d["input"], *(tuple(s) for s in shapes))
+
 
 def input_spec(model_proto) -> InputSpec:
     """The first real graph input of an ONNX ModelProto (initializers listed as inputs are skipped)."""

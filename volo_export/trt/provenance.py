@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from volo_export.errors import EngineError, InputDataError
-from volo_export.export.metadata import ArtifactInfo
+from volo_export.errors import EngineError, InputDataError, first_line
+from volo_export.export.metadata import ArtifactInfo, check_input_shape
 from volo_export.records import from_record, to_record
 from volo_export.trt.config import Profile
 from volo_export.trt.products import (COMPUTE_CAPABILITIES, PRODUCTS, RTX, RTX_DEFAULT_DESCRIPTION, TENSORRT,
@@ -157,7 +157,10 @@ class EngineProvenance:
 
     @property
     def info(self) -> ArtifactInfo:
-        return ArtifactInfo.from_props(self.metadata, source=f"sidecar of {self.engine_file}")
+        source = f"sidecar of {self.engine_file}"
+        info = ArtifactInfo.from_props(self.metadata, source=source)
+        check_input_shape(self.profile.max, info, source)
+        return info
 
     @property
     def hardware_compat(self) -> str:
@@ -194,7 +197,7 @@ class EngineProvenance:
         return cls(engine_file=d["engine"]["file"], engine_sha256=d["engine"]["sha256"],
                    engine_bytes=int(d["engine"]["bytes"]), onnx_file=d["onnx"]["file"],
                    onnx_sha256=d["onnx"]["sha256"], environment=from_record(Environment, d["environment"]),
-                   build=from_record(BuildRecord, d["build"]), profile=from_record(Profile, d["profile"]),
+                   build=from_record(BuildRecord, d["build"]), profile=Profile.from_dict(d["profile"]),
                    trtexec=d["trtexec"],
                    metadata=dict(d["metadata"]), input_name=d["io"]["input"], output_name=d["io"]["output"],
                    calibration=dict(d.get("calibration", {})), volo_export_version=d.get("volo_export_version", ""),
@@ -239,8 +242,8 @@ def read_sidecar(engine: Path) -> EngineProvenance:
                              f"expected {SIDECAR_FORMAT!r})")
     try:
         return EngineProvenance.from_dict(data)
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputDataError(f"{path.name} is incomplete or damaged ({type(e).__name__}: {e})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InputDataError(f"{path.name} is incomplete or damaged ({type(e).__name__}: {first_line(e)})") from None
 
 
 def verify_plan_file(engine: Path, provenance: EngineProvenance) -> None:

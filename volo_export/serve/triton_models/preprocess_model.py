@@ -34,8 +34,8 @@ class TritonPythonModel:
         self.output_name = config["output"][0]["name"]
 
     def _tensor(self, blobs):
-        images = [decode_image(bytes(blob), f"#{i}") for i, blob in enumerate(blobs.reshape(-1))]
-        return np.stack([preprocess_image(img, self.preprocessing) for img in images]).astype(self.dtype)
+        return np.stack([preprocess_image(decode_image(bytes(blob), f"#{i}"), self.preprocessing, f"#{i}")
+                         for i, blob in enumerate(blobs.reshape(-1))]).astype(self.dtype)
 
     def execute(self, requests):
         responses = []
