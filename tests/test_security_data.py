@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 
 from helpers import assert_one_line_error, engine_sidecar, tiny_preprocessing
 from volo_export.cli import app
-from volo_export.errors import InputDataError, UsageError
+from volo_export.errors import InputDataError
 from volo_export.export.metadata import PREFIX, ArtifactInfo
 from volo_export.models.variants import Preprocessing, get_config
 from volo_export.preprocess import preprocess_image

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 
-from volo_export.errors import InputDataError, RuntimeUnavailable, ServingError, UsageError, first_line
+from volo_export.errors import RuntimeUnavailable, ServingError, UsageError, first_line
 from volo_export.export.metadata import ArtifactInfo, MissingMetadata
 from volo_export.runtime.base import BatchRange
 from volo_export.serve.model_config import TRITON_EXTRA_HINT, model_config_pb2
