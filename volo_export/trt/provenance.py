@@ -159,7 +159,8 @@ class EngineProvenance:
     def info(self) -> ArtifactInfo:
         source = f"sidecar of {self.engine_file}"
         info = ArtifactInfo.from_props(self.metadata, source=source)
-        check_input_shape(self.profile.max, info, source)
+        for shape in (self.profile.min, self.profile.opt, self.profile.max):
+            check_input_shape(shape, info, source)
         return info
 
     @property
