@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -123,6 +123,28 @@ def load_graph(path: Path):
         what = "an empty file" if path.stat().st_size == 0 else "no graph"
         raise InputDataError(f"{path} is not an ONNX model ({what})")
     return model
+
+
+def info_or_variant(read: Callable[[], ArtifactInfo], model_name: str | None, source: str) -> ArtifactInfo:
+    """What an artifact says about itself (`read()`); for an ONNX without volo-export metadata (timm's
+    `onnx_export.py`, a plain `torch.onnx.export`), `model_name` (a registered variant) supplies the
+    preprocessing, labels and class count instead. `model_name` on an artifact that has metadata is a
+    UsageError: its own metadata is the truth."""
+    from volo_export.errors import UsageError
+    from volo_export.models.variants import get_config
+
+    try:
+        own = read()
+    except InputDataError:
+        if model_name is None:
+            raise
+        config = get_config(model_name)  # no volo-export metadata: the registered variant speaks for it
+        return ArtifactInfo(model=config.name, preprocessing=config.preprocessing,
+                            num_classes=config.num_classes, labels=config.labels)
+    if model_name is not None:
+        raise UsageError(f"{Path(source).name} carries volo-export metadata (model {own.model}): --model-name is "
+                         "for ONNX files without it")
+    return own
 
 
 def read_info(model: "Path | object") -> ArtifactInfo:
