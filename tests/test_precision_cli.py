@@ -59,6 +59,7 @@ def test_quantize_int8_writes_gated_artifact_and_reuses_cache(fp32_file, digits_
     assert read_info(out).target == "cpu"
 
 
+@pytest.mark.slow
 def test_onnx_precision_int8_cpu_end_to_end(digits_folders, tmp_path):
     calib, test = digits_folders
     out = tmp_path / "d.onnx"
@@ -93,6 +94,7 @@ def test_random_calibration_is_stamped(fp32_file, digits_folders, tmp_path):
     assert info.extra["calibration_random"] == "true" and json.loads(info.extra["calibration"])["random"] == "true"
 
 
+@pytest.mark.slow
 def test_failed_gate_writes_nothing_and_shows_the_report(fp32_file, digits_folders, tmp_path):
     out, report = tmp_path / "f.onnx", tmp_path / "f.json"
     result, output = _invoke("quantize", fp32_file, "-o", out, "--calib-data", digits_folders[0], "--validate-images",
@@ -104,6 +106,7 @@ def test_failed_gate_writes_nothing_and_shows_the_report(fp32_file, digits_folde
     assert data["passed"] is False and len(data["steps"]) == 7
 
 
+@pytest.mark.slow
 def test_counted_skip_of_unreadable_calibration_images(fp32_file, digits_folders, tmp_path):
     calib = tmp_path / "calib"
     for i, png in enumerate(sorted(digits_folders[0].rglob("*.png"))[:40]):
