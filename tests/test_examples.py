@@ -129,3 +129,14 @@ def test_ci_runs_the_readme_test_command():
     one_command = next(e.code.strip() for e in bash_blocks(ROOT / "README.md") if "pytest" in e.code and "venv" in e.code)
     assert one_command.endswith(" && " + ci) and '-m "slow or not slow"' in ci
     assert "python -m pytest -q\n" in readme  # the fast lane, stated beside it
+
+
+def test_every_relative_link_of_the_documents_resolves():
+    """README and docs link to files that exist (one click to every task, no dead link after a move)."""
+    dead = []
+    for document in DOCUMENTS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", document.read_text(encoding="utf-8")):
+            path = target.split("#")[0]
+            if path and not re.match(r"[a-z]+://", path) and not (document.parent / path).exists():
+                dead.append(f"{document.relative_to(ROOT)} -> {target}")
+    assert not dead
