@@ -154,25 +154,43 @@ def d1_onnx_with_checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_trained_onnx(tmp_path_factory):
+    """`volo_export.export` of the bundled, trained volo_tiny_digits (gated FP32, dynamic batch): (path,
+    ExportResult). Shared by the API tests and the documentation examples."""
+    import volo_export as ve
+
+    out = tmp_path_factory.mktemp("trained") / "volo_tiny_digits.onnx"
+    return out, ve.export("volo_tiny_digits", out)
+
+
+@pytest.fixture(scope="session")
 def d1_fp32_onnx(d1_onnx_with_checkpoint):
-    """The FP32 VOLO-D1 export of d1_onnx_with_checkpoint (random weights from a seeded checkpoint)."""
+    """The VOLO-D1 FP32 export of `d1_onnx_with_checkpoint` (path; not gated here: its users gate what they make)."""
     return d1_onnx_with_checkpoint[0]
 
 
 @pytest.fixture(scope="session")
-def d1_int8_onnx(tmp_path_factory, d1_onnx_with_checkpoint):
-    """d1_fp32_onnx quantized to INT8 for OpenVINO (`volo-export quantize --target openvino`, calibrated on the
-    shipped photos' calibration split, gated against eager PyTorch on the rest)."""
-    from typer.testing import CliRunner
-
+def d1_samples(tmp_path_factory):
+    """scikit-image photo crops at D1's preprocessing: (calibration folder, held-out folder)."""
     from volo_export.calibration.samples import write_samples
-    from volo_export.cli import app
+
+    return write_samples("volo_d1_224", tmp_path_factory.mktemp("d1_samples"))
+
+
+@pytest.fixture(scope="session")
+def d1_int8_onnx(tmp_path_factory, d1_onnx_with_checkpoint, d1_samples):
+    """VOLO-D1 INT8 (--target tensorrt) of `d1_fp32_onnx`, calibrated on 64 photo crops and gated against eager
+    PyTorch (the saved checkpoint) on the held-out ones; its gate report is `d1_int8.json` beside it (path).
+    One quantisation for every slow test that needs a D1 INT8 graph."""
+    from volo_export.pipeline import QuantizeRequest, quantize_onnx
+    from volo_export.precision.convert import PrecisionRequest
 
     onnx_path, checkpoint = d1_onnx_with_checkpoint
+    calib, val = d1_samples
     folder = tmp_path_factory.mktemp("d1_int8")
-    calib, val = write_samples("volo_d1_224", folder / "samples")
-    out = folder / "volo_d1_224_int8_ov.onnx"
-    result = CliRunner().invoke(app, ["quantize", str(onnx_path), "-c", str(checkpoint), "-o", str(out), "--target",
-                                      "openvino", "--calib-data", str(calib), "--validate-images", str(val)])
-    assert result.exit_code == 0, result.output
+    out = folder / "d1_int8_tensorrt.onnx"
+    precision = PrecisionRequest(precision="int8", target="tensorrt", calib_data=str(calib), calib_size=64,
+                                 calib_cache=folder / "d1.calib.json")
+    quantize_onnx(QuantizeRequest(onnx_path, out, precision, checkpoint=checkpoint, validate_images=val,
+                                  report=folder / "d1_int8.json"))
     return out

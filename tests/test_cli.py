@@ -106,6 +106,7 @@ def test_failed_gate_shows_the_report_and_leaves_no_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # the report of the miss, no model
 
 
+@pytest.mark.slow
 def test_validate_images_folder_with_junk(tmp_path):
     from PIL import Image
 
@@ -129,6 +130,7 @@ def test_empty_validate_images_folder(tmp_path):
     assert not (tmp_path / "x.onnx").exists()
 
 
+@pytest.mark.slow
 def test_static_batch_export_validates(tmp_path):
     result = _run("onnx", "-m", "volo_tiny_digits", "-o", tmp_path / "x.onnx", "--batch", "3",
                   "--report", tmp_path / "r.json")

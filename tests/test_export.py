@@ -52,7 +52,8 @@ def test_every_variant_exports_without_col2im(name):
 
 
 # D3 is D2's widths and heads with more blocks: with one block per stage it would be D2 again.
-@pytest.mark.parametrize("family", ["volo_d1_224", "volo_d2_224", "volo_d4_224", "volo_d5_224"])
+@pytest.mark.parametrize("family", ["volo_d1_224", *(pytest.param(f, marks=pytest.mark.slow)
+                                                     for f in ("volo_d2_224", "volo_d4_224", "volo_d5_224"))])
 def test_every_family_exports_without_col2im_at_64px(family):
     """The fast form of the test above: every architecture's real widths and heads at 64x64."""
     _assert_exact_and_col2im_free(small_config(family, size=64))

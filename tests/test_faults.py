@@ -213,6 +213,7 @@ def test_notices_come_before_the_work(tmp_path):
     assert out.index("notice: using bundled weights") < out.index("exporting to ONNX")
 
 
+@pytest.mark.slow
 def test_failed_int8_gate_keeps_only_the_calibration_cache(tmp_path, digits_folders):
     calib, test = digits_folders
     result = _run("onnx", "-m", "volo_tiny_digits", "-o", tmp_path / "m.onnx", "--precision", "int8", "--calib-data",
@@ -350,8 +351,8 @@ def test_disk_full_is_one_line_and_leaves_nothing(tmp_path, inputs):
 
 @pytest.mark.parametrize("sig,marker,code", [
     (signal.SIGTERM, "exporting to ONNX", 128 + signal.SIGTERM),
-    (signal.SIGINT, "calibrating", 130),
-    (signal.SIGTERM, "gating against", 128 + signal.SIGTERM),
+    pytest.param(signal.SIGINT, "calibrating", 130, marks=pytest.mark.slow),
+    pytest.param(signal.SIGTERM, "gating against", 128 + signal.SIGTERM, marks=pytest.mark.slow),
 ])
 def test_handled_signals_leave_the_old_file_untouched(sig, marker, code, tmp_path, digits_folders):
     """SIGTERM/SIGINT during the export, the calibration and the INT8 gate (each takes seconds, so the
@@ -375,6 +376,7 @@ def test_handled_signals_leave_the_old_file_untouched(sig, marker, code, tmp_pat
     assert (out / "m.onnx").read_bytes() == b"the previous, validated model"
 
 
+@pytest.mark.slow
 def test_sigkill_staging_is_removed_by_the_next_run_but_never_a_live_one(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -318,7 +318,8 @@ def test_openvino_target_without_openvino_is_refused_up_front(monkeypatch):
         PrecisionRequest(precision="fp16", target="openvino")
 
 
-@pytest.mark.parametrize("precision,target", [("fp16", None), ("int8", "tensorrt"), ("int8", "openvino")])
+@pytest.mark.parametrize("precision,target", [("fp16", None), pytest.param("int8", "tensorrt", marks=pytest.mark.slow),
+                                              pytest.param("int8", "openvino", marks=pytest.mark.slow)])
 def test_every_kind_validates_in_openvino(tiny_fp32, eager_reference, digits_folders, tmp_path, precision, target):
     """FP16 and INT8 (tensorrt, openvino) artifacts through `validate --runtime openvino`: the gate of their
     precision, judged on what OpenVINO computes (the bundled weights are the reference)."""

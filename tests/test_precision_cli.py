@@ -59,6 +59,7 @@ def test_quantize_int8_writes_gated_artifact_and_reuses_cache(fp32_file, digits_
     assert read_info(out).target == "cpu"
 
 
+@pytest.mark.slow
 def test_onnx_precision_int8_cpu_end_to_end(digits_folders, tmp_path):
     calib, test = digits_folders
     out = tmp_path / "d.onnx"
@@ -93,6 +94,7 @@ def test_random_calibration_is_stamped(fp32_file, digits_folders, tmp_path):
     assert info.extra["calibration_random"] == "true" and json.loads(info.extra["calibration"])["random"] == "true"
 
 
+@pytest.mark.slow
 def test_failed_gate_writes_nothing_and_shows_the_report(fp32_file, digits_folders, tmp_path):
     out, report = tmp_path / "f.onnx", tmp_path / "f.json"
     result, output = _invoke("quantize", fp32_file, "-o", out, "--calib-data", digits_folders[0], "--validate-images",
@@ -104,6 +106,7 @@ def test_failed_gate_writes_nothing_and_shows_the_report(fp32_file, digits_folde
     assert data["passed"] is False and len(data["steps"]) == 7
 
 
+@pytest.mark.slow
 def test_counted_skip_of_unreadable_calibration_images(fp32_file, digits_folders, tmp_path):
     calib = tmp_path / "calib"
     for i, png in enumerate(sorted(digits_folders[0].rglob("*.png"))[:40]):
@@ -172,21 +175,22 @@ def test_cli_defaults_match_the_library():
 
 
 @pytest.mark.slow
-def test_d1_fp16_and_int8_end_to_end(d1_onnx_with_checkpoint, tmp_path):
+def test_d1_fp16_and_int8_end_to_end(d1_onnx_with_checkpoint, d1_samples, d1_int8_onnx, tmp_path):
     """Full-size VOLO-D1 (randomized weights, checkpoint saved so the gate compares with eager PyTorch):
-    FP16 and INT8 (both targets) through `quantize`, calibrated on scikit-image photo crops, gated on
-    the other photos."""
-    from volo_export.calibration.samples import write_samples
-
+    FP16 and INT8 `--target cpu` through `quantize`, INT8 `--target tensorrt` through the shared session
+    export (`d1_int8_onnx`, the same use case), calibrated on scikit-image photo crops, gated on the other photos."""
     onnx_path, checkpoint = d1_onnx_with_checkpoint
-    calib, val = write_samples("volo_d1_224", tmp_path / "samples")
+    calib, val = d1_samples
     int8 = ["--calib-data", calib, "--calib-size", "64", "--calib-cache", tmp_path / "d1.calib.json"]
-    runs = [("fp16", "tensorrt", []), ("int8", "tensorrt", int8), ("int8", "cpu", int8)]
+    runs = [("fp16", "tensorrt", []), ("int8", "cpu", int8)]
+    written = {("int8", "tensorrt"): (d1_int8_onnx, d1_int8_onnx.parent / "d1_int8.json")}
     for precision, target, extra in runs:
         out, report = tmp_path / f"d1_{precision}_{target}.onnx", tmp_path / f"{precision}_{target}.json"
         result, output = _invoke("quantize", onnx_path, "-o", out, "-c", checkpoint, "--precision", precision,
                                  "--target", target, "--validate-images", val, "--report", report, *extra)
         assert result.exit_code == 0, output
+        written[precision, target] = out, report
+    for (precision, target), (out, report) in written.items():
         data = json.loads(report.read_text())
         pooled = data["comparisons"][-1]
         assert data["passed"] and data["reference"] == "eager PyTorch" and pooled["batch_size"] == 13

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from volo_export.errors import InputDataError, UsageError
-from volo_export.export.metadata import ArtifactInfo, MissingMetadata, check_input_shape
+from volo_export.export.metadata import ArtifactInfo, info_or_variant
 from volo_export.labels import class_names
 from volo_export.names import Runtime
 from volo_export.preprocess import preprocess_paths
@@ -61,22 +61,7 @@ def top_k(logits: np.ndarray, names: Sequence[str], k: int, files: Sequence[str]
 def model_info(runner, model_name: str | None = None) -> ArtifactInfo:
     """What the artifact says about itself; for an ONNX without volo-export metadata, `model_name` (a
     registered variant) supplies the preprocessing, labels and class count instead."""
-    if model_name is None:
-        return runner.info
-    from volo_export.models.variants import get_config
-
-    try:
-        own = runner.info
-    except MissingMetadata:  # a foreign export: the registered variant speaks for it
-        config = get_config(model_name)
-        info = ArtifactInfo(model=config.name, preprocessing=config.preprocessing,
-                            num_classes=config.num_classes, labels=config.labels)
-        shape = getattr(runner, "input_shape", None)
-        if shape is not None:
-            check_input_shape(shape, info, f"{runner.name} (read as --model-name {model_name})")
-        return info
-    raise UsageError(f"{Path(runner.name).name} carries volo-export metadata (model {own.model}): --model-name is "
-                     "for ONNX files without it")
+    return info_or_variant(lambda: runner.info, model_name, runner.name, getattr(runner, "input_shape", None))
 
 
 def predict_files(runner, paths: Sequence[Path], k: int = 5, batch_size: int | None = None,

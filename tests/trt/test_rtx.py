@@ -211,15 +211,11 @@ def test_environment_reports_tensorrt_rtx():
 
 
 @pytest.mark.slow
-def test_d1_graphs_parse_and_build(tmp_path, d1_onnx_with_checkpoint):
+def test_d1_graphs_parse_and_build(tmp_path, d1_fp32_onnx, d1_int8_onnx):
     """VOLO-D1 FP32, FP16 and INT8 through `check` and `engine --runtime rtx`: every MatMul/Gemm/Conv in
     the graph's precision (INT8: all 93 quantised nodes, 123 after the qkv/kv split)."""
-    from volo_export.calibration.samples import write_samples
-
-    onnx_path, checkpoint = d1_onnx_with_checkpoint
-    calib, _ = write_samples("volo_d1_224", tmp_path / "samples")
-    graphs = {"fp32": onnx_path, "fp16": _quantized(onnx_path, tmp_path / "d1_fp16.onnx", "fp16"),
-              "int8": _quantized(onnx_path, tmp_path / "d1_int8.onnx", "int8", calib)}
+    graphs = {"fp32": d1_fp32_onnx, "fp16": _quantized(d1_fp32_onnx, tmp_path / "d1_fp16.onnx", "fp16"),
+              "int8": d1_int8_onnx}
     for precision, weighted in (("fp32", 93), ("fp16", 93), ("int8", 123)):
         checked = runner.invoke(app, ["check", str(graphs[precision])])
         assert checked.exit_code == 0 and f"{RTX.label}'s ONNX parser takes it" in checked.stdout

@@ -12,12 +12,19 @@ import sys
 from typing import Annotated
 
 import typer
+import typer.rich_utils
 from typer.core import TyperGroup
 
 from volo_export.cli import bench, check, engine, export, models, predict, preprocess, quantize, validate
 from volo_export.cli import loadtest, serve, triton_repo
 from volo_export.cli.console import ReaderGoneTolerant, error_line
 
+
+# Help printed to a pipe or file (`volo-export engine --help | less`) is as wide as it needs to be: rich would
+# cut it at 80 columns, option names included. A terminal keeps its own width; TERMINAL_WIDTH still wins.
+HELP_PIPE_WIDTH = 160
+if typer.rich_utils.MAX_WIDTH is None and not sys.stdout.isatty():
+    typer.rich_utils.MAX_WIDTH = HELP_PIPE_WIDTH
 
 # The click that typer runs on (typer >= 0.29 vendors its own copy): its exception classes.
 _click = sys.modules[typer.BadParameter.__module__]

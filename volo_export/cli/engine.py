@@ -14,8 +14,13 @@ from volo_export.errors import first_line
 
 
 def command(
-    model: Annotated[Path, typer.Argument(help="ONNX file exported by volo-export (FP32, FP16 or INT8 Q/DQ).")],
+    model: Annotated[Path, typer.Argument(help="ONNX file exported by volo-export (FP32, FP16 or INT8 Q/DQ), or a "
+                                          "VOLO ONNX from elsewhere with --model-name.")],
     output: Output,
+    model_name: Annotated[Optional[str], typer.Option(
+        "--model-name", help="For an ONNX without volo-export metadata (timm's onnx_export.py, a plain "
+        "torch.onnx.export): the registered variant whose preprocessing and labels the engine's sidecar "
+        "records.")] = None,
     min_batch: Annotated[Optional[int], typer.Option(help="Smallest batch of the profile (default 1).")] = None,
     opt_batch: Annotated[Optional[int], typer.Option(
         help="Batch TensorRT tunes for (default 8, within min..max).")] = None,
@@ -50,7 +55,7 @@ def command(
                                  plugins=tuple(plugins or ()), strongly_typed=strongly_typed, runtime=runtime,
                                  compute_capabilities=tuple(compute_capability or ()))
         with progress() as shown:
-            result = build_engine(EngineRequest(model, output, settings, check), shown)
+            result = build_engine(EngineRequest(model, output, settings, check, model_name), shown)
         prov = result.provenance
         label = PRODUCTS[prov.product].label
         for line in result.notes:

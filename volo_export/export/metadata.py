@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -153,6 +153,33 @@ def load_model(path: Path):
     except (onnx.checker.ValidationError, OSError, ValueError) as e:
         raise InputDataError(f"{path}: its external weights cannot be loaded: {first_line(e)}") from None
     return graph
+
+
+def info_or_variant(read: Callable[[], ArtifactInfo], model_name: str | None, source: str,
+                    input_shape: Sequence | None = None) -> ArtifactInfo:
+    """What an artifact says about itself (`read()`); for an ONNX without volo-export metadata (timm's
+    `onnx_export.py`, a plain `torch.onnx.export`), `model_name` (a registered variant) supplies the
+    preprocessing, labels and class count instead. `model_name` on an artifact that has metadata is a
+    UsageError: its own metadata is the truth. `input_shape` (the graph's input, when known) must take
+    the variant's images."""
+    from volo_export.errors import UsageError
+    from volo_export.models.variants import get_config
+
+    try:
+        own = read()
+    except MissingMetadata:  # a foreign export; metadata that is there but wrong stays an error
+        if model_name is None:
+            raise
+        config = get_config(model_name)  # the registered variant speaks for it
+        info = ArtifactInfo(model=config.name, preprocessing=config.preprocessing,
+                            num_classes=config.num_classes, labels=config.labels)
+        if input_shape is not None:
+            check_input_shape(input_shape, info, f"{Path(source).name} (read as --model-name {model_name})")
+        return info
+    if model_name is not None:
+        raise UsageError(f"{Path(source).name} carries volo-export metadata (model {own.model}): --model-name is "
+                         "for ONNX files without it")
+    return own
 
 
 def read_info(model: "Path | object") -> ArtifactInfo:

@@ -40,6 +40,7 @@ class EngineRequest:
     output: Path
     settings: BuildSettings = BuildSettings()
     check: bool = True
+    model_name: str | None = None  # for an ONNX without volo-export metadata: the variant giving preprocessing, labels
 
     def __post_init__(self):
         if Path(self.output).suffix not in ENGINE_SUFFIXES:
@@ -79,18 +80,15 @@ class PreparedBuild:
 
 
 def prepare(request: EngineRequest, trt_target: int = DEFAULT_TRT) -> PreparedBuild:
-    """Read the ONNX's metadata and input, compute the profile, run the offline check (rules of TensorRT
-    `trt_target`). No TensorRT."""
-    from volo_export.export.metadata import ArtifactInfo, load_graph
+    """Run the offline check (rules of TensorRT `trt_target`) first, so a graph TensorRT rejects says why
+    (exit 4) even when it is not volo-export's; then read the ONNX's metadata (or, for a foreign ONNX, the
+    variant `request.model_name`) and input, and compute the profile. No TensorRT."""
+    from volo_export.export.metadata import ArtifactInfo, MissingMetadata, info_or_variant, load_graph
 
     for lib in request.settings.plugins:
         if not Path(lib).is_file():
             raise InputDataError(f"plugin library not found: {lib}")
     proto = load_graph(request.onnx)
-    props = {p.key: p.value for p in proto.metadata_props}
-    info = ArtifactInfo.from_props(props, source=str(request.onnx))
-    refuse_turing(request.settings.compute_capabilities, info.precision)
-    profile = compute_profile(input_spec(proto), info.preprocessing.size, request.settings)
     if request.check:
         result = check_model(request.onnx, trt=min(trt_target, max(TRT_VERSIONS)))
         if not result.passed:
@@ -100,6 +98,16 @@ def prepare(request: EngineRequest, trt_target: int = DEFAULT_TRT) -> PreparedBu
         if result.plugins and not request.settings.plugins:
             raise TensorRTCheckFailed(f"{request.onnx.name} needs plugin(s) {', '.join(result.plugins)}: "
                                       "pass --plugins LIB")
+    props = {p.key: p.value for p in proto.metadata_props}
+    spec = input_spec(proto)
+    try:
+        info = info_or_variant(lambda: ArtifactInfo.from_props(props, source=str(request.onnx)), request.model_name,
+                               str(request.onnx), spec.dims)
+    except MissingMetadata as e:
+        raise InputDataError(f"{e}; for a VOLO ONNX from elsewhere, name its variant with --model-name NAME "
+                             "(preprocessing and labels)") from None
+    refuse_turing(request.settings.compute_capabilities, info.precision)
+    profile = compute_profile(spec, info.preprocessing.size, request.settings)
     outputs = [o.name for o in proto.graph.output]
     return PreparedBuild(request, dict(sorted(info.to_props().items())), calibration_info(info), profile,
                          outputs[0] if outputs else "logits", weighted_nodes(proto),
