@@ -16,11 +16,10 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from volo_export.errors import InputDataError
-from volo_export.io import file_kind, input_file
+from volo_export.io import file_kind
 
 
 @dataclass(frozen=True)
@@ -50,25 +49,7 @@ def external_files(model, path: Path) -> tuple[ExternalFile, ...]:
 
     tensors = [t for t in _all_tensors(model) if uses_external_data(t)]
     locations = sorted({ExternalDataInfo(t).location for t in tensors})
-    return tuple(_checked(location, Path(path)) for location in locations)
-
-
-def check_onnx_file(path: Path) -> tuple[ExternalFile, ...]:
-    """The policy for an ONNX file about to be handed to another reader (cached per file version, so opening
-    the same model again does not parse it again; the files are checked every time)."""
-    path = Path(path)
-    if not os.path.lexists(path):
-        return ()  # nothing to hand over: the reader says it is missing, in its own words
-    st = input_file(path, "model").stat()  # a named pipe would block the reader
-    return tuple(_checked(location, path) for location in _locations(str(path.resolve()), st.st_mtime_ns,
-                                                                     st.st_size, st.st_ino))
-
-
-@lru_cache(maxsize=64)
-def _locations(path: str, mtime_ns: int, size: int, inode: int) -> tuple[str, ...]:
-    from volo_export.export.metadata import load_graph
-
-    return tuple(f.location for f in external_files(load_graph(Path(path)), Path(path)))
+    return tuple(checked_file(location, Path(path)) for location in locations)
 
 
 def _all_tensors(model):
@@ -86,7 +67,8 @@ def _all_tensors(model):
                 graphs += list(attribute.graphs)
 
 
-def _checked(location: str, model_path: Path) -> ExternalFile:
+def checked_file(location: str, model_path: Path) -> ExternalFile:
+    """One external-data `location` of the ONNX at `model_path`, checked against the policy (module docstring)."""
     where = f"{model_path}: external data {location!r}"
     problem = location_problem(location)
     if problem:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from volo_export.errors import UsageError, raise_if_failed
 from volo_export.export.metadata import ArtifactInfo
-from volo_export.external_data import check_onnx_file
 from volo_export.export.to_onnx import ExportOptions, export_model, op_histogram, save_onnx
 from volo_export.gate import Report, eager_reference, gate_artifact, gate_inputs, onnx_reference, plan_for, rebuild_eager
 from volo_export.io import atomic_output, distinct_outputs, ensure_writable, write_json
@@ -194,7 +193,6 @@ def quantize_onnx(request: QuantizeRequest, progress: Progress = SILENT) -> Onnx
     for line in notices:
         progress.notice(line)
     progress.stage(f"reading {source}")
-    check_onnx_file(source)  # onnx.load's own check would be a traceback
     proto = load_model(source)
     lowered = lower_precision(proto, info, reference, request.precision, request.output, data, progress)
     raise_if_failed(lowered.report, f"{request.output.name} failed its {request.precision.precision} gate, "

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from volo_export.errors import InputDataError, first_line
@@ -140,6 +142,28 @@ def load_graph(path: Path):
         raise InputDataError(f"{path} is not an ONNX model ({what})")
     external_files(model, path)  # the external-data policy, before any reader sees the file
     return model
+
+
+def check_onnx_file(path: Path) -> tuple:
+    """`external_data`'s policy for an ONNX file about to be handed to another reader (ONNX Runtime, OpenVINO,
+    TensorRT's parser), as its ExternalFiles (cached per file version, so opening
+    the same model again does not parse it again; the files are checked every time)."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return ()  # nothing to hand over: the reader says it is missing, in its own words
+    from volo_export.external_data import checked_file
+    from volo_export.io import input_file
+
+    st = input_file(path, "model").stat()  # a named pipe would block the reader
+    return tuple(checked_file(location, path) for location in _locations(str(path.resolve()), st.st_mtime_ns,
+                                                                         st.st_size, st.st_ino))
+
+
+@lru_cache(maxsize=64)
+def _locations(path: str, mtime_ns: int, size: int, inode: int) -> tuple[str, ...]:
+    from volo_export.external_data import external_files
+
+    return tuple(f.location for f in external_files(load_graph(Path(path)), Path(path)))
 
 
 def load_model(path: Path):

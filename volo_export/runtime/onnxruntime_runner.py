@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from volo_export.errors import InputDataError, RuntimeUnavailable, first_line
-from volo_export.export.metadata import ArtifactInfo, MissingMetadata, check_input_shape, load_graph, read_info
-from volo_export.external_data import check_onnx_file
+from volo_export.export.metadata import (ArtifactInfo, MissingMetadata, check_input_shape, check_onnx_file, load_graph,
+                                         read_info)
 from volo_export.io import user_cache_dir
 from volo_export.names import Executor
 from volo_export.runtime.base import BatchRange

@@ -30,8 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from volo_export.errors import InputDataError, RuntimeUnavailable, UsageError, first_line
-from volo_export.export.metadata import ArtifactInfo, MissingMetadata, read_info
-from volo_export.external_data import check_onnx_file
+from volo_export.export.metadata import ArtifactInfo, MissingMetadata, check_onnx_file, read_info
 from volo_export.names import Executor, Precision, Target
 from volo_export.runtime.base import BatchRange
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from volo_export.external_data import check_onnx_file
+from volo_export.export.metadata import check_onnx_file
 from volo_export.trt.products import Library, find_library
 
 # The builder's layer table (profiling verbosity DETAILED) is one VERBOSE message starting so.
