@@ -45,8 +45,7 @@ class BenchRequest:
     `prebuilt`: backend name -> an existing artifact to time instead of producing one.
     `spinning` False (default) keeps idle threads from busy-waiting between calls: ONNX Runtime's
     `allow_spinning` off, and OMP_WAIT_POLICY=PASSIVE for PyTorch when torch is not imported yet.
-    Interleaved backends then do not steal each other's cores (on a 2-core machine spinning
-    idle threads made eager PyTorch up to 20x slower).
+    Interleaved backends then do not steal each other's cores (docs/PERFORMANCE.md: what spinning cost).
     """
 
     model: str

@@ -5,8 +5,7 @@ Rewrite: Reshape(x, [0, -1, C]) -> LayerNormalization -> Reshape back to Shape(x
 the normalisation is over the last axis either way.
 
 Why: OpenVINO 2026.4 runs a 3-D LayerNormalization as one MVN kernel but decomposes the 4-D one
-into ReduceMean + Subtract + RMS (three to four passes over the tensor; VOLO-D1 FP32: 48 ms of
-LayerNorm work on 4-D tensors vs 0.6 ms of MVN for the 3-D ones).
+into ReduceMean + Subtract + RMS (three to four passes over the tensor; docs/CPU.md has the times).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Same products and sums either way: ONNX Runtime's outputs stay within float32 ro
 
 Why: OpenVINO fuses the bias Add, the residual Add and the next quantisation into a FullyConnected
 kernel only when they see its output in the layout they run in; on the 2-D view they ran as
-separate passes (VOLO-D1 INT8 `--target openvino`, "nd": +6 % with this and the 3-D LayerNorms).
+separate passes (what "nd" bought with the 3-D LayerNorms: docs/CPU.md).
 ONNX Runtime fuses a quantised Gemm only with an int32-quantised bias and a quantised output, but
 Q -> MatMul -> Add into MatMulIntegerToFloat with a float bias, and on a 2-D view its MatMulAddFusion
 turns MatMul + Add back into Gemm first (`--target cpu`, "3d"). ONNX Runtime prefers the float Gemm

@@ -9,8 +9,8 @@ Rewrite, the same sums (AvgPool2d of the eager model):
     x -> Transpose(0, 3, 1, 2) -> AveragePool(kernel s x s, stride s) -> Transpose(0, 2, 3, 1)
 
 Why: OpenVINO 2026.4 runs a ReduceMean over two non-adjacent axes of a 6-D tensor with its
-reference C++ kernel (`ref_f32`: 62-125 ms per VOLO-D1 batch of 8, 7 % of the FP32 time) and
-its NCHW AveragePool with a JIT kernel (3 ms). ONNX Runtime runs the Reshape + ReduceMean form
+reference C++ kernel (`ref_f32`) and its NCHW AveragePool with a JIT kernel (docs/CPU.md has the
+times). ONNX Runtime runs the Reshape + ReduceMean form
 well, so the default export keeps it.
 """
 

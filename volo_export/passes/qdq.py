@@ -8,7 +8,7 @@ the pattern holds, so a pair climbs over a chain of shape ops up to the op that 
 
 Why: OpenVINO fuses an activation quantisation into the kernel that produced the tensor (a
 FullyConnected with its bias and GELU, the fused attention, an MVN) when nothing sits between
-them; after a Reshape it ran as a standalone FakeQuantize pass (VOLO-D1 INT8: 146 ms -> 10 ms).
+them; after a Reshape it runs as a standalone FakeQuantize pass (docs/CPU.md has the cost).
 
 Only pairs whose tensor comes from one of `producers` move. The default list was measured:
 OpenVINO 2026.4 computed a residual Add -> FakeQuantize -> Transpose -> int8 convolution wrong

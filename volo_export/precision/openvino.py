@@ -1,26 +1,23 @@
-"""INT8 for OpenVINO on the CPU (`--target openvino`): the fastest accurate graph we measured there.
-
-Measured on VOLO-D1, batch 8, OpenVINO 2026.4, AVX-512 VNNI Xeon (docs/CPU.md has the tables);
-each item says what it bought in the same interleaved run:
+"""INT8 for OpenVINO on the CPU (`--target openvino`): the fastest accurate graph we measured there
+(what each step bought: docs/CPU.md, "What each step of the OpenVINO INT8 form bought").
 
 - TensorRT-style symmetric int8 (`int8.quantize_qdq`): zero point 0 in front of every
   convolution. OpenVINO computes uint8 Q/DQ with zero point 0 before a convolution wrong (the
-  `--target cpu` stem: cosine 0.31), and runs this form in its int8 brgemm/brgconv kernels.
+  `--target cpu` stem), and runs this form in its int8 brgemm/brgconv kernels.
 - The attention matmuls are quantised too (q.k^T and attn.v of the transformer and class blocks):
-  OpenVINO runs q.k^T -> softmax -> .v as one fused int8 kernel (+0-6 %). The outlook
-  attention's aggregation (5-D operands) stays float: quantising it cost Convert/Maximum passes
-  around the unfold's Concat (-4 %).
+  OpenVINO runs q.k^T -> softmax -> .v as one fused int8 kernel. The outlook attention's
+  aggregation (5-D operands) stays float: quantising it adds Convert/Maximum passes around the
+  unfold's Concat.
 - Softmax outputs are uint8 (zero point 0, scale max/255): probabilities are never negative, so
-  int8 wasted half the levels (+3 %, cosine unchanged). No convolution reads them.
-- Exact graph passes first (`volo_export.passes`): outlook pooling as AveragePool (+12 %),
-  LayerNorm on 3-D views and Gemm as N-D MatMul (+6 % together), the fused qkv/kv projections
-  split into one MatMul per part before the heads are formed (+3 % with a dynamic-batch compile,
-  0-3 % with the static-batch compile the runner does now); after quantising, activation
-  Q/DQ moved above Reshape/Transpose so OpenVINO fuses them into the producing kernel (+11 %).
+  int8 wastes half the levels. No convolution reads them.
+- Exact graph passes first (`volo_export.passes`): outlook pooling as AveragePool, LayerNorm on
+  3-D views, Gemm as N-D MatMul, the fused qkv/kv projections split into one MatMul per part
+  before the heads are formed; after quantising, activation Q/DQ moved above Reshape/Transpose so
+  OpenVINO fuses them into the producing kernel.
 
-ONNX Runtime runs this graph correctly (cosine 0.9989) but slower than `--target cpu` (it has no
-fused int8 attention and re-packs the dynamic operand of quantised matmuls every call). TensorRT
-does not parse it (uint8 inside the network): the metadata says target "openvino".
+ONNX Runtime runs this graph correctly but slower than `--target cpu` (it has no fused int8
+attention and re-packs the dynamic operand of quantised matmuls every call). TensorRT does not
+parse it (uint8 inside the network): the metadata says target "openvino".
 """
 
 from __future__ import annotations

@@ -45,9 +45,7 @@ from volo_export.trt.config import Profile, input_spec
 # ONNX TensorProto element types -> Triton data types (the ones a VOLO artifact's image input and logits use).
 ONNX_TO_TRITON = {1: "TYPE_FP32", 10: "TYPE_FP16"}
 # Triton's dynamic batcher waits this long for more requests before running a smaller batch; a lone request
-# pays it. Measured on volo_tiny_digits served on 2 cores (benchmarks/serve_loadtest.py, interleaved): delay
-# 1000 / 100 / 0 us gave p50 3.2 / 1.9 / 1.7 ms at concurrency 1 and 1435 / 1610 / 1392 img/s at
-# concurrency 16 (the same within this machine's noise; 2000 us matched 1000 us there).
+# pays it. Chosen by measurement (docs/SERVING.md, "Why the served model is set up this way").
 DEFAULT_QUEUE_DELAY_US = 100
 DEVICES = ("cpu", "gpu")
 IMAGE_INPUT = "image"  # the image model's input: one encoded image (BYTES) per batch row

@@ -24,8 +24,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {key: value["string_value"] for key, value in config["parameters"].items()}
         # Idle ONNX Runtime threads do not busy-wait: they would take the cores Triton's own threads and the
-        # clients need between batches (measured: volo_tiny_digits at concurrency 16 served 1268 img/s without
-        # spinning, 1081 with it, interleaved, on 2 cores).
+        # clients need between batches (measured: docs/SERVING.md).
         settings = SessionSettings(threads=int(params["threads"]), spinning=False)
         self.runner = open_runner(Path(params["artifact"]), settings)
         self.input_name = config["input"][0]["name"]
