@@ -44,7 +44,8 @@ OTHER_MEANINGS = {
     ("trt/rtx.py", "tensorrt-rtx"): "TensorRT-RTX's runtime cache folder",
     ("trt/config.py", "tensorrt"): "the TensorRT product (trt.products), not a runtime choice",
     **{(module, "auto"): "the TensorRT product choice (--trt-runtime, trt.products.RUNTIME_CHOICES)"
-       for module in ("trt/products.py", "trt/config.py", "trt/check.py", "trt/parser.py", "cli/engine.py")},
+       for module in ("trt/products.py", "trt/config.py", "trt/check.py", "trt/parser.py", "cli/engine.py", "api.py")},
+    ("serve/repository.py", "tensorrt"): "Triton's execution accelerator name (--tensorrt-ep)",
 }
 # Modules whose data types are spelled like precisions (GEMM element types, TensorRT layer precisions).
 DTYPE_MODULES = {"trt/layers.py", "trt/products.py", "bench/isa.py", "bench/limits.py", "bench/report.py"}

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 
 from volo_export.errors import InputDataError
+from volo_export.names import Precision
 from volo_export.progress import SILENT, Progress
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def _precision_request(precision: str, target: str | None, calib_data: PathArg |
                             validate_count=validate_count)
 
 
-def export(model: str, output: PathArg, *, checkpoint: PathArg | None = None, precision: str = "fp32",
+def export(model: str, output: PathArg, *, checkpoint: PathArg | None = None, precision: str = Precision.FP32,
            target: str | None = None, calib_data: PathArg | None = None, calib_size: int = 256,
            calib_method: str = "minmax", calib_cache: PathArg | None = None, io_dtype: str = "float32",
            exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (), fallback: bool = True,
@@ -109,7 +110,7 @@ def export(model: str, output: PathArg, *, checkpoint: PathArg | None = None, pr
     return export_onnx(request, progress)
 
 
-def quantize(onnx: PathArg, output: PathArg, *, precision: str = "int8", target: str | None = None,
+def quantize(onnx: PathArg, output: PathArg, *, precision: str = Precision.INT8, target: str | None = None,
              checkpoint: PathArg | None = None, calib_data: PathArg | None = None, calib_size: int = 256,
              calib_method: str = "minmax", calib_cache: PathArg | None = None, io_dtype: str = "float32",
              exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (), fallback: bool = True,
