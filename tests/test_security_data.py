@@ -152,7 +152,7 @@ def test_engine_sidecar_image_size_is_checked_against_its_profile(tmp_path, tiny
     sidecar = engine_sidecar(info)
     sidecar["metadata"][PREFIX + "image_size"] = "32"
     (tmp_path / "m.engine.json").write_text(json.dumps(sidecar))
-    with pytest.raises(InputDataError, match=r"input has shape \(8, 3, 64, 64\).*\(N, 3, 32, 32\)"):
+    with pytest.raises(InputDataError, match=r"input has shape \(\d+, 3, 64, 64\).*\(N, 3, 32, 32\)"):
         read_artifact_info(tmp_path / "m.engine")
     sidecar = engine_sidecar(info)
     sidecar["profile"]["max"] = ["8", "3", "64", "64"]  # item 15: a profile of strings
