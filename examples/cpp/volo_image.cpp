@@ -95,8 +95,8 @@ struct Coefficients {
     std::vector<int32_t> weights;   // ksize per output pixel
 };
 
-Coefficients precompute(int inSize, int outSize, const Filter& filter) {
-    const double scale = static_cast<double>(static_cast<float>(inSize)) / outSize;
+Coefficients precompute(int inSize, float in0, float in1, int outSize, const Filter& filter) {
+    const double scale = static_cast<double>(in1 - in0) / outSize;
     const double filterscale = std::max(scale, 1.0);
     const double support = filter.support * filterscale;
     Coefficients c;
@@ -106,7 +106,7 @@ Coefficients precompute(int inSize, int outSize, const Filter& filter) {
     c.weights.assign(static_cast<size_t>(outSize) * static_cast<size_t>(c.ksize), 0);
     std::vector<double> k(static_cast<size_t>(c.ksize));
     for (int xx = 0; xx < outSize; ++xx) {
-        const double center = (xx + 0.5) * scale;
+        const double center = in0 + (xx + 0.5) * scale;
         const double ss = 1.0 / filterscale;
         const int xmin = std::max(static_cast<int>(center - support + 0.5), 0);
         const int xmax = std::min(static_cast<int>(center + support + 0.5), inSize) - xmin;
@@ -269,33 +269,34 @@ RgbImage decodeImage(const std::string& bytes, const std::string& source) {
     return applyOrientation(image, exifOrientation(bytes));
 }
 
-RgbImage resizeWindow(const RgbImage& in, int outW, int outH, int x0, int y0, int cw, int ch,
-                      const std::string& interpolation) {
-    if (outW < 1 || outH < 1 || x0 < 0 || y0 < 0 || cw < 0 || ch < 0 || x0 + cw > outW || y0 + ch > outH)
-        throw Error("resize window outside the resized image");
-    if (interpolation == "nearest") return nearestWindow(in, outW, outH, x0, y0, cw, ch);
+RgbImage resizeBox(const RgbImage& in, int outW, int outH, const float box[4], const std::string& interpolation) {
+    if (outW < 1 || outH < 1 || !(0 <= box[0] && box[0] < box[2] && box[2] <= static_cast<float>(in.width)) ||
+        !(0 <= box[1] && box[1] < box[3] && box[3] <= static_cast<float>(in.height)))
+        throw Error("resize box outside the image");
     const Filter filter = filterFor(interpolation);
-    const bool horizontal = outW != in.width, vertical = outH != in.height;
+    // Which passes Pillow runs (ImagingResampleInner): a pass whose size and box are the identity is skipped.
+    const bool horizontal = outW != in.width || box[0] != 0 || box[2] != static_cast<float>(outW);
+    const bool vertical = outH != in.height || box[1] != 0 || box[3] != static_cast<float>(outH);
     const size_t inStride = static_cast<size_t>(in.width) * 3;
 
-    // Rows of the source that the window's output rows read.
+    // Rows of the source that the output rows read (all of them without a vertical pass).
     Coefficients vert;
-    int rowFirst = y0, rowLast = y0 + ch;  // without a vertical pass the window's own rows
-    if (vertical && ch > 0) {
-        vert = precompute(in.height, outH, filter);
-        rowFirst = vert.first[static_cast<size_t>(y0)];
-        rowLast = vert.first[static_cast<size_t>(y0 + ch - 1)] + vert.count[static_cast<size_t>(y0 + ch - 1)];
+    int rowFirst = 0, rowLast = in.height;
+    if (vertical) {
+        vert = precompute(in.height, box[1], box[3], outH, filter);
+        rowFirst = vert.first.front();
+        rowLast = vert.first.back() + vert.count.back();
     }
-    // Horizontal pass over those rows, only the window's columns (8-bit intermediate, as Pillow).
+    // Horizontal pass over those rows (8-bit intermediate, as Pillow).
     const int rows = rowLast - rowFirst;
-    RgbImage mid{cw, rows, std::vector<uint8_t>(static_cast<size_t>(cw) * static_cast<size_t>(std::max(rows, 0)) * 3)};
+    const int midW = horizontal ? outW : in.width;
+    RgbImage mid{midW, rows, std::vector<uint8_t>(static_cast<size_t>(midW) * static_cast<size_t>(rows) * 3)};
     if (horizontal) {
-        const Coefficients hor = precompute(in.width, outW, filter);
+        const Coefficients hor = precompute(in.width, box[0], box[2], outW, filter);
         for (int y = 0; y < rows; ++y) {
             const uint8_t* src = &in.pixels[static_cast<size_t>(y + rowFirst) * inStride];
-            uint8_t* dst = &mid.pixels[static_cast<size_t>(y) * static_cast<size_t>(cw) * 3];
-            for (int x = 0; x < cw; ++x) {
-                const size_t xx = static_cast<size_t>(x + x0);
+            uint8_t* dst = &mid.pixels[static_cast<size_t>(y) * static_cast<size_t>(midW) * 3];
+            for (size_t xx = 0; xx < static_cast<size_t>(outW); ++xx) {
                 const int32_t* k = &hor.weights[xx * static_cast<size_t>(hor.ksize)];
                 const uint8_t* p = src + static_cast<size_t>(hor.first[xx]) * 3;
                 int64_t s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
@@ -304,23 +305,20 @@ RgbImage resizeWindow(const RgbImage& in, int outW, int outH, int x0, int y0, in
                     s1 += int64_t{p[1]} * k[i];
                     s2 += int64_t{p[2]} * k[i];
                 }
-                dst[x * 3] = clip8(s0), dst[x * 3 + 1] = clip8(s1), dst[x * 3 + 2] = clip8(s2);
+                dst[xx * 3] = clip8(s0), dst[xx * 3 + 1] = clip8(s1), dst[xx * 3 + 2] = clip8(s2);
             }
         }
     } else {
-        for (int y = 0; y < rows; ++y)
-            std::memcpy(&mid.pixels[static_cast<size_t>(y) * static_cast<size_t>(cw) * 3],
-                        &in.pixels[static_cast<size_t>(y + rowFirst) * inStride + static_cast<size_t>(x0) * 3],
-                        static_cast<size_t>(cw) * 3);
+        std::memcpy(mid.pixels.data(), &in.pixels[static_cast<size_t>(rowFirst) * inStride],
+                    static_cast<size_t>(rows) * inStride);
     }
     if (!vertical) return mid;
-    RgbImage out{cw, ch, std::vector<uint8_t>(static_cast<size_t>(cw) * static_cast<size_t>(ch) * 3)};
-    const size_t midStride = static_cast<size_t>(cw) * 3;
-    for (int y = 0; y < ch; ++y) {
-        const size_t yy = static_cast<size_t>(y + y0);
+    RgbImage out{midW, outH, std::vector<uint8_t>(static_cast<size_t>(midW) * static_cast<size_t>(outH) * 3)};
+    const size_t midStride = static_cast<size_t>(midW) * 3;
+    for (size_t yy = 0; yy < static_cast<size_t>(outH); ++yy) {
         const int32_t* k = &vert.weights[yy * static_cast<size_t>(vert.ksize)];
         const uint8_t* base = &mid.pixels[static_cast<size_t>(vert.first[yy] - rowFirst) * midStride];
-        uint8_t* dst = &out.pixels[static_cast<size_t>(y) * midStride];
+        uint8_t* dst = &out.pixels[yy * midStride];
         for (size_t x = 0; x < midStride; ++x) {
             int64_t s = 1 << (kPrecisionBits - 1);
             for (int i = 0; i < vert.count[yy]; ++i) s += int64_t{base[static_cast<size_t>(i) * midStride + x]} * k[i];
@@ -331,10 +329,12 @@ RgbImage resizeWindow(const RgbImage& in, int outW, int outH, int x0, int y0, in
 }
 
 RgbImage resize(const RgbImage& image, int outWidth, int outHeight, const std::string& interpolation) {
-    return resizeWindow(image, outWidth, outHeight, 0, 0, outWidth, outHeight, interpolation);
+    if (interpolation == "nearest") return nearestWindow(image, outWidth, outHeight, 0, 0, outWidth, outHeight);
+    const float box[4] = {0, 0, static_cast<float>(image.width), static_cast<float>(image.height)};
+    return resizeBox(image, outWidth, outHeight, box, interpolation);
 }
 
-void preprocessImage(const RgbImage& image, const Preprocessing& prep, float* out) {
+void preprocessImage(const RgbImage& image, const Preprocessing& prep, float* out, const std::string& name) {
     const int size = static_cast<int>(prep.size);
     const int64_t shortSide = resizeTarget(prep);
     if (size < 1 || shortSide < 1 || prep.mean.size() != 3 || prep.std.size() != 3)
@@ -344,14 +344,30 @@ void preprocessImage(const RgbImage& image, const Preprocessing& prep, float* ou
     const double scale = static_cast<double>(shortSide) / std::min(w, h);
     const int newW = w <= h ? static_cast<int>(shortSide) : std::max(1, static_cast<int>(std::nearbyint(w * scale)));
     const int newH = w <= h ? std::max(1, static_cast<int>(std::nearbyint(h * scale))) : static_cast<int>(shortSide);
+    if (static_cast<int64_t>(newW) * newH > maxImagePixels())
+        throw Error(name + " is " + std::to_string(w) + "x" + std::to_string(h) + ": with its shorter side resized to " +
+                    std::to_string(shortSide) + " it would be above the pixel limit; crop it to a less extreme shape");
     // Centre crop (Python's floor division; negative offsets pad with zeros).
     const int top = floorDiv(newH - size, 2), left = floorDiv(newW - size, 2);
     const int srcY = std::max(top, 0), srcX = std::max(left, 0);
     const int ch = std::min(size, newH - srcY), cw = std::min(size, newW - srcX);
     const int dstY = std::max(-top, 0), dstX = std::max(-left, 0);
-    const RgbImage crop = (newW == w && newH == h)
-                              ? resizeWindow(image, w, h, srcX, srcY, cw, ch, "nearest")  // a plain copy
-                              : resizeWindow(image, newW, newH, srcX, srcY, cw, ch, prep.interpolation);
+    // As preprocess.py: only the part the crop keeps is resampled, with Pillow's resize and a box: the
+    // crop's columns over every row, then its rows (nearest: the window of the full resize).
+    RgbImage crop;
+    if (newW == w && newH == h) {
+        crop = nearestWindow(image, w, h, srcX, srcY, cw, ch);  // a plain copy
+    } else if (prep.interpolation == "nearest") {
+        crop = nearestWindow(image, newW, newH, srcX, srcY, cw, ch);
+    } else {
+        const double sx = static_cast<double>(w) / newW, sy = static_cast<double>(h) / newH;
+        const float columns[4] = {static_cast<float>(srcX * sx), 0, static_cast<float>((srcX + cw) * sx),
+                                  static_cast<float>(h)};
+        const RgbImage band = resizeBox(image, cw, h, columns, prep.interpolation);
+        const float rowsBox[4] = {0, static_cast<float>(srcY * sy), static_cast<float>(cw),
+                                  static_cast<float>((srcY + ch) * sy)};
+        crop = resizeBox(band, cw, ch, rowsBox, prep.interpolation);
+    }
     // float32 exactly as numpy: (p / 255 - mean) / std, all in float32; one table per channel.
     float table[3][256];
     for (size_t c = 0; c < 3; ++c) {

@@ -4,7 +4,8 @@
 //   -> 8-bit RGB (16-bit grey / 257, transparent pixels composited over black, as Pillow does)
 //   -> resize the shorter side to int(size / crop_pct) with Pillow's own separable resampling
 //      (bicubic a = -0.5, support scaled by the downscale factor, 22-bit fixed-point weights, 8-bit
-//      intermediate) -> centre crop `size` (zero padding) -> [0, 1] -> (x - mean) / std -> float32 (3, S, S).
+//      intermediate), only the part the centre crop `size` keeps (zero padding) -> [0, 1]
+//      -> (x - mean) / std -> float32 (3, S, S).
 //
 // The resize is bit-exact to Pillow's for the same RGB pixels; JPEG decoders differ (stb vs Pillow's
 // libjpeg-turbo), so JPEG inputs differ by the decoders' rounding (README.md has the measured numbers).
@@ -43,16 +44,17 @@ int exifOrientation(const std::string& bytes);
 //! `image` turned upright for EXIF `orientation` (Pillow's ImageOps.exif_transpose).
 RgbImage applyOrientation(const RgbImage& image, int orientation);
 
-//! The window [x0, x0 + cropWidth) x [y0, y0 + cropHeight) of `image` resized to outWidth x outHeight
-//! with Pillow's resampling (`interpolation`: bicubic, bilinear, lanczos or nearest). The window must
-//! lie inside the resized image; computing only it gives the same pixels as resizing everything.
-RgbImage resizeWindow(const RgbImage& image, int outWidth, int outHeight, int x0, int y0, int cropWidth,
-                      int cropHeight, const std::string& interpolation);
+//! Pillow's `Image.resize((outWidth, outHeight), filter, box)`: the source `box` {x0, y0, x1, y1} (floats, as
+//! Pillow takes it) resampled with Pillow's separable 8-bit filters (`interpolation`: bicubic, bilinear,
+//! lanczos), horizontal pass first, a pass whose size and box are the identity skipped.
+RgbImage resizeBox(const RgbImage& image, int outWidth, int outHeight, const float box[4],
+                   const std::string& interpolation);
 
-//! Whole-image resize (resizeWindow over the full output).
+//! Whole-image resize (`interpolation` also nearest).
 RgbImage resize(const RgbImage& image, int outWidth, int outHeight, const std::string& interpolation);
 
-//! `image` -> float32 (3, size, size) written to `out` (size * size * 3 floats), as preprocess_image does.
-void preprocessImage(const RgbImage& image, const Preprocessing& prep, float* out);
+//! `image` -> float32 (3, size, size) written to `out` (size * size * 3 floats), as preprocess_image does;
+//! an image whose resize target is above the pixel limit is an Error naming `name`.
+void preprocessImage(const RgbImage& image, const Preprocessing& prep, float* out, const std::string& name = "image");
 
 }  // namespace volo

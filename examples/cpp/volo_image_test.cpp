@@ -86,14 +86,17 @@ void testResize() {
     const volo::RgbImage img = ramp(40, 30);
     const volo::RgbImage same = volo::resize(img, 40, 30, "bicubic");
     CHECK(same.pixels == img.pixels);
-    // A window of the resize is the same pixels as cropping the full resize.
-    const volo::RgbImage full = volo::resize(img, 17, 13, "bicubic");
-    const volo::RgbImage window = volo::resizeWindow(img, 17, 13, 3, 2, 10, 9, "bicubic");
+    // A box at scale 1 on whole pixels is a plain crop (every filter is 1 at 0 and 0 at other integers).
+    const float box[4] = {3, 2, 13, 11};
+    const volo::RgbImage cropped = volo::resizeBox(img, 10, 9, box, "bicubic");
     bool equal = true;
     for (int y = 0; y < 9; ++y)
         for (int x = 0; x < 10; ++x)
-            for (int c = 0; c < 3; ++c) equal = equal && at(window, x, y)[c] == at(full, x + 3, y + 2)[c];
+            for (int c = 0; c < 3; ++c) equal = equal && at(cropped, x, y)[c] == at(img, x + 3, y + 2)[c];
     CHECK(equal);
+    const float outside[4] = {0, 0, 41, 30};
+    EXPECT_ERROR(volo::resizeBox(img, 10, 9, outside, "bicubic"), "resize box outside the image");
+    const volo::RgbImage full = volo::resize(img, 17, 13, "bicubic");
     CHECK(at(full, 0, 0)[2] == 7 && at(full, 16, 12)[2] == 7);  // a constant channel stays constant
     CHECK(at(volo::resize(img, 20, 15, "bilinear"), 10, 0)[0] >= 19);
     EXPECT_ERROR(volo::resize(img, 20, 15, "area"), "unknown interpolation 'area'");
@@ -108,6 +111,14 @@ void testPreprocessPads() {
     CHECK(std::fabs(out[2 * 256 + 8 * 16 + 8] - (7.0f / 255.0f - 0.5f) / 0.25f) < 1e-6f);  // blue is 7 inside
 }
 
+void testExtremeAspectRatioIsRefused() {
+    // 20000x1 at size 224, crop_pct 0.875: the resize target would be 5 120 000 x 256 (1.3 gigapixels).
+    const volo::Preprocessing prep{224, 0.875, "bicubic", {0.5, 0.5, 0.5}, {0.25, 0.25, 0.25}};
+    std::vector<float> out(3 * 224 * 224);
+    EXPECT_ERROR(volo::preprocessImage(ramp(20000, 1), prep, out.data(), "thin.png"),
+                 "thin.png is 20000x1: with its shorter side resized to 256 it would be above the pixel limit");
+}
+
 }  // namespace
 
 int main() {
@@ -116,6 +127,7 @@ int main() {
     testDecodeErrors();
     testResize();
     testPreprocessPads();
+    testExtremeAspectRatioIsRefused();
     if (failures == 0) std::cout << "volo_image_test: all checks passed\n";
     else std::cerr << "volo_image_test: " << failures << " check(s) failed\n";
     return failures == 0 ? 0 : 1;

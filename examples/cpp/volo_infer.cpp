@@ -219,7 +219,8 @@ int run(const Options& options) {
                 const float* src = item.tensor->data.data() + static_cast<size_t>(item.row) * imageFloats;
                 std::copy(src, src + imageFloats, dst);
             } else {
-                volo::preprocessImage(volo::decodeImage(volo::readFile(item.path), item.path), meta.preprocessing, dst);
+                volo::preprocessImage(volo::decodeImage(volo::readFile(item.path), item.path), meta.preprocessing, dst,
+                                      item.path);
             }
         }
         const Clock::time_point d1 = Clock::now();
