@@ -7,6 +7,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
+import sys
+import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -360,3 +363,27 @@ def test_d1_openvino_int8_and_bf16_end_to_end(d1_onnx_with_checkpoint, tmp_path)
         res = runner.invoke(app, ["quantize", str(onnx_path), "-c", str(checkpoint), "-o", str(tmp_path / "b.onnx"),
                                   "--precision", "bf16", "--validate-images", str(val)])
         assert res.exit_code == 0, res.output
+
+
+def test_ctrl_c_after_the_runners_are_gone_stops_cleanly(tmp_path, tiny_onnx):
+    """OpenVINO's CPU plugin installs an alternate signal stack per Core and puts the one it found back when
+    that Core goes: Cores released first-in first-out left the process on a freed stack, and the next
+    Ctrl-C killed it with SIGSEGV (the gate's runners come and go). Checked in a fresh Python."""
+    script = textwrap.dedent(f"""
+        import gc, signal
+        from volo_export.runtime.openvino_runner import OpenVinoRunner
+        first = OpenVinoRunner({str(tiny_onnx)!r})
+        second = OpenVinoRunner({str(tiny_onnx)!r})
+        first = None
+        gc.collect()
+        second = None
+        gc.collect()
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            print("stopped cleanly")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
+                               "XDG_CACHE_HOME": str(tmp_path)})
+    assert done.returncode == 0 and "stopped cleanly" in done.stdout, (done.returncode, done.stderr[-2000:])

@@ -25,6 +25,7 @@ targets) and compiles them for this CPU (the measurements behind each choice: do
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,17 @@ def refusal(info: ArtifactInfo | None, name: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def process_core():
+    """The one OpenVINO Core of this process, never released. OpenVINO's CPU plugin installs an alternate
+    signal stack when it loads and frees it when the last Core unloads the plugin; after that every signal
+    Python handles (Ctrl-C, SIGTERM) is delivered on freed memory and the process dies of SIGSEGV instead of
+    stopping cleanly (OpenVINO 2026.4, tests/test_openvino.py). Compile settings go with each compile."""
+    import openvino as ov
+
+    return ov.Core()
+
+
 def cache_dir_for(path: Path, settings: OpenVinoSettings) -> Path | None:
     """The model-cache folder of one artifact: named after its content (see the module docstring); None
     without a cache home."""
@@ -144,7 +156,7 @@ class OpenVinoRunner:
             if why:  # the model cache only saves time: without it OpenVINO compiles every start
                 self.notices.append(f"OpenVINO model cache {cache} is not usable ({why}); compiling without it")
                 cache = None
-        self._core, self._config, self._label = ov.Core(), compile_config(hint, settings, cache), label
+        self._core, self._config, self._label = process_core(), compile_config(hint, settings, cache), label
         try:
             self._model = self._core.read_model(model=model, weights=ov.Tensor(np.zeros(0, np.uint8))) \
                 if in_memory else self._core.read_model(str(model))
