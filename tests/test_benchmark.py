@@ -38,12 +38,14 @@ def tiny_run(tmp_path_factory):
     return run_benchmark(request, progress, {**BACKENDS, ABSENT.name: ABSENT}), artifacts, progress.stages
 
 
+@pytest.mark.slow  # the five-backend run (28 s); the fast lane runs bench end to end through the CLI below
 def test_rows_cover_every_backend_and_batch_in_order(tiny_run):
     report, _, _ = tiny_run
     assert [(r.backend, r.batch_size) for r in report.results] == [
         (b, n) for n in (1, 3) for b in BACKENDS_UNDER_TEST]
 
 
+@pytest.mark.slow  # the five-backend run (28 s); the fast lane runs bench end to end through the CLI below
 def test_runnable_backends_have_sane_numbers(tiny_run):
     report, _, _ = tiny_run
     flops = 2 * count_macs(get_config("volo_tiny_digits"))
@@ -58,6 +60,7 @@ def test_runnable_backends_have_sane_numbers(tiny_run):
             assert r.peak_rss_mb > 30 and 0 < r.rss_delta_mb < r.peak_rss_mb
 
 
+@pytest.mark.slow  # the five-backend run (28 s); the fast lane runs bench end to end through the CLI below
 def test_unavailable_backends_carry_their_reason(tiny_run):
     report, _, _ = tiny_run
     by = {(r.backend, r.batch_size): r for r in report.results}
@@ -67,6 +70,7 @@ def test_unavailable_backends_carry_their_reason(tiny_run):
     assert any(line.startswith("onnx-absent: unavailable: fakeruntime not installed") for line in report.footnotes())
 
 
+@pytest.mark.slow  # the five-backend run (28 s); the fast lane runs bench end to end through the CLI below
 def test_fp16_backend_is_the_gated_precision_artifact(tiny_run):
     from volo_export.export.metadata import read_info
 
@@ -75,6 +79,7 @@ def test_fp16_backend_is_the_gated_precision_artifact(tiny_run):
     assert info.precision == "fp16" and "LayerNormalization" in info.extra["kept_float32"]
 
 
+@pytest.mark.slow  # the five-backend run (28 s); the fast lane runs bench end to end through the CLI below
 def test_naive_backend_is_the_col2im_export_and_ours_is_not(tiny_run):
     _, artifacts, _ = tiny_run
     ops = {name: Counter(n.op_type for n in onnx.load(artifacts / f"volo_tiny_digits.{name}.onnx").graph.node)
@@ -83,6 +88,7 @@ def test_naive_backend_is_the_col2im_export_and_ours_is_not(tiny_run):
     assert ops["onnx-fp32"]["Col2Im"] == 0
 
 
+@pytest.mark.slow  # the five-backend run (28 s); the fast lane runs bench end to end through the CLI below
 def test_json_schema(tiny_run, tmp_path):
     report, _, _ = tiny_run
     write_json(tmp_path / "r.json", report.to_dict(with_samples=True))
@@ -101,6 +107,7 @@ def test_json_schema(tiny_run, tmp_path):
     assert built["onnx-fp32"]["status"] == "ok" and built["onnx-fp32"]["build_s"] > 0
 
 
+@pytest.mark.slow  # the five-backend run (28 s); the fast lane runs bench end to end through the CLI below
 def test_markdown_and_table_render(tiny_run):
     report, _, _ = tiny_run
     md = render.markdown(report)
@@ -113,6 +120,7 @@ def test_markdown_and_table_render(tiny_run):
     assert "onnx-naive" in console.export_text()
 
 
+@pytest.mark.slow  # the five-backend run (28 s); the fast lane runs bench end to end through the CLI below
 def test_plot_writes_png(tiny_run, tmp_path):
     pytest.importorskip("matplotlib")
     report, _, _ = tiny_run
@@ -161,6 +169,7 @@ def test_cli_bench_json_report_and_bad_backend(tmp_path):
     assert bad.exit_code == 2 and "--batch takes comma-separated integers" in bad.output
 
 
+@pytest.mark.slow  # the five-backend run (28 s); the fast lane runs bench end to end through the CLI below
 def test_profile_sums_kernel_time_by_op(tiny_run):
     from volo_export.bench.profile import profile_onnx
 

@@ -59,6 +59,7 @@ def test_every_family_exports_without_col2im_at_64px(family):
     _assert_exact_and_col2im_free(small_config(family, size=64))
 
 
+@pytest.mark.slow  # one more tiny export each; test_foreign_onnx covers the naive export in the fast lane
 def test_naive_export_has_col2im(tiny_config):
     """The problem the rewrite solves is real: the stock export emits Col2Im."""
     _, proto = _export(tiny_config, rewrite=False)
@@ -103,6 +104,7 @@ def test_io_names_and_metadata_roundtrip(tmp_path, tiny_model):
     assert "torch" in back.versions and "onnx" in back.versions
 
 
+@pytest.mark.slow  # one more tiny export each; test_foreign_onnx covers the naive export in the fast lane
 def test_external_data_only_when_required(tmp_path, tiny_model, monkeypatch):
     proto = torch_to_onnx(tiny_model, ExportOptions())
     x = np.random.default_rng(0).standard_normal((2, 3, 64, 64), dtype=np.float32)
@@ -123,6 +125,7 @@ def test_opset_out_of_range(opset):
         ExportOptions(opset=opset)
 
 
+@pytest.mark.slow  # one more tiny export each; test_foreign_onnx covers the naive export in the fast lane
 def test_opset_18_exports(tiny_model):
     proto = torch_to_onnx(tiny_model, ExportOptions(opset=18))
     assert proto.opset_import[0].version == 18

@@ -331,6 +331,7 @@ def _limit_file_size(limit: int):
     return apply
 
 
+@pytest.mark.slow  # two exports under a file-size limit (11 s)
 def test_disk_full_is_one_line_and_leaves_nothing(tmp_path, inputs):
     """A real write failure (file-size limit in the child: EFBIG, like ENOSPC) while writing the ONNX."""
     out = tmp_path / "out"

@@ -86,6 +86,7 @@ def side_by_side(tmp_path_factory):
     return run_benchmark(request)
 
 
+@pytest.mark.slow  # measures every library's GEMM (22 s); the peak arithmetic is tested above
 def test_onnxruntime_and_openvino_side_by_side(side_by_side):
     report = side_by_side
     built = {b.name: b for b in report.backends}
@@ -102,6 +103,7 @@ def test_onnxruntime_and_openvino_side_by_side(side_by_side):
     assert line[9] == f"{rows['openvino-int8'].gflops / best_int8:.0%}"  # INT8 rows are judged by INT8 GEMMs
 
 
+@pytest.mark.slow  # measures every library's GEMM (22 s); the peak arithmetic is tested above
 def test_limits_cover_every_library_and_say_how(side_by_side):
     limits = side_by_side.limits
     found = {(g["library"], g["dtype"]) for g in limits["gemms"] if g["gops"]}

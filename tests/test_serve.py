@@ -299,6 +299,7 @@ def test_a_model_that_fails_to_load_is_one_line_and_leaves_nothing(tmp_path, tin
     assert list(scratch.iterdir()) == []
 
 
+@pytest.mark.slow  # a real server started and signalled (13 s)
 def test_sigint_stops_cleanly_and_sigkill_loses_no_artifact(tmp_path, tiny_onnx):
     artifact = tmp_path / "tiny.onnx"
     shutil.copyfile(tiny_onnx, artifact)
