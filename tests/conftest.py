@@ -194,3 +194,20 @@ def d1_int8_onnx(tmp_path_factory, d1_onnx_with_checkpoint, d1_samples):
     quantize_onnx(QuantizeRequest(onnx_path, out, precision, checkpoint=checkpoint, validate_images=val,
                                   report=folder / "d1_int8.json"))
     return out
+
+
+@pytest.fixture(scope="session")
+def d1_int8_openvino_onnx(tmp_path_factory, d1_onnx_with_checkpoint, d1_samples):
+    """VOLO-D1 INT8 for OpenVINO (--target openvino) of `d1_fp32_onnx`, calibrated and gated like
+    `d1_int8_onnx` (path): the INT8 form the C++ app's CPU backend (OpenVINO) is for."""
+    from volo_export.pipeline import QuantizeRequest, quantize_onnx
+    from volo_export.precision.convert import PrecisionRequest
+
+    onnx_path, checkpoint = d1_onnx_with_checkpoint
+    calib, val = d1_samples
+    folder = tmp_path_factory.mktemp("d1_int8_openvino")
+    out = folder / "d1_int8_openvino.onnx"
+    precision = PrecisionRequest(precision="int8", target="openvino", calib_data=str(calib), calib_size=64,
+                                 calib_cache=folder / "d1.calib.json")
+    quantize_onnx(QuantizeRequest(onnx_path, out, precision, checkpoint=checkpoint, validate_images=val))
+    return out

@@ -419,16 +419,16 @@ def test_cpp_bad_input_is_one_line(build, tiny_onnx, photos, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("artifact", ["d1_fp32_onnx", "d1_int8_onnx"])
+@pytest.mark.parametrize("artifact", ["d1_fp32_onnx", "d1_int8_openvino_onnx"])
 def test_cpp_d1_matches_python(build, artifact, photos, tmp_path, request):
-    """Full-size VOLO-D1 (random weights): FP32 vs ONNX Runtime, INT8 (the shared --target tensorrt Q/DQ graph)
-    vs Python's OpenVINO runner (the runtime the app runs it in), on the same tensor file and from the photos."""
+    """Full-size VOLO-D1 (random weights): FP32 vs ONNX Runtime, INT8 (--target openvino, the form for the app's
+    CPU backend) vs Python's OpenVINO runner, on the same tensor file and from the photos."""
     model = request.getfixturevalue(artifact)
     reference = onnxruntime_logits
-    if artifact == "d1_int8_onnx":
+    if artifact == "d1_int8_openvino_onnx":
         from volo_export.runtime.openvino_runner import OpenVinoRunner
 
-        def reference(path, x):  # noqa: F811 - the app runs INT8 in OpenVINO: so does the reference
+        def reference(path, x):  # noqa: F811 - the reference runtime of an OpenVINO INT8 artifact
             return OpenVinoRunner(path)(x)
     numbers = check_model_against_python(build, model, photos, tmp_path, reference)
     print(artifact, numbers)
