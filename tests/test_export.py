@@ -136,6 +136,7 @@ def test_opset_18_exports(tiny_model):
     assert np.abs(OnnxRuntimeRunner(proto.SerializeToString())(x.numpy()) - ref).max() < 1e-4
 
 
+@pytest.mark.slow  # exports a foreign graph; test_security_data and test_foreign_onnx check these refusals in the fast lane
 def test_read_info_rejects_non_onnx_and_foreign_onnx(tmp_path, tiny_model):
     from volo_export.errors import InputDataError
 

@@ -206,6 +206,7 @@ def test_version_choices_and_untruncated_tables():
     assert "…" not in table
 
 
+@pytest.mark.slow  # a CLI export to watch the order of its lines
 def test_notices_come_before_the_work(tmp_path):
     result = _run("onnx", "-m", "volo_tiny_digits", "-o", tmp_path / "m.onnx", "--no-validate")
     assert result.exit_code == 0, result.output

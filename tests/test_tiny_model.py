@@ -92,6 +92,7 @@ def test_onnx_accuracy_equals_eager(tmp_path, bundled, digits_test_split, eager_
     assert c.max_abs < 1e-4 * c.reference_scale
 
 
+@pytest.mark.slow  # one more CLI export; the API and examples export the bundled model in the fast lane
 def test_cli_does_not_call_bundled_weights_random(tmp_path):
     out = tmp_path / "tiny.onnx"
     result = CliRunner().invoke(app, ["onnx", "-m", "volo_tiny_digits", "-o", str(out), "--no-validate"])

@@ -115,6 +115,7 @@ def test_engine_repository_takes_the_profile(tmp_path, tiny_onnx):
     assert not (tmp_path / "over").exists() and not (tmp_path / "cpu").exists() and no_staging_left(tmp_path)
 
 
+@pytest.mark.slow  # one more static-batch export
 def test_static_batch_onnx_is_served_without_batching(tmp_path, tiny_checkpoint):
     static = tmp_path / "static.onnx"
     assert invoke("onnx", "--model", "volo_tiny_digits", "--checkpoint", tiny_checkpoint, "--batch", "2",
