@@ -235,9 +235,14 @@ def test_clients_that_disconnect_mid_request_do_not_wedge_the_server(server, loc
     client = grpcclient.InferenceServerClient(f"127.0.0.1:{server.grpc}")
     x = np.random.default_rng(5).standard_normal((MAX_BATCH, 3, 64, 64), dtype=np.float32)
     try:
-        for _ in range(5):  # gRPC clients that give up before the answer
-            with pytest.raises(InferenceServerException, match="Deadline"):
+        gave_up = 0
+        for _ in range(5):  # gRPC clients that give up before the answer (100 us; one may still be answered)
+            try:
                 client.infer("tiny_digits", [tensor_input(grpcclient, x)], client_timeout=0.0001)
+            except InferenceServerException as e:
+                assert "Deadline" in str(e), e
+                gave_up += 1
+        assert gave_up >= 3
         t0 = time.monotonic()
         answer = client.infer("tiny_digits", [tensor_input(grpcclient, x)], client_timeout=30).as_numpy("logits")
     finally:
