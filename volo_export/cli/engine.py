@@ -67,6 +67,7 @@ def command(
                     f"{result.seconds:.0f} s: {prov.environment.describe(prov.product)}, batch {lo}/{opt}/{hi}")
         if result.layers:
             result_line(f"layers: {result.layers.summary()}")
+            result_line(f"layer mix: {result.layers.mix()}")
             wide = result.layers.wider_than_graph()
             if wide:
                 warning(f"{len(wide)} MatMul/Gemm/Conv run in a wider type than the graph gives them (e.g. INT8 "

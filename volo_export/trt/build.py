@@ -24,7 +24,8 @@ from volo_export.progress import SILENT, Progress
 from volo_export.trt.check import DEFAULT_TRT, TRT_VERSIONS, check_model, first_violation
 from volo_export.trt.config import (BuildPlan, BuildSettings, Enum, Profile, Ref, build_plan, compute_profile,
                                     input_spec, trtexec_command)
-from volo_export.trt.layers import LayerReport, WeightedNode, layer_report, parse_layer_table, weighted_nodes
+from volo_export.trt.layers import (LayerReport, WeightedNode, attention_matmuls, layer_report, parse_layer_table,
+                                   weighted_nodes)
 from volo_export.trt.parser import RealVerdict, make_logger, parse_onnx
 from volo_export.trt.products import Library, choice_note, find_library, missing, refuse_turing
 from volo_export.trt.provenance import (ENGINE_SUFFIXES, BuildRecord, EngineProvenance, Environment, ProductRecord,
@@ -64,8 +65,8 @@ class EngineResult:
 
 @dataclass(frozen=True)
 class PreparedBuild:
-    """Everything known before TensorRT is imported. `weighted` and `op_types` describe the graph's
-    nodes for the layer report."""
+    """Everything known before TensorRT is imported. `weighted`, `op_types` and `attention` describe the
+    graph's nodes for the layer report."""
 
     request: EngineRequest
     metadata: dict[str, str]
@@ -74,6 +75,7 @@ class PreparedBuild:
     output_name: str
     weighted: dict[str, WeightedNode] = field(default_factory=dict)
     op_types: dict[str, str] = field(default_factory=dict)
+    attention: tuple[str, ...] = ()
 
     def trtexec(self, major: int) -> str:
         return trtexec_command(self.request.onnx, self.request.output, self.request.settings, self.profile, major)
@@ -109,9 +111,10 @@ def prepare(request: EngineRequest, trt_target: int = DEFAULT_TRT) -> PreparedBu
     refuse_turing(request.settings.compute_capabilities, info.precision)
     profile = compute_profile(spec, info.preprocessing.size, request.settings)
     outputs = [o.name for o in proto.graph.output]
+    weighted = weighted_nodes(proto)
     return PreparedBuild(request, dict(sorted(info.to_props().items())), calibration_info(info), profile,
-                         outputs[0] if outputs else "logits", weighted_nodes(proto),
-                         {n.name: n.op_type for n in proto.graph.node})
+                         outputs[0] if outputs else "logits", weighted, {n.name: n.op_type for n in proto.graph.node},
+                         tuple(attention_matmuls(proto, weighted)))
 
 
 def check_rules_for(library: Library | None) -> int:
@@ -149,8 +152,8 @@ def build_engine(request: EngineRequest, progress: Progress = SILENT,
     t0 = time.perf_counter()
     built = build_serialized(library, request.onnx, plan, progress)
     seconds = time.perf_counter() - t0
-    layers = (layer_report(parse_layer_table(built.layer_table), prepared.weighted, prepared.op_types)
-              if built.layer_table else None)
+    layers = (layer_report(parse_layer_table(built.layer_table), prepared.weighted, prepared.op_types,
+                           prepared.attention) if built.layer_table else None)
     if layers is None:
         notes.append(f"{library.label} logged no layer table: no layer report")
     if library.rtx and (mismatch := header_mismatch(read_plan_header(built.plan), list(plan.compute_capabilities))):

@@ -18,12 +18,19 @@ rank >= 2): a DQ-fused INT8 GEMM reads Int8 activations and Int8 weights and wri
 `layer_report` maps the layers back to the graph's MatMul/Gemm/Conv nodes: a node runs in the
 precision of the first math layer whose metadata names it, and is compared with the precision
 its weight has in the graph (INT8 Q/DQ, float16, float32).
+
+The mix a user reads (and the low-precision acceptance test, tests/trt/test_layer_mix.py, checks):
+layers per precision, how many take a float32 input, how many are Myelin `runtime_fusion` kernels,
+the precision of every attention GEMM (a MatMul of two activations: `q·kᵀ`, `attn·v`), and the
+activation traffic per image: the bytes of every layer's input and output tensors (constants
+excluded, a dynamic batch counted as 1), a proxy for the memory-bound part of the engine's time.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 _FIELDS = ("Name", "LayerType", "Inputs", "Constants", "Outputs", "TacticName", "StreamId", "Metadata")
@@ -36,6 +43,9 @@ _DTYPE = re.compile(r"Datatype: ([A-Za-z0-9]+)")
 DTYPES = {"Int4": "int4", "FP4": "fp4", "FP8": "fp8", "Int8": "int8", "Half": "fp16", "BFloat16": "bf16",
           "Float": "fp32"}
 _WIDTH = {p: i for i, p in enumerate(("int4", "fp4", "fp8", "int8", "fp16", "bf16", "fp32"))}
+# Bytes per element of every data type the table spells (sub-byte types as fractions).
+BYTES = {"Int4": 0.5, "FP4": 0.5, "FP8": 1, "Int8": 1, "UInt8": 1, "Bool": 1, "Half": 2, "BFloat16": 2,
+         "Float": 4, "Int32": 4, "Int64": 8}
 NO_MATH = "n/a"  # layers without float/int8 data (shape plumbing) and nodes no math layer carries
 
 WEIGHTED_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
@@ -67,16 +77,42 @@ class Layer:
                  if t.dtype in DTYPES]
         return min(types, key=_WIDTH.__getitem__) if types else NO_MATH
 
+    @property
+    def fused_attention(self) -> bool:
+        """A multi-head-attention kernel the builder generated from `q·kᵀ`, softmax and `attn·v`
+        (TensorRT-RTX names it `_gemm_mha...`)."""
+        return "_mha" in self.name
+
+    @property
+    def float32_input(self) -> bool:
+        """True when any data input is float32 (the layer reads 4-byte floats)."""
+        return any(t.dtype == "Float" for t in self.inputs)
+
+    @property
+    def traffic(self) -> float:
+        """Bytes of the layer's input and output tensors for one image (a dynamic dimension counted as 1)."""
+        return sum(BYTES.get(t.dtype, 4) * _elements(t.dims) for t in self.inputs + self.outputs)
+
     def kind(self, weighted: frozenset[str] = frozenset()) -> str:
         """GEMM, CONV or OTHER. A Myelin `runtime_fusion` is a GEMM when its generated name has an `Fc`
-        (fully connected) step or it carries one of the graph's `weighted` MatMul/Gemm nodes."""
+        (fully connected) step or it carries one of the graph's `weighted` MatMul/Gemm nodes; a fused
+        attention kernel is a GEMM."""
         kind = _KIND_OF_TYPE.get(self.type.lower())
         if kind:
             return kind
+        if self.fused_attention:
+            return "GEMM"
         if self.type == "runtime_fusion" and ("Fc" in self.name.removeprefix("__myl_")
                                               or weighted.intersection(self.onnx_nodes)):
             return "GEMM"
         return "OTHER"
+
+
+def _elements(dims: tuple[int, ...]) -> int:
+    count = 1
+    for d in dims:
+        count *= max(d, 1)
+    return count
 
 
 def _split_fields(line: str) -> dict[str, str]:
@@ -171,18 +207,31 @@ def weighted_nodes(model) -> dict[str, WeightedNode]:
     return out
 
 
+def attention_matmuls(model, weighted: dict[str, WeightedNode] | None = None) -> list[str]:
+    """The MatMul nodes of `model` with no constant weight: products of two activations (attention
+    `q·kᵀ` and `attn·v`), in graph order. `weighted`: `weighted_nodes(model)` when the caller has it."""
+    weighted = weighted_nodes(model) if weighted is None else weighted
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in weighted]
+
+
 # ----------------------------------------------------------------------------- the report
 
 
 @dataclass
 class LayerReport:
-    """An engine's layers by kind and precision, and every weighted node's precision: in the graph and
-    in the engine."""
+    """An engine's layers by kind and precision, every weighted node's precision (in the graph and in the
+    engine), every attention GEMM's precision in the engine, and the mix a user reads (module docstring)."""
 
     layers: int
     by_kind: dict[str, dict[str, int]]  # GEMM / CONV / OTHER -> {precision: layers}
     nodes: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> {op_type, graph, engine}
     float_ops: dict[str, int] = field(default_factory=dict)  # ONNX op types inside fp32 layers
+    by_precision: dict[str, int] = field(default_factory=dict)  # every layer by precision
+    float32_input: int = 0  # layers with a float32 data input
+    fused: int = 0  # Myelin runtime_fusion layers
+    fused_attention: int = 0  # multi-head-attention kernels
+    traffic_bytes: float = 0.0  # activation traffic of one image
+    attention: dict[str, str] = field(default_factory=dict)  # attention MatMul -> engine precision
 
     def wider_than_graph(self) -> list[str]:
         """Weighted nodes the engine runs in a wider type than their weight has in the graph (an INT8 node
@@ -194,6 +243,26 @@ class LayerReport:
         """(how many of the nodes whose weight is `graph` run in exactly that precision, how many there are)."""
         mine = [d for d in self.nodes.values() if d["graph"] == graph]
         return sum(d["engine"] == graph for d in mine), len(mine)
+
+    @property
+    def float32_input_fraction(self) -> float:
+        return self.float32_input / self.layers if self.layers else 0.0
+
+    def float32_attention(self) -> list[str]:
+        """Attention GEMMs the engine runs in float32 (or in no math layer it names)."""
+        return [n for n, p in self.attention.items() if p in ("fp32", NO_MATH)]
+
+    def mix(self) -> str:
+        """One line: layers per precision, float32 input, fused kernels, attention GEMMs, traffic, e.g.
+        'int8 93, fp16 158, fp32 31; float32 input 31 of 292 (10.6 %); 3 fused, 0 attention kernels;
+        attention GEMMs fp16 32;
+        activation traffic 103.0 MB/image'."""
+        parts = ", ".join(f"{p} {c}" for p, c in _ordered(self.by_precision) if p != NO_MATH)
+        line = (f"{parts}; float32 input {self.float32_input} of {self.layers} "
+                f"({100 * self.float32_input_fraction:.1f} %); {self.fused} fused, {self.fused_attention} attention kernels")
+        if self.attention:
+            line += "; attention GEMMs " + ", ".join(f"{p} {c}" for p, c in _ordered(Counter(self.attention.values())))
+        return line + f"; activation traffic {self.traffic_bytes / 1e6:.1f} MB/image"
 
     def summary(self) -> str:
         """One line, e.g. '124 layers: GEMM int8 24 / fp32 16, CONV int8 5, other 79; MatMul/Gemm/Conv:
@@ -218,17 +287,23 @@ class LayerReport:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LayerReport":
+        """From `to_dict` output; sidecars written before the mix was recorded read with its fields empty."""
         return cls(int(d["layers"]), {k: dict(v) for k, v in d["by_kind"].items()},
-                   {k: dict(v) for k, v in d.get("nodes", {}).items()}, dict(d.get("float_ops", {})))
+                   {k: dict(v) for k, v in d.get("nodes", {}).items()}, dict(d.get("float_ops", {})),
+                   {k: int(v) for k, v in d.get("by_precision", {}).items()}, int(d.get("float32_input", 0)),
+                   int(d.get("fused", 0)), int(d.get("fused_attention", 0)), float(d.get("traffic_bytes", 0.0)),
+                   {k: str(v) for k, v in d.get("attention", {}).items()})
 
 
 def _ordered(counts: dict[str, int]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda kv: _WIDTH.get(kv[0], 99))
 
 
-def layer_report(layers: list[Layer], weighted: dict[str, WeightedNode], op_types: dict[str, str]) -> LayerReport:
-    """The report for an engine's `layers`, given the graph's weighted nodes and every node's op type."""
-    names = frozenset(weighted)
+def layer_report(layers: list[Layer], weighted: dict[str, WeightedNode], op_types: dict[str, str],
+                 attention: Sequence[str] = ()) -> LayerReport:
+    """The report for an engine's `layers`, given the graph's weighted nodes, every node's op type and its
+    attention MatMuls (`attention_matmuls`)."""
+    names = frozenset(weighted) | frozenset(attention)
     by_kind: dict[str, Counter] = {}
     engine: dict[str, str] = {}
     float_ops: Counter = Counter()
@@ -243,4 +318,9 @@ def layer_report(layers: list[Layer], weighted: dict[str, WeightedNode], op_type
     nodes = {n: {"op_type": w.op_type, "graph": w.weight, "engine": engine.get(n, NO_MATH)}
              for n, w in weighted.items()}
     return LayerReport(len(layers), {k: dict(v) for k, v in sorted(by_kind.items())}, nodes,
-                       dict(float_ops.most_common()))
+                       dict(float_ops.most_common()), dict(Counter(layer.precision for layer in layers)),
+                       sum(layer.float32_input for layer in layers),
+                       sum(layer.type == "runtime_fusion" for layer in layers),
+                       sum(layer.fused_attention for layer in layers),
+                       float(sum(layer.traffic for layer in layers)),
+                       {n: engine.get(n, NO_MATH) for n in attention})
