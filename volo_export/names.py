@@ -16,6 +16,7 @@ class Precision(StrEnum):
     FP32 = "fp32"
     FP16 = "fp16"
     INT8 = "int8"
+    FP8 = "fp8"
     BF16 = "bf16"
 
 
@@ -29,6 +30,13 @@ class Target(StrEnum):
 
 # Metadata `target` of a graph that runs everywhere (FP32, FP16, BF16).
 ANY_TARGET = "any"
+
+
+class HighPrecision(StrEnum):
+    """What an INT8/FP8 TensorRT graph computes in where it is not quantised (`--high-precision`)."""
+
+    FP16 = "fp16"
+    FP32 = "fp32"
 
 
 class Runtime(StrEnum):
