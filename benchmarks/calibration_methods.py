@@ -37,7 +37,7 @@ def main() -> None:
     from volo_export.precision.int8 import find_targets
     from volo_export.precision.form import Prepared
     from volo_export.precision.forms import form_for
-    from volo_export.precision.int8_form import Int8State
+    from volo_export.precision.qdq_form import QdqState
     from volo_export.tolerances import tolerance_for
 
     work = Path(tempfile.mkdtemp(prefix="calib-methods-"))
@@ -73,7 +73,7 @@ def main() -> None:
             ranges = compute_ranges(stats, method)
             for target, targets in everything.items():
                 form = forms[target]
-                built = form.build(fp32, Prepared(Int8State(targets, ranges, [], calib.array)))
+                built = form.build(fp32, Prepared(QdqState(targets, ranges, [], calib.array)))
                 report = gate_artifact(form.runner(built.model), reference, inputs, tol, artifact="m",
                                        model=args.model, precision="int8")
                 pooled = report.comparisons[-1]

@@ -125,7 +125,7 @@ def main(
     from volo_export.hardware import cpu_isa
     from volo_export.models.checkpoint import load_model
     from volo_export.precision.convert import PrecisionRequest, lower_precision, lowering_data
-    from volo_export.precision.forms import int8_calibration_tensors
+    from volo_export.precision.forms import qdq_calibration_tensors
     from volo_export.progress import StageLog
     from volo_export.runtime.onnxruntime_runner import CPU_ONLY, OnnxRuntimeRunner, SessionSettings
     from volo_export.runtime.base import run_in_batches
@@ -168,7 +168,7 @@ def main(
 
         log.stage("building the steps of the OpenVINO form from the same calibration")
         calib = load_calibration_data(str(calib_dir), info.preprocessing)
-        tensors = int8_calibration_tensors(fp32)
+        tensors = qdq_calibration_tensors(fp32)
         ranges, _ = calibrate(fp32, tensors, calib, "minmax", info.preprocessing, cache, log)
         for step, proto in openvino_steps(fp32, ranges).items():  # +heads, the last step, is gated above
             files[f"ov-int8 {step}"] = work / f"ov_int8_{step.strip('+')}.onnx"

@@ -16,7 +16,8 @@ FORMS = forms()
 
 def test_the_registry_holds_each_form_of_today():
     assert [(f.precision, f.target) for f in FORMS] == [
-        ("fp16", "tensorrt"), ("int8", "tensorrt"), ("int8", "cpu"), ("int8", "openvino"), ("bf16", "cpu")]
+        ("fp16", "tensorrt"), ("int8", "tensorrt"), ("int8", "cpu"), ("int8", "openvino"), ("fp8", "tensorrt"),
+        ("bf16", "cpu")]
 
 
 @pytest.mark.parametrize("form", FORMS, ids=lambda f: f"{f.precision}-{f.target}")

@@ -30,16 +30,16 @@ def lowered(tiny_fp32):
     from volo_export.precision.fp16 import to_fp16
     from volo_export.precision.int8 import find_targets
     from volo_export.precision.form import Prepared
-    from volo_export.precision.forms import int8_calibration_tensors
+    from volo_export.precision.forms import qdq_calibration_tensors
     from volo_export.precision.forms.int8_openvino import Int8OpenVino
-    from volo_export.precision.int8_form import Int8State
+    from volo_export.precision.qdq_form import QdqState
 
     x = np.random.default_rng(0).standard_normal((8, 3, 64, 64)).astype(np.float32)
-    tensors = int8_calibration_tensors(tiny_fp32)
+    tensors = qdq_calibration_tensors(tiny_fp32)
     ranges = compute_ranges(collect_stats(tiny_fp32, tensors, x, histogram=False), "minmax")
     lowered = {"fp16": to_fp16(tiny_fp32).model}
     for form in INT8_FORMS:
-        state = Int8State(find_targets(tiny_fp32, form().selection()), ranges, [], x)
+        state = QdqState(find_targets(tiny_fp32, form().selection()), ranges, [], x)
         if form is Int8OpenVino:
             state = form().passed(tiny_fp32, state)
         lowered[f"int8-{form.target}"] = form().build(tiny_fp32, Prepared(state)).model

@@ -263,7 +263,7 @@ def test_bf16_precision_is_the_fp32_graph_gated_in_bf16(tiny_fp32, eager_referen
         form_for("bf16", "tensorrt")
 
 
-def test_openvino_int8_form(tiny_fp32, eager_reference, digits_folders, tmp_path):
+def test_openvino_qdq_form(tiny_fp32, eager_reference, digits_folders, tmp_path):
     """Measured (450 test digits): OpenVINO cosine 0.99917, accuracy 98.44 % = FP32."""
     from volo_export.precision.forms import form_for
 

@@ -29,9 +29,9 @@ def samples():
 @pytest.fixture(scope="module")
 def ranges(tiny_fp32, samples):
     """Ranges of every tensor either INT8 target reads (minmax on noise: exactness does not need real images)."""
-    from volo_export.precision.forms import int8_calibration_tensors
+    from volo_export.precision.forms import qdq_calibration_tensors
 
-    tensors = int8_calibration_tensors(tiny_fp32)
+    tensors = qdq_calibration_tensors(tiny_fp32)
     return compute_ranges(collect_stats(tiny_fp32, tensors, samples, histogram=False), "minmax")
 
 
@@ -93,9 +93,9 @@ def test_refusal_reasons(tiny_qdq, tiny_fp32):
 def test_tensorrt_int8_target_splits_and_records_it(tiny_fp32, ranges, samples):
     from volo_export.precision.form import Prepared
     from volo_export.precision.forms import form_for
-    from volo_export.precision.int8_form import Int8State
+    from volo_export.precision.qdq_form import QdqState
 
-    prepared = Prepared(Int8State(find_targets(tiny_fp32), ranges, [], samples))
+    prepared = Prepared(QdqState(find_targets(tiny_fp32), ranges, [], samples))
     built = form_for("int8", "tensorrt").build(tiny_fp32, prepared, keep=["node_linear_9"])
     assert built.extra["quantized_nodes"] == "33"  # FP32 nodes, as --exclude-nodes and the fallback name them
     assert json.loads(built.extra["split_projections"]) == [n for n in SPLIT if n != "node_linear_9"]

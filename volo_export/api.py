@@ -61,12 +61,13 @@ def _path(value: PathArg | None) -> Path | None:
 def _precision_request(precision: str, target: str | None, calib_data: PathArg | None, calib_size: int,
                        calib_method: str, calib_cache: PathArg | None, io_dtype: str, exclude_nodes: Sequence[str],
                        exclude_op_types: Sequence[str], fallback: bool, validate_count: int,
-                       min_cosine: float | None, min_top1: float | None, max_accuracy_drop: float | None):
+                       min_cosine: float | None, min_top1: float | None, max_accuracy_drop: float | None,
+                       high_precision: str | None):
     """The PrecisionRequest `volo-export onnx/quantize` builds from the same options."""
     from volo_export.precision.convert import PrecisionRequest
     from volo_export.tolerances import GateOverrides
 
-    return PrecisionRequest(precision=precision, target=target, io_dtype=io_dtype,
+    return PrecisionRequest(precision=precision, target=target, io_dtype=io_dtype, high_precision=high_precision,
                             calib_data=None if calib_data is None else str(calib_data), calib_size=calib_size,
                             calib_method=calib_method, calib_cache=_path(calib_cache),
                             exclude_nodes=tuple(exclude_nodes), exclude_op_types=tuple(exclude_op_types),
@@ -80,16 +81,17 @@ def export(model: str, output: PathArg, *, checkpoint: PathArg | None = None, pr
            exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (), fallback: bool = True,
            validate_count: int = 64, opset: int = 20, batch: int | None = None, validate: bool = True,
            validate_images: PathArg | None = None, report: PathArg | None = None, min_cosine: float | None = None,
-           min_top1: float | None = None, max_accuracy_drop: float | None = None,
+           min_top1: float | None = None, max_accuracy_drop: float | None = None, high_precision: str | None = None,
            progress: Progress = SILENT) -> ExportResult:
     """Export the registered VOLO `model` (`volo-export models`) to a gated ONNX file at `output`.
 
     The same use case as `volo-export onnx`: the checkpoint (official `.pth.tar`, timm
     `.pth/.bin/.safetensors`; None: bundled weights for volo_tiny_digits, random ones otherwise)
     -> eager model -> ONNX (outlook attention rewritten, no Col2Im) -> FP32 gate against eager
-    PyTorch [-> `precision` "fp16" | "int8" | "bf16" with `target` "tensorrt" | "cpu" | "openvino"
-    -> its gate] -> file. INT8 needs `calib_data`: a folder of images, a `.npy/.npz` of
-    (N, 3, S, S) tensors, or "random" (pipeline tests only). `batch`: a static batch (default
+    PyTorch [-> `precision` "fp16" | "int8" | "fp8" | "bf16" with `target` "tensorrt" | "cpu" | "openvino"
+    -> its gate] -> file. INT8 and FP8 need `calib_data`: a folder of images, a `.npy/.npz` of
+    (N, 3, S, S) tensors, or "random" (pipeline tests only). `high_precision` ("fp16" | "fp32", TensorRT
+    INT8/FP8 only; default fp16): what the unquantised part of the graph computes in. `batch`: a static batch (default
     dynamic). `min_cosine`, `min_top1`, `max_accuracy_drop` override single gate bounds
     (defaults: `volo_export.tolerances`). `report`: also write the gate report as JSON.
 
@@ -106,7 +108,7 @@ def export(model: str, output: PathArg, *, checkpoint: PathArg | None = None, pr
         validate=validate, validate_images=_path(validate_images), report=_path(report),
         precision=_precision_request(precision, target, calib_data, calib_size, calib_method, calib_cache, io_dtype,
                                      exclude_nodes, exclude_op_types, fallback, validate_count, min_cosine, min_top1,
-                                     max_accuracy_drop))
+                                     max_accuracy_drop, high_precision))
     return export_onnx(request, progress)
 
 
@@ -116,8 +118,8 @@ def quantize(onnx: PathArg, output: PathArg, *, precision: str = Precision.INT8,
              exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (), fallback: bool = True,
              validate_count: int = 64, validate_images: PathArg | None = None, report: PathArg | None = None,
              min_cosine: float | None = None, min_top1: float | None = None, max_accuracy_drop: float | None = None,
-             progress: Progress = SILENT) -> ExportResult:
-    """Convert an FP32 ONNX written by `export` to `precision` ("int8", "fp16" or "bf16"), gated.
+             high_precision: str | None = None, progress: Progress = SILENT) -> ExportResult:
+    """Convert an FP32 ONNX written by `export` to `precision` ("int8", "fp8", "fp16" or "bf16"), gated.
 
     The same use case as `volo-export quantize`. The gate compares with eager PyTorch rebuilt from
     `checkpoint` (or the bundled weights) when its sha256 matches the one recorded in `onnx`, else
@@ -131,7 +133,7 @@ def quantize(onnx: PathArg, output: PathArg, *, precision: str = Precision.INT8,
         report=_path(report),
         precision=_precision_request(precision, target, calib_data, calib_size, calib_method, calib_cache, io_dtype,
                                      exclude_nodes, exclude_op_types, fallback, validate_count, min_cosine, min_top1,
-                                     max_accuracy_drop))
+                                     max_accuracy_drop, high_precision))
     return quantize_onnx(request, progress)
 
 

@@ -20,7 +20,7 @@ from typing import Annotated, Optional
 import typer
 
 from volo_export import names as names_
-from volo_export.names import CalibMethod, IoDtype, Runtime
+from volo_export.names import CalibMethod, HighPrecision, IoDtype, Runtime
 from volo_export.precision import forms
 
 ModelName = Annotated[str, typer.Option("--model", "-m", help="Registered variant, e.g. volo_d1_224.")]
@@ -91,16 +91,20 @@ class PrecisionOptions:
     """How to lower the graph's precision and calibrate it (`volo-export onnx` and `quantize`)."""
 
     precision: Annotated[Optional[Precision], typer.Option(
-        help="fp32, fp16 (sensitive ops stay fp32), int8 (explicit Q/DQ) or bf16 (the fp32 graph with a bf16 "
-        "inference hint that OpenVINO honours; CPUs with AVX512_BF16/AMX); default: fp32 for onnx, int8 for "
-        "quantize.", show_default=False)] = None
+        help="fp32, fp16 (sensitive ops stay fp32), int8 (explicit Q/DQ), fp8 (float8 E4M3 Q/DQ for TensorRT on "
+        "compute capability >= 8.9) or bf16 (the fp32 graph with a bf16 inference hint that OpenVINO honours; "
+        "CPUs with AVX512_BF16/AMX); default: fp32 for onnx, int8 for quantize.", show_default=False)] = None
     target: Annotated[Optional[Target], typer.Option(
         help="int8 graph for: tensorrt (default; TensorRT-parseable Q/DQ, also runs on ONNX Runtime), cpu "
         "(fastest on ONNX Runtime CPU, CPU-only) or openvino (fastest on OpenVINO CPU, gated there). fp16: "
         "tensorrt; bf16: cpu.", show_default=False)] = None
     io_dtype: Annotated[IoDtype, typer.Option(help="fp16 graph input/output type.")] = IoDtype.FLOAT32
+    high_precision: Annotated[Optional[HighPrecision], typer.Option(
+        help="int8/fp8 for TensorRT: what the unquantised part computes in: fp16 (default; what TensorRT's "
+        "strongly typed engines run fastest, nodes that overflow float16 stay fp32) or fp32.",
+        show_default=False)] = None
     calib_data: Annotated[Optional[str], typer.Option(
-        help="int8 calibration data: a folder of images (recursive), a .npy/.npz of (N,3,S,S) preprocessed "
+        help="int8/fp8 calibration data: a folder of images (recursive), a .npy/.npz of (N,3,S,S) preprocessed "
         "tensors, or 'random' (pipeline tests only; stamped in the metadata).")] = None
     calib_size: Annotated[int, typer.Option(help="Calibration samples to use.")] = 256
     calib_method: Annotated[CalibMethod, typer.Option(help="Range method.")] = CalibMethod.MINMAX
@@ -113,14 +117,15 @@ class PrecisionOptions:
         help="Op types to keep in float: int8 MatMul/Gemm/Conv/ConvTranspose, fp16 any (comma-separated or "
         "repeated).")] = None
     fallback: Annotated[bool, typer.Option(
-        help="int8: when the gate fails, keep the most sensitive layers in float32 until it passes.")] = True
-    validate_count: Annotated[int, typer.Option(help="fp16/int8: held-out images the gate uses.")] = 64
+        help="int8/fp8: when the gate fails, leave the most sensitive layers unquantised until it passes.")] = True
+    validate_count: Annotated[int, typer.Option(help="fp16/int8/fp8: held-out images the gate uses.")] = 64
 
     def request(self, gate: GateOptions, default: names_.Precision):
         from volo_export.precision.convert import PrecisionRequest
 
         return PrecisionRequest(precision=self.precision or default, target=self.target,
-                                io_dtype=self.io_dtype, calib_data=self.calib_data,
+                                io_dtype=self.io_dtype, high_precision=self.high_precision,
+                                calib_data=self.calib_data,
                                 calib_size=self.calib_size, calib_method=self.calib_method,
                                 calib_cache=self.calib_cache, exclude_nodes=names(self.exclude_nodes),
                                 exclude_op_types=names(self.exclude_op_types), fallback=self.fallback,

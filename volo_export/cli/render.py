@@ -28,7 +28,7 @@ def show_report(report, report_path: Path | None = None, as_json: bool = False) 
     else:
         show_tables(report)
     if report.kept:
-        console.print(f"kept in float32 ({len(report.kept)}): " + "; ".join(report.kept[:12])
+        console.print(f"not lowered ({len(report.kept)}): " + "; ".join(report.kept[:12])
                       + (" ..." if len(report.kept) > 12 else ""), markup=False, highlight=False)
     for line in report.notes:
         note(line)

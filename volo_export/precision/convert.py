@@ -27,10 +27,10 @@ from volo_export.gate import InputSet, Reference, Report, gate_artifact, gate_in
 from volo_export.gate.inputs import DEFAULT_HELDOUT_IMAGES
 from volo_export.gate.report import FallbackStep
 from volo_export.precision.fallback import fallback_schedule
-from volo_export.names import ANY_TARGET, CalibMethod, IoDtype, Precision, Target
+from volo_export.names import ANY_TARGET, CalibMethod, HighPrecision, IoDtype, Precision, Target
 from volo_export.precision.form import FormOptions, Job, PrecisionForm
-from volo_export.precision.forms import (form_for, lowered_precisions, precisions_where, precisions_with_io_dtype,
-                                         precisions_with_targets)
+from volo_export.precision.forms import (form_for, forms, lowered_precisions, precisions_where,
+                                         precisions_with_io_dtype, precisions_with_targets)
 from volo_export.progress import SILENT, Progress
 from volo_export.tolerances import GateOverrides, tolerance_for
 
@@ -47,6 +47,7 @@ class PrecisionRequest:
     precision: Precision = Precision.FP32  # fp32: nothing to lower (the export's own gate still takes `gate`)
     target: Target | None = None  # None: the precision's default form
     io_dtype: IoDtype = IoDtype.FLOAT32
+    high_precision: HighPrecision | None = None  # None: the form's default (TensorRT INT8/FP8: fp16)
     calib_data: str | None = None
     calib_size: int = DEFAULT_CALIB_SIZE
     calib_method: CalibMethod = DEFAULT_METHOD
@@ -61,7 +62,7 @@ class PrecisionRequest:
         """Every option error surfaces here, before minutes of export work: the form says what it takes."""
         check_method(self.calib_method)
         for name, kind in (("precision", Precision), ("target", Target), ("io_dtype", IoDtype),
-                           ("calib_method", CalibMethod)):
+                           ("calib_method", CalibMethod), ("high_precision", HighPrecision)):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, _member(kind, getattr(self, name), name))
         form = form_for(self.precision, self.target) if self.precision != Precision.FP32 else None
@@ -86,6 +87,10 @@ class PrecisionRequest:
         if self.io_dtype not in (form.io_dtypes if form else (IoDtype.FLOAT32,)):
             raise UsageError(f"--io-dtype {self.io_dtype} applies to --precision "
                              f"{'/'.join(precisions_with_io_dtype(self.io_dtype))} only")
+        if self.high_precision is not None and self.high_precision not in (form.high_precisions if form else ()):
+            takes = [f"--precision {f.precision} --target {f.target}" for f in forms() if f.high_precisions]
+            raise UsageError(f"--high-precision applies to {' and '.join(takes)} only (the other forms have no "
+                             "choice of what the unquantised part computes in)")
         if not (form and form.accepts_exclusions) and (self.exclude_nodes or self.exclude_op_types):
             raise UsageError("--exclude-nodes/--exclude-op-types apply to --precision "
                              f"{'/'.join(precisions_where('accepts_exclusions'))} only")
@@ -107,7 +112,7 @@ class PrecisionRequest:
         """What the form's `prepare` reads of this request, for the artifact written at `output`."""
         return FormOptions(io_dtype=self.io_dtype, exclude_nodes=self.exclude_nodes,
                            exclude_op_types=self.exclude_op_types, calib_method=self.calib_method,
-                           calib_cache=self.cache_path(output))
+                           calib_cache=self.cache_path(output), high_precision=self.high_precision)
 
     def named_inputs(self) -> dict[str, Path | None]:
         """The files this request reads, by option (for `io.distinct_outputs`)."""
@@ -205,7 +210,7 @@ def _fallback(fp32, target: PrecisionForm, prepared, attempt, first: Report, pro
     report, kept = first, []
     for kept_nodes in fallback_schedule(order):
         progress.stage(f"{target.precision.upper()} fallback: keeping the {len(kept_nodes)} most sensitive node(s) "
-                       "in float32")
+                       f"in {target.high_precision() or 'float32'}")
         built, report = attempt(kept_nodes)
         steps.append(_step(kept_nodes, report))
         kept = kept_nodes
@@ -214,7 +219,7 @@ def _fallback(fp32, target: PrecisionForm, prepared, attempt, first: Report, pro
     report.steps = steps
     if not report.passed:
         report.failures.insert(0, f"{target.precision.upper()} misses the gate even with {len(kept)} of {len(order)} "
-                                  "quantisable nodes kept in float32")
+                                  "quantisable nodes left unquantised")
     return built, report, [f"{n} (sensitive, relative error {scores[n]:.3g})" for n in kept]
 
 

@@ -1,7 +1,7 @@
-"""Automatic precision fallback: per-layer INT8 sensitivity, and the order in which
-layers go back to float when the INT8 graph misses its gate.
+"""Automatic precision fallback: per-layer INT8 (or FP8) sensitivity, and the order in which
+layers go back to float when the quantised graph misses its gate.
 
-Sensitivity of a node is the error INT8 adds at that node alone: the node runs
+Sensitivity of a node is the error quantisation adds at that node alone: the node runs
 twice in ONNX Runtime on the FP32 graph's own inputs to it (captured on real
 calibration images), once in float and once with its activations and weight
 quantised exactly as the Q/DQ graph does; the score is the relative L2 error of
@@ -18,13 +18,13 @@ import numpy as np
 
 from volo_export.calibration.methods import Range
 from volo_export.activations import capture
-from volo_export.precision.int8 import QuantTarget, fake_quantize, quantize_weight
+from volo_export.precision.int8 import INT8, QuantTarget, QuantType, fake_quantize, quantize_weight
 from volo_export.tolerances import MAX_FALLBACK_FRACTION
 
 
 def node_sensitivity(model, targets: Sequence[QuantTarget], ranges: dict[str, Range],
-                     x: np.ndarray) -> dict[str, float]:
-    """{node name: relative L2 output error of quantising that node alone}, measured on batch `x`."""
+                     x: np.ndarray, qtype: QuantType = INT8) -> dict[str, float]:
+    """{node name: relative L2 output error of quantising that node alone (to `qtype`)}, measured on batch `x`."""
     from onnx import numpy_helper
 
     inits = {t.name: t for t in model.graph.initializer}
@@ -37,10 +37,10 @@ def node_sensitivity(model, targets: Sequence[QuantTarget], ranges: dict[str, Ra
         feeds = {i: values[i] for i in node.input if i and i not in inits}
         weights = {i: numpy_helper.to_array(inits[i]) for i in node.input if i in inits}
         reference = _run_node(model, node, feeds, weights)
-        q_feeds = {i: fake_quantize(v, ranges[i].amax) if i in t.activations else v for i, v in feeds.items()}
+        q_feeds = {i: fake_quantize(v, ranges[i].amax, qtype) if i in t.activations else v for i, v in feeds.items()}
         q_weights = dict(weights)
         if t.weight is not None:
-            q, scale = quantize_weight(weights[t.weight].astype(np.float32), t.axis)
+            q, scale = quantize_weight(weights[t.weight].astype(np.float32), t.axis, qtype.max, qtype)
             shape = [1] * q.ndim
             shape[t.axis % q.ndim] = -1
             q_weights[t.weight] = (q.astype(np.float32) * scale.reshape(shape)).astype(np.float32)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
-from volo_export.names import ANY_TARGET, CalibMethod, IoDtype, Precision, Target
+from volo_export.names import ANY_TARGET, CalibMethod, HighPrecision, IoDtype, Precision, Target
 from volo_export.progress import Progress
 
 if TYPE_CHECKING:  # onnx and numpy-backed modules: the CLI reads the registry for --help without importing numpy
@@ -43,6 +43,7 @@ class FormOptions:
     exclude_op_types: tuple[str, ...] = ()
     calib_method: CalibMethod = CalibMethod.MINMAX
     calib_cache: Path | None = None  # where the calibration cache is read and written
+    high_precision: HighPrecision | None = None  # --high-precision (None: the form's default)
 
 
 @dataclass
@@ -109,6 +110,9 @@ class PrecisionForm:
     needs_calibration: ClassVar[bool] = False
     accepts_exclusions: ClassVar[bool] = False  # --exclude-nodes / --exclude-op-types
     io_dtypes: ClassVar[tuple[IoDtype, ...]] = (IoDtype.FLOAT32,)
+    # What the unquantised part of the graph may compute in (--high-precision), the default first; () for
+    # forms without the choice.
+    high_precisions: ClassVar[tuple[HighPrecision, ...]] = ()
     has_fallback: ClassVar[bool] = False
     tolerance: ClassVar[Precision]  # the key of its gate in `volo_export.tolerances`
     gate_runtime: ClassVar[str] = "ONNX Runtime CPU"  # what `runner` runs the gate on, for messages
@@ -116,6 +120,14 @@ class PrecisionForm:
     gate_note: ClassVar[str | None] = None
     runs_only_on: ClassVar[str | None] = None  # a CPU-only graph: where it runs (TensorRT does not parse it)
     bench: ClassVar[tuple[BenchEntry, ...]] = ()
+
+    @property
+    def key(self) -> tuple[Precision, Target]:
+        return Precision(self.precision), Target(self.target)
+
+    def high_precision(self, requested: HighPrecision | None = None) -> HighPrecision | None:
+        """The type the unquantised part gets: `requested` (checked by `PrecisionRequest`) or the default."""
+        return requested or (self.high_precisions[0] if self.high_precisions else None)
 
     def require(self) -> None:
         """Raise a one-line error when this machine cannot build and gate this form (checked before any work)."""

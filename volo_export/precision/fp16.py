@@ -62,6 +62,19 @@ def overflow_nodes(model, stats: dict, limit: float) -> dict[str, float]:
     return out
 
 
+def scan_overflow(fp32, images: np.ndarray, progress=None) -> dict[str, float]:
+    """{node: largest |output|} of the FP32 graph's nodes whose float32 outputs leave float16's safe range
+    (`tolerances.FP16_SAFE_ABS`) on `images`: the nodes a float16 graph keeps in float32."""
+    from volo_export.activations import collect_stats, float_tensor_names
+    from volo_export.tolerances import FP16_SAFE_ABS
+
+    if progress is not None:
+        progress.stage("scanning activations for float16 overflow")
+    floats = [n for n, t in float_tensor_names(fp32).items() if t == 1]
+    stats = collect_stats(fp32, floats, images, batch=len(images), histogram=False)
+    return overflow_nodes(fp32, stats, FP16_SAFE_ABS)
+
+
 def to_fp16(model, options: Fp16Options = Fp16Options(), overflow: dict[str, float] | None = None) -> Fp16Result:
     """Convert `model` to float16 (see module docstring); `overflow` nodes ({name: max |value|}) stay float32."""
     from onnxruntime.transformers.float16 import convert_float_to_float16

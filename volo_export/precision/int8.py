@@ -1,9 +1,11 @@
-"""INT8 by explicit Q/DQ: which nodes to quantise, and the quantised graph.
+"""INT8 and FP8 by explicit Q/DQ: which nodes to quantise, and the quantised graph.
 
 `find_targets` lists the MatMul/Gemm/Conv/ConvTranspose nodes to quantise and the
 activation tensors they read; calibration supplies a `Range` per activation;
 `quantize_qdq` inserts QuantizeLinear -> DequantizeLinear on every activation input
-and stores every weight as INT8 + DequantizeLinear.
+and stores every weight as INT8 (or FP8 E4M3, `qtype=FP8_E4M3`) + DequantizeLinear.
+Scales are float32; `precision.fp16.to_fp16` turns them into float16 with the rest of a
+graph whose unquantised part runs in float16 (a DequantizeLinear returns its scale's type).
 
 TensorRT style (target "tensorrt", `volo_export.trt.check` passes): symmetric INT8, zero point
 0, activations per tensor, weights per output channel (Conv axis 0, ConvTranspose
@@ -23,6 +25,33 @@ from volo_export.errors import ExportError, UsageError
 
 INT8_MAX = 127
 WEIGHTED_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
+
+
+@dataclass(frozen=True)
+class QuantType:
+    """The element type Q/DQ quantise to: its ONNX type and the largest magnitude it holds. Scales map a
+    tensor's amax onto `max`; int8 rounds to integers, float8 E4M3 to its 3-bit mantissa (nearest even)."""
+
+    name: str  # as onnx.TensorProto spells the data type
+    onnx_type: int  # onnx.TensorProto data type
+    max: float
+
+    def quantize(self, scaled: np.ndarray) -> np.ndarray:
+        """`x / scale` -> the stored values (saturating), as this type's numpy dtype."""
+        clipped = np.clip(scaled, -self.max, self.max)
+        if self.max == INT8_MAX:
+            return np.round(clipped).astype(np.int8)
+        import ml_dtypes
+
+        return clipped.astype(np.float32).astype(ml_dtypes.float8_e4m3fn)
+
+    def zeros(self, shape) -> np.ndarray:
+        return self.quantize(np.zeros(shape, np.float32))
+
+
+INT8 = QuantType("INT8", 3, INT8_MAX)  # TensorProto.INT8
+FP8_E4M3 = QuantType("FLOAT8E4M3FN", 17, 448.0)  # TensorProto.FLOAT8E4M3FN: 4-bit exponent, 3-bit mantissa
+QUANT_TYPES = {q.name: q for q in (INT8, FP8_E4M3)}
 
 
 def weight_axis(node) -> int:
@@ -108,22 +137,24 @@ def symmetric_scale(amax: np.ndarray | float, levels: int = INT8_MAX) -> np.ndar
     return np.where(amax > 0, amax / levels, 1.0).astype(np.float32)
 
 
-def quantize_weight(w: np.ndarray, axis: int, levels: int = INT8_MAX) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel symmetric INT8 along `axis` on [-levels, levels]: (int8 weights, float32 scales of
-    length w.shape[axis])."""
+def quantize_weight(w: np.ndarray, axis: int, levels: float = INT8_MAX,
+                    qtype: QuantType = INT8) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel symmetric quantisation along `axis` onto [-levels, levels] (FP8: levels = its max):
+    (quantised weights, float32 scales of length w.shape[axis])."""
     axis = axis % w.ndim
     others = tuple(i for i in range(w.ndim) if i != axis)
     scale = symmetric_scale(np.abs(w).max(axis=others), levels)
     shape = [1] * w.ndim
     shape[axis] = -1
-    q = np.clip(np.round(w / scale.reshape(shape)), -levels, levels).astype(np.int8)
-    return q, scale
+    return qtype.quantize(np.clip(w / scale.reshape(shape), -levels, levels)), scale
 
 
-def fake_quantize(x: np.ndarray, amax: float) -> np.ndarray:
-    """What a symmetric per-tensor INT8 Q -> DQ pair does to `x` (for sensitivity measurements)."""
-    s = float(symmetric_scale(amax))
-    return (np.clip(np.round(x / s), -128, INT8_MAX) * s).astype(np.float32)
+def fake_quantize(x: np.ndarray, amax: float, qtype: QuantType = INT8) -> np.ndarray:
+    """What a symmetric per-tensor Q -> DQ pair does to `x` (for sensitivity measurements)."""
+    s = float(symmetric_scale(amax, qtype.max))
+    if qtype is INT8:
+        return (np.clip(np.round(x / s), -128, INT8_MAX) * s).astype(np.float32)
+    return (qtype.quantize(x / s).astype(np.float32) * s).astype(np.float32)
 
 
 def activation_qparams(r: Range, asymmetric: bool = False, levels: int = 255) -> tuple[np.ndarray, np.ndarray]:
@@ -138,13 +169,20 @@ def activation_qparams(r: Range, asymmetric: bool = False, levels: int = 255) ->
 
 
 def quantize_qdq(model, targets: Sequence[QuantTarget], ranges: dict[str, Range], asymmetric: bool = False,
-                 weight_levels: int = INT8_MAX, activation_levels: int = 255, unsigned: Collection[str] = ()):
+                 weight_levels: int = INT8_MAX, activation_levels: int = 255, unsigned: Collection[str] = (),
+                 qtype: QuantType = INT8):
     """A copy of `model` with Q/DQ on every target's inputs: TensorRT style (see module docstring), or
     with `asymmetric` uint8 activations (faster on ONNX Runtime's x86 kernels, not TensorRT-parseable).
     The activations named in `unsigned` are quantised as asymmetric uint8 either way (zero point 0 and
-    scale max/levels for a tensor that is never negative)."""
+    scale max/levels for a tensor that is never negative). `qtype=FP8_E4M3`: symmetric float8 E4M3
+    activations (per tensor) and weights (per channel), scales amax/448."""
     import onnx
     from onnx import helper, numpy_helper
+
+    if qtype is not INT8 and (asymmetric or unsigned):
+        raise ValueError("asymmetric/unsigned activations exist for int8 only")
+    if qtype is not INT8:
+        weight_levels = qtype.max
 
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -156,7 +194,10 @@ def quantize_qdq(model, targets: Sequence[QuantTarget], ranges: dict[str, Range]
     inserted: dict[str, list] = {}  # tensor -> Q/DQ nodes to place right after its producer
 
     def add_init(name: str, array: np.ndarray) -> str:
-        new_inits.append(numpy_helper.from_array(array, name))
+        if array.dtype.name.startswith("float8"):  # stored raw: onnx's from_array predates ml_dtypes' float8
+            new_inits.append(helper.make_tensor(name, qtype.onnx_type, array.shape, array.tobytes(), raw=True))
+        else:
+            new_inits.append(numpy_helper.from_array(array, name))
         return name
 
     def activation(name: str) -> str:
@@ -165,8 +206,11 @@ def quantize_qdq(model, targets: Sequence[QuantTarget], ranges: dict[str, Range]
                 raise ExportError(f"no calibrated range for activation {name!r}: the calibration ranges do not "
                                   "cover this graph (stale --calib-cache?)")
             base = _safe(name)
-            scale_value, zp_value = activation_qparams(ranges[name], asymmetric or name in unsigned,
-                                                          activation_levels)
+            if qtype is INT8:
+                scale_value, zp_value = activation_qparams(ranges[name], asymmetric or name in unsigned,
+                                                              activation_levels)
+            else:
+                scale_value, zp_value = symmetric_scale(ranges[name].amax, qtype.max), qtype.zeros(())
             scale = add_init(f"{base}_scale", scale_value)
             zp = add_init(f"{base}_zero_point", zp_value)
             q = helper.make_node("QuantizeLinear", [name, scale, zp], [f"{base}_quantized"], name=f"{base}_QuantizeLinear")
@@ -179,11 +223,11 @@ def quantize_qdq(model, targets: Sequence[QuantTarget], ranges: dict[str, Range]
     def weight(name: str, axis: int) -> str:
         if name not in dq_of:
             w = numpy_helper.to_array(inits[name]).astype(np.float32)
-            q, scale = quantize_weight(w, axis, weight_levels)
+            q, scale = quantize_weight(w, axis, weight_levels, qtype)
             base = _safe(name)
             qname = add_init(f"{base}_quantized", q)
             sname = add_init(f"{base}_scale", scale)
-            zname = add_init(f"{base}_zero_point", np.zeros(scale.shape, np.int8))
+            zname = add_init(f"{base}_zero_point", qtype.zeros(scale.shape))
             dq = helper.make_node("DequantizeLinear", [qname, sname, zname], [f"{base}_dequantized"],
                                   name=f"{base}_DequantizeLinear", axis=axis)
             inserted.setdefault("", []).append(dq)

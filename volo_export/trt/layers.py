@@ -175,7 +175,7 @@ def parse_layer_table(text: str) -> list[Layer]:
 @dataclass(frozen=True)
 class WeightedNode:
     """A MatMul/Gemm/Conv whose weight (input 1) is a constant, and that weight's precision in the graph:
-    int8 (behind a DequantizeLinear), fp16 or fp32."""
+    int8 or fp8 (behind a DequantizeLinear), fp16 or fp32."""
 
     op_type: str
     weight: str
@@ -191,19 +191,20 @@ def weighted_nodes(model) -> dict[str, WeightedNode]:
     graph = model.graph
     init_types = {t.name: t.data_type for t in graph.initializer}
     producer = {o: n for n in graph.node for o in n.output}
-    short = {TensorProto.FLOAT: "fp32", TensorProto.FLOAT16: "fp16", TensorProto.BFLOAT16: "bf16"}
+    short = {TensorProto.FLOAT: "fp32", TensorProto.FLOAT16: "fp16", TensorProto.BFLOAT16: "bf16",
+             TensorProto.INT8: "int8", TensorProto.UINT8: "int8", TensorProto.FLOAT8E4M3FN: "fp8",
+             TensorProto.FLOAT8E5M2: "fp8"}
     out = {}
     for node in graph.node:
         if node.op_type not in WEIGHTED_OPS or len(node.input) < 2:
             continue
-        name, dequantised = node.input[1], False
+        name = node.input[1]
         for _ in range(4):  # the weight may reach the node through a DQ and a Transpose/Reshape
             if name in init_types or name not in producer or producer[name].op_type not in _WEIGHT_PATH:
                 break
-            dequantised |= producer[name].op_type == "DequantizeLinear"
             name = producer[name].input[0]
-        if name in init_types:
-            out[node.name] = WeightedNode(node.op_type, "int8" if dequantised else short.get(init_types[name], "fp32"))
+        if name in init_types:  # the stored type: int8/fp8 behind a DequantizeLinear
+            out[node.name] = WeightedNode(node.op_type, short.get(init_types[name], "fp32"))
     return out
 
 

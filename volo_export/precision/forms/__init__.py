@@ -13,9 +13,9 @@ import pkgutil
 from volo_export.errors import UsageError
 from volo_export.names import IoDtype, Precision, Target
 from volo_export.precision.form import PrecisionForm, registered
-from volo_export.precision.int8_form import int8_calibration_tensors
+from volo_export.precision.qdq_form import qdq_calibration_tensors
 
-__all__ = ["artifact_form", "default_form", "form_for", "forms", "int8_calibration_tensors", "lowered_precisions",
+__all__ = ["artifact_form", "default_form", "form_for", "forms", "qdq_calibration_tensors", "lowered_precisions",
            "targets"]
 
 for _module in pkgutil.iter_modules(__path__):
@@ -43,7 +43,7 @@ def default_form(precision: Precision | str) -> type[PrecisionForm]:
     if not found:
         raise UsageError(f"--precision {precision} is the export itself; there is nothing to lower"
                          if precision == Precision.FP32 else
-                         f"--precision {precision!r}: choose one of {', '.join(Precision)}")
+                         f"--precision {str(precision)!r}: choose one of {', '.join(Precision)}")
     return found[0]
 
 
@@ -51,7 +51,7 @@ def form_for(precision: Precision | str, target: Target | str | None = None) -> 
     """The form that lowers FP32 to `precision` for `target` (None: the precision's default form); a
     one-line UsageError for a precision, target or pair that does not exist."""
     if precision not in set(Precision):
-        raise UsageError(f"--precision {precision!r}: choose one of {', '.join(Precision)}")
+        raise UsageError(f"--precision {str(precision)!r}: choose one of {', '.join(Precision)}")
     if target is not None and target not in set(targets()):
         raise UsageError(f"--target {target!r}: choose one of {', '.join(targets())}")
     default = default_form(precision)

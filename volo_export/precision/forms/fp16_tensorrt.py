@@ -29,18 +29,13 @@ class Fp16TensorRT(PrecisionForm):
     bench = (BenchEntry("onnx-fp16", "volo-export FP16 ONNX, ONNX Runtime CPU", Runtime.ONNXRUNTIME, default=True),)
 
     def prepare(self, fp32, job: Job) -> Prepared:
-        from volo_export.activations import collect_stats, float_tensor_names
-        from volo_export.precision.fp16 import Fp16Options, keep_op_types, overflow_nodes
-        from volo_export.tolerances import FP16_SAFE_ABS
+        from volo_export.precision.fp16 import Fp16Options, keep_op_types, scan_overflow
 
         options = job.options
         fp16 = Fp16Options(io_dtype=options.io_dtype, keep_op_types=keep_op_types(options.exclude_op_types),
                            keep_nodes=options.exclude_nodes)
-        job.progress.stage("FP16: scanning activations for float16 overflow")
-        floats = [n for n, t in float_tensor_names(fp32).items() if t == 1]
-        scan = job.inputs[0].array[:2]
-        stats = collect_stats(fp32, floats, scan, batch=len(scan), histogram=False)
-        return Prepared((fp16, overflow_nodes(fp32, stats, FP16_SAFE_ABS)), extra={"io_dtype": str(options.io_dtype)})
+        return Prepared((fp16, scan_overflow(fp32, job.inputs[0].array[:2], job.progress)),
+                        extra={"io_dtype": str(options.io_dtype)})
 
     def build(self, fp32, prepared: Prepared, keep: Sequence[str] = ()) -> Built:
         from volo_export.precision.fp16 import to_fp16

@@ -3,13 +3,15 @@ Runtime's x86 integer kernels (`precision/cpu.py` says how); stamped CPU-only, T
 
 from __future__ import annotations
 
-from volo_export.names import Runtime, Target
+from volo_export.names import Precision, Runtime, Target
 from volo_export.precision.form import BenchEntry, register
-from volo_export.precision.int8_form import Int8Form
+from volo_export.precision.qdq_form import QdqForm
 
 
 @register
-class Int8Cpu(Int8Form):
+class Int8Cpu(QdqForm):
+    precision = Precision.INT8
+    tolerance = Precision.INT8
     target = Target.CPU
     stamp = Target.CPU
     describe = "ONNX Runtime CPU: uint8 activations, 7-bit per-channel weights, QLinearConv stem"

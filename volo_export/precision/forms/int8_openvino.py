@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from volo_export.names import Runtime, Target
+from volo_export.names import Precision, Runtime, Target
 from volo_export.precision.form import BenchEntry, Built, Job, Prepared, openvino_gate_runner, register
-from volo_export.precision.int8_form import Int8Form, Int8State, sensitivity_samples
+from volo_export.precision.qdq_form import QdqForm, QdqState, sensitivity_samples
 
 if TYPE_CHECKING:
     import onnx
@@ -21,17 +21,19 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class OpenVinoInt8State:
+class OpenVinoQdqState:
     """The INT8 measurements (names of the FP32 graph; ranges also under the names the passes gave), the
     passed graph the OpenVINO form quantises and {its new nodes: the FP32 node each is part of}."""
 
-    int8: Int8State
+    int8: QdqState
     edited: onnx.ModelProto
     origins: dict[str, str]
 
 
 @register
-class Int8OpenVino(Int8Form):
+class Int8OpenVino(QdqForm):
+    precision = Precision.INT8
+    tolerance = Precision.INT8
     target = Target.OPENVINO
     stamp = Target.OPENVINO
     describe = "OpenVINO CPU: symmetric int8, int8 attention, uint8 softmax, Q/DQ above reshapes"
@@ -56,7 +58,7 @@ class Int8OpenVino(Int8Form):
         prepared = super().prepare(fp32, job)
         return dataclasses.replace(prepared, state=self.passed(fp32, prepared.state))
 
-    def passed(self, fp32, state: Int8State) -> OpenVinoInt8State:
+    def passed(self, fp32, state: QdqState) -> OpenVinoQdqState:
         """The INT8 measurements of `fp32` carried over to the graph after this form's exact passes."""
         from volo_export.precision import openvino
 
@@ -64,9 +66,9 @@ class Int8OpenVino(Int8Form):
         ranges = {**state.ranges,
                   **{new: state.ranges[old] for new, old in passed.aliases.items() if old in state.ranges}}
         state = dataclasses.replace(state, targets=openvino.select(fp32, state.targets), ranges=ranges)
-        return OpenVinoInt8State(state, passed.model, passed.origins)
+        return OpenVinoQdqState(state, passed.model, passed.origins)
 
-    def _edited_targets(self, state: OpenVinoInt8State, keep: Sequence[str] = ()) -> list[QuantTarget]:
+    def _edited_targets(self, state: OpenVinoQdqState, keep: Sequence[str] = ()) -> list[QuantTarget]:
         """The targets of the passed graph; `keep` names its nodes (sensitivity scores them)."""
         from volo_export.precision import openvino
 
@@ -74,7 +76,7 @@ class Int8OpenVino(Int8Form):
                                      state.origins)
         return [t for t in chosen if t.node not in set(keep)]
 
-    def build(self, fp32, prepared: Prepared[OpenVinoInt8State], keep: Sequence[str] = ()) -> Built:
+    def build(self, fp32, prepared: Prepared[OpenVinoQdqState], keep: Sequence[str] = ()) -> Built:
         from volo_export.precision import openvino
 
         state = prepared.state
@@ -82,7 +84,7 @@ class Int8OpenVino(Int8Form):
         model = openvino.build(state.edited, chosen, state.int8.ranges)
         return Built(model, list(state.int8.excluded), {"quantized_nodes": str(len(chosen))})
 
-    def sensitivity(self, fp32, prepared: Prepared[OpenVinoInt8State]) -> dict[str, float]:
+    def sensitivity(self, fp32, prepared: Prepared[OpenVinoQdqState]) -> dict[str, float]:
         from volo_export.precision.fallback import node_sensitivity
 
         state = prepared.state
