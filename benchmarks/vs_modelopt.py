@@ -234,7 +234,7 @@ class VsModelOpt:
 
     model: str
     rows: list[Row]
-    held_out: str
+    judged_on: str  # the held-out images (and the weights), for the title
     environment: dict
     setup: dict = field(default_factory=dict)  # checkpoint, calibration, commands
 
@@ -256,7 +256,7 @@ class VsModelOpt:
         fp16_bytes = fp16.report().traffic_bytes if fp16 else None
         header = columns(self.labelled)
         mix = Table(f"{self.model}: volo-export vs NVIDIA ModelOpt, TensorRT-RTX layer mix and closeness to eager "
-                    f"PyTorch ({self.held_out})",
+                    f"PyTorch ({self.judged_on})",
                     [Column(c, "left" if c == "artifact" else "right") for c in header],
                     [row_cells(r, fp16_bytes, self.labelled) for r in self.rows])
         mix.caption = ("Float = layers whose narrowest input is float32; float32 input = layers with any float32 "
@@ -269,7 +269,7 @@ class VsModelOpt:
     def to_dict(self) -> dict:
         from dataclasses import asdict
 
-        return {"model": self.model, "held_out": self.held_out, "environment": self.environment, **self.setup,
+        return {"model": self.model, "judged_on": self.judged_on, "environment": self.environment, **self.setup,
                 "rows": [asdict(r) for r in self.rows], "goals": [asdict(g) for g in self.goals()],
                 "bounds": {"max_float32_input": MAX_FLOAT32_INPUT, "max_traffic_over_fp16": MAX_TRAFFIC_OVER_FP16}}
 
@@ -509,7 +509,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     env = environment(0)
     env["versions"].update(versions)
-    held_out = f"{record['held_out']['images']} held-out images of {setup.val_dir.name}"
+    held_out = (f"{record['held_out']['images']} held-out images of {setup.val_dir.name}"
+                + ("; seeded random weights" if record["random_weights"] else ""))
     result = VsModelOpt(args.model, rows, held_out, env, {**record, "commands": setup.commands})
     console = Console(width=220)
     for table in result.tables():
@@ -520,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         console.print(line, markup=False, highlight=False)
     console.print(f"CPU: {env['cpu']} ({env['isa']}; {' '.join(env['cpu_flags'])}), {env['usable_cpus']} usable "
                   f"cores; ModelOpt {modelopt_ver}, TensorRT-RTX {versions.get('tensorrt-rtx')}, ONNX Runtime "
-                  f"{env['versions'].get('onnxruntime')}", highlight=False)
+                  f"{env['versions'].get('onnxruntime')}", highlight=False, soft_wrap=True)
     report = args.json or setup.out / "vs_modelopt.json"
     write_json(report, result)
     console.print(f"wrote {report}", highlight=False)
