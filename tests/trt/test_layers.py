@@ -88,6 +88,29 @@ def test_weighted_nodes_and_their_graph_precision():
                                         "head": WeightedNode("MatMul", "fp32")}
 
 
+def test_weights_quantised_at_run_time_as_modelopt_writes_them():
+    """ModelOpt keeps float16 weights and quantises them with a QuantizeLinear (int8, or fp8 by its zero
+    point's type); they are weighted nodes, not attention products."""
+    from volo_export.trt.layers import attention_matmuls
+
+    inits = [numpy_helper.from_array(np.zeros((4, 4), np.float16), w) for w in ("w8", "wf8")]
+    inits += [numpy_helper.from_array(np.array(0.1, np.float16), "s"),
+              numpy_helper.from_array(np.array(0, np.int8), "z8"),
+              helper.make_tensor("zf8", TensorProto.FLOAT8E4M3FN, [], [0])]
+    nodes = [helper.make_node("QuantizeLinear", ["w8", "s", "z8"], ["q8"]),
+             helper.make_node("DequantizeLinear", ["q8", "s", "z8"], ["d8"]),
+             helper.make_node("MatMul", ["x", "d8"], ["y8"], name="fc_int8"),
+             helper.make_node("QuantizeLinear", ["wf8", "s", "zf8"], ["qf8"]),
+             helper.make_node("DequantizeLinear", ["qf8", "s", "zf8"], ["df8"]),
+             helper.make_node("MatMul", ["y8", "df8"], ["yf8"], name="fc_fp8"),
+             helper.make_node("MatMul", ["y8", "yf8"], ["a"], name="attn")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [4, 4])],
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT16, [4, 4])], inits)
+    model = helper.make_model(graph)
+    assert weighted_nodes(model) == {"fc_int8": WeightedNode("MatMul", "int8"), "fc_fp8": WeightedNode("MatMul", "fp8")}
+    assert attention_matmuls(model) == ["attn"]
+
+
 def test_report_compares_engine_with_graph():
     layers = parse_layer_table(TABLE)
     weighted = {"node_Conv_958": WeightedNode("Conv", "int8"), "node_linear_5": WeightedNode("MatMul", "int8"),

@@ -175,13 +175,33 @@ def parse_layer_table(text: str) -> list[Layer]:
 @dataclass(frozen=True)
 class WeightedNode:
     """A MatMul/Gemm/Conv whose weight (input 1) is a constant, and that weight's precision in the graph:
-    int8 or fp8 (behind a DequantizeLinear), fp16 or fp32."""
+    int8 or fp8 (behind a DequantizeLinear: stored quantised, or a float constant through QuantizeLinear
+    as NVIDIA ModelOpt writes it), fp16 or fp32."""
 
     op_type: str
     weight: str
 
 
-_WEIGHT_PATH = ("DequantizeLinear", "Cast", "Transpose", "Reshape", "Identity")
+_WEIGHT_PATH = ("DequantizeLinear", "QuantizeLinear", "Cast", "Transpose", "Reshape", "Identity")
+
+
+def _quantised_type(dq, producer: dict, init_types: dict[str, int]) -> str:
+    """The precision a DequantizeLinear's input holds: its initializer's type, or the type its QuantizeLinear
+    writes (zero point's type, else `output_dtype`, else ONNX's default uint8)."""
+    from onnx import TensorProto
+
+    names = {TensorProto.INT8: "int8", TensorProto.UINT8: "int8", TensorProto.FLOAT8E4M3FN: "fp8",
+             TensorProto.FLOAT8E5M2: "fp8", TensorProto.INT4: "int4", TensorProto.UINT4: "int4"}
+    source = dq.input[0]
+    if source in init_types:
+        return names.get(init_types[source], "int8")
+    q = producer.get(source)
+    if q is not None and q.op_type == "QuantizeLinear":
+        if len(q.input) > 2 and q.input[2] in init_types:
+            return names.get(init_types[q.input[2]], "int8")
+        out = next((a.i for a in q.attribute if a.name == "output_dtype"), 0)
+        return names.get(out, "int8")
+    return "int8"
 
 
 def weighted_nodes(model) -> dict[str, WeightedNode]:
@@ -191,20 +211,20 @@ def weighted_nodes(model) -> dict[str, WeightedNode]:
     graph = model.graph
     init_types = {t.name: t.data_type for t in graph.initializer}
     producer = {o: n for n in graph.node for o in n.output}
-    short = {TensorProto.FLOAT: "fp32", TensorProto.FLOAT16: "fp16", TensorProto.BFLOAT16: "bf16",
-             TensorProto.INT8: "int8", TensorProto.UINT8: "int8", TensorProto.FLOAT8E4M3FN: "fp8",
-             TensorProto.FLOAT8E5M2: "fp8"}
+    short = {TensorProto.FLOAT: "fp32", TensorProto.FLOAT16: "fp16", TensorProto.BFLOAT16: "bf16"}
     out = {}
     for node in graph.node:
         if node.op_type not in WEIGHTED_OPS or len(node.input) < 2:
             continue
-        name = node.input[1]
-        for _ in range(4):  # the weight may reach the node through a DQ and a Transpose/Reshape
+        name, quantised = node.input[1], None
+        for _ in range(5):  # the weight may reach the node through a (Q and) DQ and a Transpose/Reshape
             if name in init_types or name not in producer or producer[name].op_type not in _WEIGHT_PATH:
                 break
+            if producer[name].op_type == "DequantizeLinear" and quantised is None:
+                quantised = _quantised_type(producer[name], producer, init_types)
             name = producer[name].input[0]
-        if name in init_types:  # the stored type: int8/fp8 behind a DequantizeLinear
-            out[node.name] = WeightedNode(node.op_type, short.get(init_types[name], "fp32"))
+        if name in init_types:
+            out[node.name] = WeightedNode(node.op_type, quantised or short.get(init_types[name], "fp32"))
     return out
 
 
