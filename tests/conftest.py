@@ -197,6 +197,22 @@ def d1_int8_onnx(tmp_path_factory, d1_onnx_with_checkpoint, d1_samples):
 
 
 @pytest.fixture(scope="session")
+def d1_fp8_onnx(tmp_path_factory, d1_onnx_with_checkpoint, d1_samples, d1_int8_onnx):
+    """VOLO-D1 FP8 (TensorRT Q/DQ) of `d1_fp32_onnx`, calibrated and gated like `d1_int8_onnx`, from the same
+    calibration cache (one cache serves every Q/DQ form) (path)."""
+    from volo_export.pipeline import QuantizeRequest, quantize_onnx
+    from volo_export.precision.convert import PrecisionRequest
+
+    onnx_path, checkpoint = d1_onnx_with_checkpoint
+    calib, val = d1_samples
+    out = tmp_path_factory.mktemp("d1_fp8") / "d1_fp8.onnx"
+    precision = PrecisionRequest(precision="fp8", calib_data=str(calib), calib_size=64,
+                                 calib_cache=d1_int8_onnx.parent / "d1.calib.json")
+    quantize_onnx(QuantizeRequest(onnx_path, out, precision, checkpoint=checkpoint, validate_images=val))
+    return out
+
+
+@pytest.fixture(scope="session")
 def d1_int8_openvino_onnx(tmp_path_factory, d1_onnx_with_checkpoint, d1_samples):
     """VOLO-D1 INT8 for OpenVINO (--target openvino) of `d1_fp32_onnx`, calibrated and gated like
     `d1_int8_onnx` (path): the INT8 form the C++ app's CPU backend (OpenVINO) is for."""
