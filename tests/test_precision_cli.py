@@ -42,7 +42,9 @@ def test_quantize_int8_writes_gated_artifact_and_reuses_cache(fp32_file, digits_
     assert (info.precision, info.target, info.model) == ("int8", "tensorrt", "volo_tiny_digits")
     calibration = json.loads(info.extra["calibration"])
     assert calibration["method"] == "minmax" and calibration["size"] == "256" and calibration["random"] == "false"
-    assert info.extra["quantized_nodes"] == "34" and "calibration_random" not in info.extra
+    # the 29 linear layers; the 5 convolutions stay float16 like everything else not quantised
+    assert info.extra["quantized_nodes"] == "29" and "calibration_random" not in info.extra
+    assert info.extra["high_precision"] == "fp16" and "5 Conv (left in float16" in info.extra["kept_float32"]
     data = json.loads(report.read_text())
     pooled = data["comparisons"][-1]
     assert data["passed"] and pooled["scope"] == "all" and pooled["batch_size"] == 450
@@ -53,6 +55,20 @@ def test_quantize_int8_writes_gated_artifact_and_reuses_cache(fp32_file, digits_
     args[args.index("--validate-count") + 1] = "32"
     result, output = _invoke(*args)
     assert result.exit_code == 0 and "reusing calibration cache" in output
+    result, output = _invoke(*args, "--high-precision", "fp32")  # the earlier form: all 34 quantised, float32 rest
+    assert result.exit_code == 0 and "reusing calibration cache" in output
+    assert read_info(out).extra["quantized_nodes"] == "34" and read_info(out).extra["high_precision"] == "fp32"
+    result, output = _invoke(*args, "--precision", "fp8")  # one calibration cache serves every Q/DQ form
+    assert result.exit_code == 0 and "reusing calibration cache" in output
+    assert "vs eager PyTorch (fp8 (tensorrt), fp8 gate): PASS" in " ".join(output.split())
+    assert (read_info(out).precision, read_info(out).target) == ("fp8", "tensorrt")
+    # the commands that open artifacts know FP8: validate (its gate, ONNX Runtime and OpenVINO) and triton-repo
+    for runtime in ("onnxruntime", "openvino"):
+        result, output = _invoke("validate", "-m", out, "--validate-images", test, "--runtime", runtime)
+        assert result.exit_code == 0 and f"(fp8 ({runtime}-cpu), fp8 gate): PASS" in " ".join(output.split()), output
+    result, output = _invoke("triton-repo", out, "-o", tmp_path / "repo")
+    assert result.exit_code == 0, output
+    assert 'value: "fp8"' in (tmp_path / "repo" / "tiny_int8" / "config.pbtxt").read_text()
     result, output = _invoke(*args, "--calib-size", "100", "--target", "cpu")
     assert result.exit_code == 0, output
     assert "is stale: calibration size changed (256 -> 100 samples)" in " ".join(output.split())
@@ -140,7 +156,7 @@ def test_bad_inputs_are_one_line_errors(fp32_file, tmp_path):
         ([*q, "--calib-data", "random", "--calib-method", "kl"], 2, "'kl' is not one of 'minmax', 'entropy', 'percentile'"),
         ([*q, "--calib-data", "random", "--target", "gpu"], 2, "'gpu' is not one of 'tensorrt', 'cpu'"),
         ([*q, "--precision", "fp32"], 2, "the source already is FP32"),
-        ([*q, "--precision", "fp16", "--calib-data", "random"], 2, "--calib-data applies to --precision int8 only"),
+        ([*q, "--precision", "fp16", "--calib-data", "random"], 2, "--calib-data applies to --precision int8/fp8 only"),
         ([*q, "--precision", "fp16", "--target", "cpu"], 2, "--target cpu is for int8"),
         ([*q, "--calib-data", "random", "--exclude-nodes", "nope"], 2, "--exclude-nodes: no node named 'nope'"),
         (["quantize", fp32_file, "-o", fp32_file, "--calib-data", "random"], 2, "must differ from input MODEL"),
