@@ -14,7 +14,8 @@ builder's layer mix (volo_export.trt.layers) and the gate's min cosine / top-1 a
     python benchmarks/layer_mix.py --model volo_tiny_digits
     python benchmarks/layer_mix.py --model volo_d1_224 --json benchmarks/results/layer_mix_volo_d1_224.json
 
-Without --checkpoint, volo_d1_224 gets random weights (seed 0; say so when quoting numbers) and the
+Without --checkpoint, volo_d1_224 gets random weights that make every block matter
+(`models.random_weights.randomize`, seed 0, the tests' D1 fixture's; say so when quoting numbers) and the
 scikit-image photo crops (calibration / held-out), volo_tiny_digits its bundled weights and digit splits.
 Numbers from this script are in docs/PRECISION.md.
 """
@@ -82,11 +83,13 @@ def checkpoint_for(model: str, given: Path | None, work: Path) -> Path | None:
         return given
     import torch
 
-    from volo_export.models.checkpoint import load_model
+    from volo_export.models.random_weights import randomize
+    from volo_export.models.variants import get_config
+    from volo_export.models.volo import create_model
 
     torch.manual_seed(0)
     path = work / f"{model}_random.pth"
-    torch.save(load_model(model).model.state_dict(), path)
+    torch.save(randomize(create_model(get_config(model))).state_dict(), path)
     return path
 
 

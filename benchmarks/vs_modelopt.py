@@ -10,7 +10,7 @@ ModelOpt pulls a CUDA torch and cupy, so it lives in its own environment and run
 (--modelopt-python, else $VOLO_EXPORT_MODELOPT_PYTHON, else .venv-modelopt/bin/python in or beside the checkout).
 
 1. One FP32 ONNX (`volo-export onnx`, gated). A full-size model without --checkpoint gets seeded random
-   weights that make every block matter (tests/helpers.randomize, as the d1_onnx_with_checkpoint fixture),
+   weights that make every block matter (volo_export.models.random_weights.randomize, as the d1_onnx_with_checkpoint fixture),
    saved as a checkpoint so that eager PyTorch can be rebuilt for every gate.
 2. Calibration: --calib-size images of --calib-data (default `calibration.samples.write_samples`: the digits
    calib split for volo_tiny_digits, crops of scikit-image photos otherwise), read with the model's
@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -287,9 +286,7 @@ def random_checkpoint(model: str, path: Path) -> Path:
     """Seeded random weights that make every block matter (the d1_onnx_with_checkpoint fixture's)."""
     import torch
 
-    sys.path.insert(0, str(REPO / "tests"))
-    from helpers import randomize
-
+    from volo_export.models.random_weights import randomize
     from volo_export.models.variants import get_config
     from volo_export.models.volo import create_model
 
@@ -459,7 +456,7 @@ def prepare(args: argparse.Namespace, modelopt: Path, shown) -> tuple[Setup, dic
     checkpoint = args.checkpoint
     if checkpoint is None and bundled_checkpoint(get_config(args.model)) is None:
         checkpoint = random_checkpoint(args.model, out / f"{args.model}_random.pth")
-        shown.warning(f"no --checkpoint: {args.model} gets seeded random weights (tests/helpers.randomize), saved "
+        shown.warning(f"no --checkpoint: {args.model} gets seeded random weights (models.random_weights.randomize), saved "
                       f"as {checkpoint}")
     calib_dir, val_dir = args.calib_data, args.validate_images
     if calib_dir is None or val_dir is None:

@@ -8,10 +8,9 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-import torch
 
+from volo_export.models.random_weights import randomize  # noqa: F401  (the tests' name for it)
 from volo_export.models.variants import Preprocessing, VoloConfig, get_config
-from volo_export.models.volo import VOLO
 
 
 def small_config(name: str = "volo_d1_224", size: int | None = None, **overrides) -> VoloConfig:
@@ -19,26 +18,6 @@ def small_config(name: str = "volo_d1_224", size: int | None = None, **overrides
     base = get_config(name)
     prep = base.preprocessing if size is None else dataclasses.replace(base.preprocessing, size=size)
     return dataclasses.replace(base, layers=(1, 1, 1, 1), preprocessing=prep, **overrides)
-
-
-def randomize(model: VOLO, seed: int = 0) -> VOLO:
-    """Weights that make every block matter (timm-style init leaves deep blocks near identity):
-    matrices ~ N(0, 1/fan_in), biases and norm offsets ~ N(0, 0.05), embeddings ~ N(0, 0.5)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name in ("pos_embed", "cls_token"):
-                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-            elif p.ndim > 1:
-                p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)
-            else:
-                base = 1.0 if name.endswith("weight") else 0.0  # norm scales around 1
-                p.copy_(base + torch.randn(p.shape, generator=g) * 0.05)
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-    return model
 
 
 def tiny_preprocessing() -> Preprocessing:
