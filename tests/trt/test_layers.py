@@ -91,6 +91,9 @@ def _graph():
 def test_weighted_nodes_and_their_graph_precision():
     assert weighted_nodes(_graph()) == {"conv": WeightedNode("Conv", "int8"), "fc": WeightedNode("MatMul", "fp16"),
                                         "head": WeightedNode("MatMul", "fp32")}
+    fp8 = _graph()
+    fp8.graph.initializer[0].CopyFrom(helper.make_tensor("wq", TensorProto.FLOAT8E4M3FN, [4, 3, 1, 1], [0.5] * 12))
+    assert weighted_nodes(fp8)["conv"] == WeightedNode("Conv", "fp8")  # the stored type behind the DQ
 
 
 def test_weights_quantised_at_run_time_as_modelopt_writes_them():
