@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from parser_corpus import qdq
 from volo_export.cli import app
-from volo_export.trt.check import check_model, first_violation
+from volo_export.trt.check import check_model, first_violation, fp8_nodes
 
 RNG = np.random.default_rng(0)
 
@@ -263,6 +263,18 @@ def test_fp8_qdq_rules(kwargs, severity, rule, nodes, fragment):
     assert sorted(f.node for f in found) == sorted(nodes), result.findings
     assert fragment in found[0].message
     assert result.passed == (severity == "warning")
+
+
+def test_fp8_nodes_find_the_graphs_that_need_an_fp8_gpu():
+    """`engine` refuses targets below compute capability 8.9 for a graph with any of these."""
+    assert fp8_nodes(qdq("fp8")()) == ["q_x", "dq_x", "dq_w"]
+    assert fp8_nodes(qdq("int8", weights="fp8")()) == ["dq_w"]  # FP8 weights alone
+    assert fp8_nodes(qdq("fp8", zp_given=False, output_dtype=True, opset=21)()) == ["q_x", "dq_w"]
+    assert fp8_nodes(qdq("int8")()) == [] and fp8_nodes(qdq("int8", scale=np.float16, tensor=np.float16)()) == []
+    custom = helper.make_node("TRT_FP8QuantizeLinear", ["x", "s"], ["y"], domain="trt")  # ONNX-TensorRT's own op
+    model = _model([custom], [_vi("x")], [_vi("y")], [numpy_helper.from_array(np.float32(0.1), "s")],
+                   extra_opsets=[helper.make_opsetid("trt", 1)])
+    assert fp8_nodes(model) == ["TRT_FP8QuantizeLinear#0"]
 
 
 def test_other_float8_tensors_are_refused_anywhere():

@@ -793,6 +793,31 @@ def check_model(model: Path | object, trt: int = DEFAULT_TRT, name: str | None =
                        op_types=dict(sorted(counts.items())), inputs=inputs, findings=findings)
 
 
+def fp8_nodes(model) -> list[str]:
+    """The main graph's nodes that quantize to or dequantize from a float8 type (QuantizeLinear/DequantizeLinear,
+    and ONNX-TensorRT's `trt`-domain FP8 Q/DQ), in graph order: a graph with any builds FP8 layers, which need
+    compute capability >= 8.9 (`products.FP8_SINCE`). Types come from initializers, Constant nodes, declared
+    value types and `output_dtype`, without shape inference."""
+    t = _dtype_ids()
+    float8 = {t[n] for n in (FP8_TYPE, *OTHER_FLOAT8_TYPES) if n in t}
+    graph = model.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in (*graph.input, *graph.value_info, *graph.output)}
+    types.update({i.name: i.data_type for i in graph.initializer})
+    types.update({n.output[0]: a.t.data_type for n in graph.node if n.op_type == "Constant" and n.output
+                  for a in n.attribute if a.name == "value"})
+    out = []
+    for i, node in enumerate(graph.node):
+        if node.domain == "trt" and node.op_type in ("TRT_FP8QuantizeLinear", "TRT_FP8DequantizeLinear"):
+            out.append(node.name or f"{node.op_type}#{i}")
+        elif node.domain in STANDARD_DOMAINS and node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            quantized = {types.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None,
+                         attribute(node, "output_dtype") if node.op_type == "QuantizeLinear" else None,
+                         types.get(node.input[0]) if node.op_type == "DequantizeLinear" and node.input else None}
+            if quantized & float8:
+                out.append(node.name or f"{node.op_type}#{i}")
+    return out
+
+
 # Which error to name first when a command refuses a graph: the op-level ones explain the most.
 _FIRST = ("col2im", "qoperator", "contrib-op", "unsupported-op", "opset")
 
