@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from volo_export.models.random_weights import randomize  # noqa: F401  (the tests' name for it)
@@ -47,6 +48,44 @@ def engine_sidecar(info, environment: dict | None = None, build: dict | None = N
     }
     sidecar.update(overrides)
     return sidecar
+
+
+def fp8_image_onnx(path: Path, size: int = 64, classes: int = 10) -> Path:
+    """A tiny image classifier with FP8 (E4M3) Q/DQ and no volo-export metadata, as another tool writes one:
+    input (N, 3, size, size) -Q/DQ-> Conv (FP8 weights per output channel, stride 4) -> Relu -> GlobalAveragePool ->
+    Flatten -Q/DQ-> MatMul (FP8 weights per output column) -> logits (N, classes). Opset 19, float32 scales."""
+    import ml_dtypes
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    f8, rng = ml_dtypes.float8_e4m3fn, np.random.default_rng(0)
+
+    def init(name, array):
+        return numpy_helper.from_array(np.asarray(array), name)
+
+    inits = [init("s_in", np.float32(0.04)), init("s_pool", np.float32(0.02)), init("z", np.zeros((), f8)),
+             init("w_conv", (rng.standard_normal((16, 3, 4, 4)) * 8).astype(f8)),
+             init("s_conv", np.full(16, 0.01, np.float32)), init("z_conv", np.zeros(16, f8)),
+             init("w_fc", (rng.standard_normal((16, classes)) * 8).astype(f8)),
+             init("s_fc", np.full(classes, 0.02, np.float32)), init("z_fc", np.zeros(classes, f8))]
+    node = helper.make_node
+    nodes = [node("QuantizeLinear", ["input", "s_in", "z"], ["q_in"], name="q_input"),
+             node("DequantizeLinear", ["q_in", "s_in", "z"], ["x"], name="dq_input"),
+             node("DequantizeLinear", ["w_conv", "s_conv", "z_conv"], ["wc"], name="dq_w_conv", axis=0),
+             node("Conv", ["x", "wc"], ["c"], name="conv", strides=[4, 4]),
+             node("Relu", ["c"], ["r"], name="relu"), node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+             node("Flatten", ["p"], ["f"], name="flatten"),
+             node("QuantizeLinear", ["f", "s_pool", "z"], ["q_f"], name="q_pool"),
+             node("DequantizeLinear", ["q_f", "s_pool", "z"], ["fd"], name="dq_pool"),
+             node("DequantizeLinear", ["w_fc", "s_fc", "z_fc"], ["wf"], name="dq_w_fc", axis=1),
+             node("MatMul", ["fd", "wf"], ["logits"], name="fc")]
+    graph = helper.make_graph(nodes, "fp8", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                           ["N", 3, size, size])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
 
 
 def build_cmake_project(source, build, *options: str, target: str | None = None):

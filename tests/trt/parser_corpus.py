@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import ml_dtypes
 import numpy as np
 from onnx import TensorProto as TP
 from onnx import helper, numpy_helper
@@ -220,35 +221,54 @@ def custom_domain(op="MyOp"):
     return build
 
 
-def qdq(dtype="int8", zero=0, zp_given=True, act_axis=None, weight_axis=None, op="MatMul", scale_const=True):
-    """x -> Q -> DQ -> op(DQ(int8 weight initializer)), with one thing changed."""
+# Quantized element types by name (ml_dtypes comes with onnx): INT8, UINT8 and the float8 kinds.
+QTYPES = {"int8": np.int8, "uint8": np.uint8, "fp8": ml_dtypes.float8_e4m3fn, "e5m2": ml_dtypes.float8_e5m2,
+          "e4m3fnuz": ml_dtypes.float8_e4m3fnuz}
+_FLOAT = {np.float32: F, np.float16: TP.FLOAT16}
+
+
+def qdq(dtype="int8", zero=0, zp_given=True, act_axis=None, weight_axis=None, op="MatMul", scale_const=True,
+        weights=None, scale=np.float32, weight_scale=None, tensor=np.float32, per_tensor_weights=False, opset=20,
+        output_dtype=False):
+    """x -> Q -> DQ -> op(DQ(weight initializer)), with one thing changed. `dtype`: the activations' quantized type,
+    `weights` the weights' (default: int8 for int8/uint8, else `dtype`); `scale` / `weight_scale`: the scales' float
+    type (a DQ outputs it); `tensor`: the type of the quantized activation (x is cast to it); `output_dtype`: the Q
+    names its type by the attribute too (opset >= 21)."""
     def build():
-        npd = {"int8": np.int8, "uint8": np.uint8}[dtype]
+        npd, wnp = QTYPES[dtype], QTYPES[weights or ("int8" if dtype in ("int8", "uint8") else dtype)]
         rng = np.random.default_rng(0)
         inputs, inits, nodes = [_vi("x", [2, 8] if op == "MatMul" else [1, 8, 4, 4])], [], []
         per_channel = act_axis is not None
+        if tensor is not np.float32:
+            nodes.append(helper.make_node("Cast", ["x"], ["xt"], name="cast_x", to=_FLOAT[tensor]))
         if scale_const:
-            inits.append(_init("xs", np.full(8, 0.05, np.float32) if per_channel else np.array(0.05, np.float32)))
+            inits.append(_init("xs", np.full(8, 0.05, scale) if per_channel else np.array(0.05, scale)))
         else:
             inputs.append(_vi("xs_in", []))
             nodes.append(helper.make_node("Identity", ["xs_in"], ["xs"], name="scale_rt"))
-        qin = ["x", "xs"] + (["xz"] if zp_given else [])
+        qin = ["x" if tensor is np.float32 else "xt", "xs"] + (["xz"] if zp_given else [])
         if zp_given:
-            inits.append(_init("xz", np.full(8, zero, npd) if per_channel else np.array(zero, npd)))
+            inits.append(_init("xz", (np.full(8, zero) if per_channel else np.array(zero)).astype(npd)))
         attrs = {"axis": act_axis} if per_channel else {}
-        nodes += [helper.make_node("QuantizeLinear", qin, ["xq"], name="q_x", **attrs),
+        q_attrs = {**attrs, **({"output_dtype": helper.np_dtype_to_tensor_dtype(np.dtype(npd))} if output_dtype else {})}
+        nodes += [helper.make_node("QuantizeLinear", qin, ["xq"], name="q_x", **q_attrs),
                   helper.make_node("DequantizeLinear", ["xq"] + qin[1:], ["xd"], name="dq_x", **attrs)]
         shape, axis = ((8, 4), 1) if op == "MatMul" else ((6, 8, 3, 3), 0)
         axis = axis if weight_axis is None else weight_axis
         n = shape[axis]
-        inits += [_init("wq", rng.integers(-127, 128, shape).astype(np.int8)),
-                  _init("ws", np.full(n, 0.01, np.float32)), _init("wz", np.zeros(n, np.int8))]
-        nodes.append(helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], name="dq_w", axis=axis))
+        w = rng.integers(-127, 128, shape) if wnp in (np.int8, np.uint8) else rng.standard_normal(shape) * 4
+        ws = np.array(0.01, weight_scale or scale) if per_tensor_weights else np.full(n, 0.01, weight_scale or scale)
+        inits += [_init("wq", w.astype(wnp)), _init("ws", ws), _init("wz", np.zeros(ws.shape).astype(wnp))]
+        nodes.append(helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], name="dq_w",
+                                      **({} if per_tensor_weights else {"axis": axis})))
+        y = "y" if scale is np.float32 else "yh"
         if op == "MatMul":
-            nodes.append(helper.make_node("MatMul", ["xd", "wd"], ["y"], name="matmul"))
-            return _model(nodes, inputs, [_vi("y", [2, 4])], inits)
-        nodes.append(helper.make_node("Conv", ["xd", "wd"], ["y"], name="conv", pads=[1, 1, 1, 1]))
-        return _model(nodes, inputs, [_vi("y", [1, 6, 4, 4])], inits)
+            nodes.append(helper.make_node("MatMul", ["xd", "wd"], [y], name="matmul"))
+        else:
+            nodes.append(helper.make_node("Conv", ["xd", "wd"], [y], name="conv", pads=[1, 1, 1, 1]))
+        if y != "y":
+            nodes.append(helper.make_node("Cast", [y], ["y"], name="cast_y", to=F))
+        return _model(nodes, inputs, [_vi("y", [2, 4] if op == "MatMul" else [1, 6, 4, 4])], inits, opset)
     return build
 
 
@@ -322,6 +342,11 @@ _TRT101_SQUEEZE = ("TensorRT 10.1 rejects, RTX accepts: importSqueeze assertIsWe
                    "known); newer parsers add the axes as a build-time tensor")
 _STRICT_QDQ = ("stricter on purpose: the parser only checks the scale count, the graph builds, but the layer loses "
                "INT8 (RTX: a float Conv / a fake-quant kernel); the layer report would show it")
+
+# onnx-tensorrt `QuantDequantLinearHelper` checks `shiftIsAllZeros(zeroPoint)` only when the type is not FP8 and
+# never passes an FP8 zero point on to the layer: the graph builds and the engine computes without it.
+_FP8_ZERO_POINT = ("stricter on purpose: the parser ignores an FP8 zero point (it checks zero points only when the type "
+                   "is not FP8), so the engine would silently compute without the shift ONNX Runtime applies")
 
 CASES: dict[str, Case] = {
     # Resize
@@ -413,4 +438,28 @@ CASES: dict[str, Case] = {
     "qdq_uint8_weights": Case(qdq_uint8_weights, "fail", "parse"),
     "qdq_int32_bias": Case(qdq_int32_bias, "fail", "parse"),
     "qdq_into_cast": Case(qdq_into_cast, "pass", "ok"),
+    # FP8 (E4M3) Q/DQ and float16 scales (a DequantizeLinear outputs its scale's type)
+    "qdq_fp8_matmul": Case(qdq("fp8"), "pass", "ok"),
+    "qdq_fp8_conv": Case(qdq("fp8", op="Conv"), "pass", "ok"),
+    "qdq_fp8_per_tensor_weights": Case(qdq("fp8", per_tensor_weights=True), "pass", "ok"),
+    "qdq_fp8_gemm_output_dtype": Case(qdq("fp8", zp_given=False, output_dtype=True, opset=21), "pass", "ok"),
+    "qdq_fp8_fp16_scales": Case(qdq("fp8", scale=np.float16, tensor=np.float16), "pass", "ok"),
+    "qdq_fp8_conv_fp16_scales": Case(qdq("fp8", op="Conv", scale=np.float16, tensor=np.float16), "pass", "ok"),
+    "qdq_int8_fp16_scales": Case(qdq("int8", scale=np.float16, tensor=np.float16), "pass", "ok"),
+    "qdq_fp8_float32_scale_on_fp16": Case(qdq("fp8", tensor=np.float16, opset=23), "pass", "ok"),
+    "qdq_fp8_fp16_scale_on_float32": Case(qdq("fp8", scale=np.float16, opset=23), "fail", "build"),
+    "qdq_int8_fp16_scale_on_float32": Case(qdq("int8", scale=np.float16, opset=23), "pass", "ok"),  # a warning
+    "qdq_fp16_dq_meets_float32": Case(qdq("fp8", scale=np.float16, tensor=np.float16, weight_scale=np.float32),
+                                      "fail", "parse"),
+    "qdq_fp8_opset18": Case(qdq("fp8", opset=18), "pass", "ok"),  # a warning: ONNX has float8 Q/DQ from opset 19
+    "qdq_fp8_matmul_weight_axis0": Case(qdq("fp8", weight_axis=0), "pass", "ok"),  # a warning, as for INT8
+    "qdq_fp8_zp_nonzero": Case(qdq("fp8", 1.0), "fail", "ok", _FP8_ZERO_POINT),
+    "qdq_fp8_per_channel_activation": Case(qdq("fp8", act_axis=1), "fail", "ok", _STRICT_QDQ),
+    "qdq_fp8_conv_weight_axis1": Case(qdq("fp8", op="Conv", weight_axis=1), "fail", "ok", _STRICT_QDQ),
+    "qdq_e5m2": Case(qdq("e5m2"), "fail", "parse"),
+    "qdq_e5m2_activations": Case(qdq("e5m2", weights="fp8"), "fail", "parse"),
+    "qdq_e5m2_weights": Case(qdq("fp8", weights="e5m2"), "fail", "parse"),
+    "qdq_e4m3fnuz": Case(qdq("e4m3fnuz"), "fail", "parse"),
+    "qdq_e5m2_output_dtype": Case(qdq("e5m2", zp_given=False, output_dtype=True, weights="fp8", opset=21), "fail",
+                                  "parse"),
 }

@@ -6,6 +6,7 @@ and test_tensorrt_gpu.py where TensorRT and a GPU exist.)"""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import types
 
@@ -13,12 +14,12 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from helpers import build_environment
+from helpers import build_environment, files_in, fp8_image_onnx
 from volo_export.cli import app
 from volo_export.errors import EngineError, TensorRTCheckFailed, UsageError
 from volo_export.export.metadata import read_info, write_info
 from volo_export.progress import Progress
-from volo_export.trt.build import EngineRequest, build_engine
+from volo_export.trt.build import EngineRequest, build_engine, prepare
 from volo_export.trt.config import BuildSettings
 from volo_export.trt.products import TENSORRT, Library
 from volo_export.trt.provenance import read_sidecar, sidecar_path
@@ -252,6 +253,39 @@ def test_build_failures_leave_nothing(tmp_path, tiny_onnx, failure, error, messa
     if error is TensorRTCheckFailed:  # every parser error, the multi-line one joined
         assert [i.message() for i in raised.value.report.issues][1] == \
             "node 40 'node_col2im_1' (Col2Im): UNSUPPORTED_NODE: Assertion failed; second line"
+
+
+def test_tensorrt_refuses_an_fp8_graph_on_an_older_gpu_before_building(tmp_path):
+    """Full TensorRT builds for the GPU it runs on: an FP8 graph on an A100 (8.0) is refused in one line before the
+    parser runs; on an L4 (8.9) it builds."""
+    fp8 = fp8_image_onnx(tmp_path / "fp8.onnx")
+    a100 = dataclasses.replace(build_environment(), gpu_name="NVIDIA A100-SXM4-80GB", compute_capability="8.0")
+    library, before = fake_library(), files_in(tmp_path)
+    with pytest.raises(UsageError) as raised:
+        build_engine(EngineRequest(fp8, tmp_path / "f.engine", model_name="volo_tiny_digits"),
+                     environment=lambda: a100, library=library)
+    assert str(raised.value) == (
+        "fp8.onnx builds FP8 layers, which need compute capability >= 8.9 (Ada, Hopper, Blackwell), but this GPU is "
+        "NVIDIA A100-SXM4-80GB (compute capability 8.0): TensorRT builds for the GPU it runs on; build on an FP8 GPU, "
+        "or export an int8 or fp16 graph for this one")
+    assert library.module.calls == [] and files_in(tmp_path) == before
+    build_engine(EngineRequest(fp8, tmp_path / "f.engine", model_name="volo_tiny_digits"),
+                 environment=build_environment, library=library)  # NVIDIA L4, 8.9
+    assert read_sidecar(tmp_path / "f.engine").environment.gpu_name == "NVIDIA L4"
+
+
+def test_fp8_metadata_alone_makes_an_fp8_graph(tmp_path, tiny_onnx):
+    """The rule reads the graph's float8 Q/DQ and, for graphs whose Q/DQ it cannot see, the metadata's precision."""
+    proto = onnx.load(str(tiny_onnx))
+    write_info(proto, dataclasses.replace(read_info(tiny_onnx), precision="fp8"))
+    onnx.save(proto, str(tmp_path / "m.onnx"))
+    settings = BuildSettings(runtime="rtx", compute_capabilities=("sm86",))
+    with pytest.raises(UsageError, match="^--compute-capability sm86 cannot run an FP8 graph"):
+        prepare(EngineRequest(tmp_path / "m.onnx", tmp_path / "m.engine", settings))
+    assert not prepare(EngineRequest(tiny_onnx, tmp_path / "t.engine", settings)).fp8
+    assert prepare(EngineRequest(fp8_image_onnx(tmp_path / "f.onnx"), tmp_path / "f.engine",
+                                 dataclasses.replace(settings, compute_capabilities=("sm120",)),
+                                 model_name="volo_tiny_digits")).fp8
 
 
 def test_old_tensorrt_is_refused_after_the_offline_check(tmp_path, tiny_onnx, tiny_naive_onnx):

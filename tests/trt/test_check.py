@@ -11,8 +11,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
+from parser_corpus import qdq
 from volo_export.cli import app
-from volo_export.trt.check import check_model, first_violation
+from volo_export.trt.check import check_model, first_violation, fp8_nodes
 
 RNG = np.random.default_rng(0)
 
@@ -205,6 +206,87 @@ def test_quantize_without_zero_point_warns_about_uint8_semantics():
     result = check_model(_qdq_conv(q_zero_point=False), name="qdq")
     assert result.passed
     assert [f.node for f in result.of("warning") if f.rule == "qdq-implicit-uint8"] == ["q_input"]
+
+
+# ------------------------------------------------ FP8 (E4M3) and float16 scales (parser_corpus.qdq graphs)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(dtype="fp8"), dict(dtype="fp8", op="Conv"), dict(dtype="fp8", per_tensor_weights=True),
+    dict(dtype="fp8", zp_given=False, output_dtype=True, opset=21),  # the type named by output_dtype alone
+    dict(dtype="fp8", scale=np.float16, tensor=np.float16), dict(dtype="fp8", op="Conv", scale=np.float16,
+                                                                 tensor=np.float16),
+    dict(dtype="int8", scale=np.float16, tensor=np.float16), dict(dtype="int8", op="Conv", scale=np.float16,
+                                                                  tensor=np.float16),
+    dict(dtype="fp8", tensor=np.float16, opset=23),  # a float32 scale on a float16 tensor (ONNX >= 23)
+])
+def test_fp8_and_float16_scale_qdq_pass_clean(kwargs):
+    model = qdq(**kwargs)()
+    onnx.checker.check_model(model, full_check=True)
+    result = check_model(model, name="qdq")
+    assert result.passed and rules(result, "warning") == [], result.findings
+    assert result.op_types["DequantizeLinear"] == 2
+
+
+def test_a_float16_scale_makes_the_dequantized_tensor_float16():
+    """A DequantizeLinear outputs its scale's type: float16 scales keep a float16 graph float16, and float16 meeting
+    float32 at a MatMul is an error the real parser also gives ("IMatrixMultiplyLayer must have same input types")."""
+    same = check_model(qdq("fp8", scale=np.float16, tensor=np.float16)(), name="qdq")
+    assert same.passed
+    mixed = check_model(qdq("fp8", scale=np.float16, tensor=np.float16, weight_scale=np.float32)(), name="qdq")
+    (error,) = mixed.errors
+    assert (error.rule, error.node, error.op_type) == ("mixed-types", "matmul", "MatMul")
+    assert error.message.startswith("MatMul reads float16 'xd' and float32 'wd'")
+    assert "a DequantizeLinear outputs its scale's type" in error.message
+
+
+@pytest.mark.parametrize("kwargs,severity,rule,nodes,fragment", [
+    (dict(dtype="e5m2"), "error", "qdq-type", ["q_x", "dq_w"], "TensorRT quantizes to INT8, FP8 E4M3 (float8e4m3fn)"),
+    (dict(dtype="e5m2", weights="fp8"), "error", "qdq-type", ["q_x"], "QuantizeLinear to FLOAT8E5M2"),
+    (dict(dtype="fp8", weights="e5m2"), "error", "qdq-type", ["dq_w"], "'wq' is FLOAT8E5M2; TensorRT dequantizes"),
+    (dict(dtype="e4m3fnuz"), "error", "qdq-type", ["q_x", "dq_w"], "FLOAT8E4M3FNUZ"),
+    (dict(dtype="e5m2", zp_given=False, output_dtype=True, weights="fp8", opset=21), "error", "qdq-type", ["q_x"],
+     "QuantizeLinear to FLOAT8E5M2"),
+    (dict(dtype="fp8", zero=1.0), "error", "qdq-zero-point", ["q_x", "dq_x"],
+     "'xz' is not 0 (e.g. 1): TensorRT's parser ignores an FP8 zero point"),
+    (dict(dtype="fp8", act_axis=1), "error", "qdq-per-channel-activation", ["q_x", "dq_x"], "per tensor only"),
+    (dict(dtype="fp8", op="Conv", weight_axis=1), "error", "qdq-axis", ["dq_w"], "output-channel axis 0"),
+    (dict(dtype="fp8", weight_axis=0), "warning", "qdq-axis", ["dq_w"], "output-channel axis 1"),
+    (dict(dtype="fp8", scale=np.float16, opset=23), "error", "qdq-scale-type", ["q_x"],
+     "'xs' is float16 but input 'x' is float32: TensorRT cannot build an FP8 quantize"),
+    (dict(dtype="int8", scale=np.float16, opset=23), "warning", "qdq-scale-type", ["q_x"], "fused cast kernel"),
+    (dict(dtype="fp8", opset=18), "warning", "qdq-opset", ["q_x", "dq_w"], "from opset 19"),  # dq_x: said at q_x
+])
+def test_fp8_qdq_rules(kwargs, severity, rule, nodes, fragment):
+    result = check_model(qdq(**kwargs)(), name="qdq")
+    found = [f for f in result.of(severity) if f.rule == rule]
+    assert sorted(f.node for f in found) == sorted(nodes), result.findings
+    assert fragment in found[0].message
+    assert result.passed == (severity == "warning")
+
+
+def test_fp8_nodes_find_the_graphs_that_need_an_fp8_gpu():
+    """`engine` refuses targets below compute capability 8.9 for a graph with any of these."""
+    assert fp8_nodes(qdq("fp8")()) == ["q_x", "dq_x", "dq_w"]
+    assert fp8_nodes(qdq("int8", weights="fp8")()) == ["dq_w"]  # FP8 weights alone
+    assert fp8_nodes(qdq("fp8", zp_given=False, output_dtype=True, opset=21)()) == ["q_x", "dq_w"]
+    assert fp8_nodes(qdq("int8")()) == [] and fp8_nodes(qdq("int8", scale=np.float16, tensor=np.float16)()) == []
+    custom = helper.make_node("TRT_FP8QuantizeLinear", ["x", "s"], ["y"], domain="trt")  # ONNX-TensorRT's own op
+    model = _model([custom], [_vi("x")], [_vi("y")], [numpy_helper.from_array(np.float32(0.1), "s")],
+                   extra_opsets=[helper.make_opsetid("trt", 1)])
+    assert fp8_nodes(model) == ["TRT_FP8QuantizeLinear#0"]
+
+
+def test_other_float8_tensors_are_refused_anywhere():
+    """The parser cannot import a float8e5m2 tensor at all ("Failed to import initializer"), Q/DQ or not."""
+    nodes = [helper.make_node("Cast", ["x"], ["x8"], name="to_e5m2", to=TensorProto.FLOAT8E5M2),
+             helper.make_node("Cast", ["x8"], ["y"], name="back", to=TensorProto.FLOAT)]
+    result = check_model(_model(nodes, [_vi("x")], [_vi("y")]))
+    (error,) = result.errors
+    assert (error.rule, error.node) == ("unsupported-type", "to_e5m2") and "float8e5m2 tensor 'x8'" in error.message
+    fp8 = [helper.make_node("Cast", ["x"], ["x8"], name="to_e4m3", to=TensorProto.FLOAT8E4M3FN),
+           helper.make_node("Cast", ["x8"], ["y"], name="back", to=TensorProto.FLOAT)]
+    assert check_model(_model(fp8, [_vi("x")], [_vi("y")])).passed  # Cast reads FP8 like INT8
 
 
 # --------------------------------------------------------------- other rules

@@ -13,8 +13,9 @@ from helpers import build_environment, fake_session_factory, write_fake_engine
 from volo_export.errors import EngineError, UsageError
 from volo_export.runtime.tensorrt_runner import TensorRTRunner
 from volo_export.trt.config import BuildSettings
-from volo_export.trt.products import (RTX, TENSORRT, Library, choice_note, find_library, gpu_in_targets,
-                                      parse_compute_capabilities, product_of, refuse_turing, require_library)
+from volo_export.trt.products import (RTX, TENSORRT, Library, choice_note, find_library, fp8_capable,
+                                      fp8_gpu_problem, fp8_targets, gpu_in_targets, parse_compute_capabilities,
+                                      product_of, refuse_turing, refuse_unfit_targets, require_library, rtx_targets)
 from volo_export.trt.provenance import compatibility, read_sidecar
 from volo_export.trt.rtx import header_mismatch, read_plan_header, runtime_cache_path, validity_problem
 
@@ -66,6 +67,49 @@ def test_compute_capability_spellings():
     refuse_turing(("sm75",), "fp16")
     with pytest.raises(UsageError, match="sm75 \\(Turing\\) cannot build a int8 graph: TensorRT-RTX has no FP32 GEMM"):
         refuse_turing(("sm86", "sm75"), "int8")
+
+
+@pytest.mark.parametrize("cc,runs", [("7.5", False), ("8.0", False), ("8.6", False), ("8.7", False), ("8.9", True),
+                                     ("9.0", True), ("10.0", True), ("12.0", True), ("12.1", True)])
+def test_fp8_needs_compute_capability_8_9(cc, runs):
+    assert fp8_capable(cc) is runs
+
+
+def test_fp8_target_rule():
+    """The rule beside the Turing one: TensorRT-RTX 1.7.1 answers an FP8 graph for sm75/sm80/sm86 with "Cannot compile
+    for target(s) sm80, because the model contains HW-specific datatypes: fp8_e4m3"; we say it first, in one line."""
+    assert fp8_targets() == ("sm89", "sm120", "sm121")
+    refuse_unfit_targets(("sm89", "sm120"), "fp8", fp8=True)
+    refuse_unfit_targets(("sm80", "sm86"), "int8", fp8=False)
+    with pytest.raises(UsageError) as raised:
+        refuse_unfit_targets(("sm89", "sm80", "sm86"), "fp8", fp8=True)
+    assert str(raised.value) == ("--compute-capability sm80, sm86 cannot run an FP8 graph: FP8 needs compute capability "
+                                 ">= 8.9 (Ada, Hopper, Blackwell); build for sm89, sm120, sm121, or export an int8 or "
+                                 "fp16 graph for those GPUs")
+    with pytest.raises(UsageError, match="^--compute-capability sm75 cannot run an FP8 graph"):  # not the Turing line
+        refuse_unfit_targets(("sm75",), "fp16", fp8=True)  # a foreign graph: fp16 metadata, float8 Q/DQ
+    with pytest.raises(UsageError, match="sm75 \\(Turing\\) cannot build a int8 graph"):
+        refuse_unfit_targets(("sm75",), "int8", fp8=False)
+
+
+def test_fp8_default_targets_for_tensorrt_rtx():
+    """Without --compute-capability TensorRT-RTX builds an FP8 graph for its portable default without a word (the
+    plan header still names 8.0 and 8.6): we build for the FP8 targets instead and say so."""
+    targets, note = rtx_targets((), fp8=True)
+    assert targets == ("sm89", "sm120", "sm121")
+    assert note.startswith("FP8 graph: building for sm89, sm120, sm121 (compute capability >= 8.9 (Ada, Hopper, "
+                           "Blackwell)) instead of TensorRT-RTX's portable default, whose 8.0 and 8.6 cannot run FP8")
+    assert rtx_targets(("sm120",), fp8=True) == (("sm120",), None)
+    assert rtx_targets((), fp8=False) == ((), None)
+
+
+def test_fp8_gpu_problem_is_one_line_or_none():
+    assert fp8_gpu_problem("8.6", "NVIDIA RTX A6000", "m.engine has FP8 layers", "use an int8 engine") == (
+        "m.engine has FP8 layers, which need compute capability >= 8.9 (Ada, Hopper, Blackwell), but this GPU is "
+        "NVIDIA RTX A6000 (compute capability 8.6): use an int8 engine")
+    assert fp8_gpu_problem("8.0", None, "x", "y").endswith("but this GPU is a GPU (compute capability 8.0): y")
+    assert fp8_gpu_problem("8.9", "NVIDIA L4", "x", "y") is None and fp8_gpu_problem("9.0", "H100", "x", "y") is None
+    assert fp8_gpu_problem(None, None, "x", "y") is None  # no GPU known: other checks speak
 
 
 @pytest.mark.parametrize("gpu,targets,runs", [
@@ -147,6 +191,47 @@ def test_rtx_compatibility(rtx_engine, running, message):
     problems = compatibility(read_sidecar(rtx_engine), _running(**running))
     assert [p.severity for p in problems] == ["error"] and message in problems[0].message
     assert "\n" not in problems[0].message
+
+
+def _as_fp8(engine, how: str):
+    """Mark the sidecar of `engine` as an FP8 engine's: by its metadata, or (a foreign ONNX) by its layer report."""
+    import json
+
+    from volo_export.trt.provenance import sidecar_path
+
+    path = sidecar_path(engine)
+    data = json.loads(path.read_text())
+    if how == "metadata":
+        data["metadata"]["volo_export.precision"] = "fp8"
+    else:
+        data["layers"] = {"layers": 3, "by_kind": {"GEMM": {"fp8": 1}}, "by_precision": {"fp8": 1, "fp16": 2}}
+    path.write_text(json.dumps(data))
+    return engine
+
+
+@pytest.mark.parametrize("how", ["metadata", "layers"])
+@pytest.mark.parametrize("cc,name", [("8.6", "NVIDIA GeForce RTX 3090"), ("8.0", "NVIDIA A100")])
+def test_an_fp8_engine_refuses_an_older_gpu_in_one_line(tmp_path, tiny_onnx, how, cc, name):
+    """TensorRT-RTX (built for sm86, sm89) and TensorRT (built on an H100): on a GPU below 8.9 the FP8 rule speaks,
+    not the target or GPU mismatch, whose advice (rebuild for this GPU) could not help."""
+    rtx = _as_fp8(write_fake_engine(tiny_onnx, tmp_path / "rtx.engine", BuildSettings(
+        max_batch=4, runtime="rtx", compute_capabilities=("sm86", "sm89")), dataclasses.replace(
+        build_environment(), tensorrt=None, compute_capability=None, tensorrt_rtx="1.7.1.116"), RTX17), how)
+    h100 = dataclasses.replace(build_environment(), gpu_name="NVIDIA H100", compute_capability="9.0")
+    trt = _as_fp8(write_fake_engine(tiny_onnx, tmp_path / "trt.engine", environment=h100), how)
+    running = _running(compute_capability=cc, gpu_name=name)
+    for engine, here in ((rtx, running), (trt, dataclasses.replace(running, tensorrt="10.13.0.35"))):
+        prov = read_sidecar(engine)
+        assert prov.fp8
+        problems = compatibility(prov, here)
+        assert [p.message for p in problems] == [
+            f"{engine.name} has FP8 layers, which need compute capability >= 8.9 (Ada, Hopper, Blackwell), but this "
+            f"GPU is {name} (compute capability {cc}): use an int8 or fp16 engine on this GPU"]
+        with pytest.raises(EngineError, match=f"^{engine.name} has FP8 layers") as raised:
+            TensorRTRunner(engine, running=here, session=fake_session_factory())
+        assert "\n" not in str(raised.value)
+    assert compatibility(read_sidecar(rtx), _running()) == []  # the RTX 4090 (8.9) runs it
+    assert not read_sidecar(write_fake_engine(tiny_onnx, tmp_path / "plain.engine")).fp8
 
 
 def test_rtx_runner_gets_a_runtime_cache_beside_the_engine_cache(rtx_engine, tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from helpers import assert_one_line_error, files_in
+from helpers import assert_one_line_error, files_in, fp8_image_onnx
 from volo_export.cli import app
 from volo_export.errors import EngineError
 from volo_export.export.metadata import read_info, write_info
@@ -256,6 +256,52 @@ def test_environment_reports_tensorrt_rtx():
 
     env = running_environment()
     assert env.tensorrt_rtx == RTX.version and isinstance(env, Environment)
+
+
+@pytest.fixture(scope="module")
+def fp8_onnx(tmp_path_factory):
+    return fp8_image_onnx(tmp_path_factory.mktemp("fp8") / "fp8.onnx")
+
+
+def test_fp8_graph_builds_fp8_layers_for_sm89(tmp_path, fp8_onnx):
+    """A foreign FP8 Q/DQ graph (no volo-export metadata): its Conv and MatMul become FP8 layers for SM89 (Ada)."""
+    engine = tmp_path / "fp8.engine"
+    result = runner.invoke(app, ["engine", str(fp8_onnx), "-o", str(engine), "--model-name", "volo_tiny_digits",
+                                 "--runtime", "rtx", "--compute-capability", "sm89"])
+    assert result.exit_code == 0, result.output
+    prov, report = read_sidecar(engine), _layers(engine)
+    assert prov.fp8 and prov.compute_capabilities == ["8.9"] == prov.runtime.plan_header["compute_capabilities"]
+    assert report.by_kind["GEMM"] == {"fp8": 1} and report.by_kind["CONV"] == {"fp8": 1}
+    assert report.nodes == {"conv": {"op_type": "Conv", "graph": "fp8", "engine": "fp8"},
+                            "fc": {"op_type": "MatMul", "graph": "fp8", "engine": "fp8"}}
+    assert report.by_precision["fp8"] == 2 and report.wider_than_graph() == []
+    assert "layer mix: fp8 2, " in result.stdout
+
+
+@pytest.mark.parametrize("cc", ["sm80", "sm86", "sm75"])
+def test_fp8_graph_is_refused_for_older_targets_before_building(tmp_path, fp8_onnx, cc):
+    """TensorRT-RTX itself says "Cannot compile for target(s) sm80, because the model contains HW-specific datatypes:
+    fp8_e4m3" after parsing; volo-export says it first, in one line, and writes nothing."""
+    before = files_in(tmp_path)
+    result = runner.invoke(app, ["engine", str(fp8_onnx), "-o", str(tmp_path / "x.engine"), "--model-name",
+                                 "volo_tiny_digits", "--runtime", "rtx", "--compute-capability", f"sm89,{cc}"])
+    assert_one_line_error(result, 2, f"--compute-capability {cc} cannot run an FP8 graph: FP8 needs compute "
+                          "capability >= 8.9", folder=tmp_path, before=before)
+    assert "parsing" not in result.output  # refused before TensorRT-RTX saw the graph
+
+
+def test_fp8_graph_without_targets_builds_for_the_fp8_gpus(tmp_path, fp8_onnx):
+    """TensorRT-RTX's portable default would build it too, silently, with 8.0 and 8.6 in the plan header."""
+    engine = tmp_path / "fp8.engine"
+    result = runner.invoke(app, ["engine", str(fp8_onnx), "-o", str(engine), "--model-name", "volo_tiny_digits",
+                                 "--runtime", "rtx"])
+    assert result.exit_code == 0, result.output
+    prov = read_sidecar(engine)
+    assert prov.compute_capabilities == ["8.9", "12.0", "12.1"] == prov.runtime.plan_header["compute_capabilities"]
+    assert prov.build.compute_capabilities == ("sm89", "sm120", "sm121")
+    notes = " ".join(result.stderr.split())
+    assert "note: FP8 graph: building for sm89, sm120, sm121 (compute capability >= 8.9 (Ada, Hopper, Blackwell)) " \
+           "instead of TensorRT-RTX's portable default, whose 8.0 and 8.6 cannot run FP8" in notes
 
 
 @pytest.mark.slow

@@ -14,20 +14,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from volo_export.errors import EngineError, InputDataError, TensorRTCheckFailed, UsageError, first_line
 from volo_export.interrupt import PendingSignal, deferred_signals
 from volo_export.io import atomic_output, distinct_outputs, ensure_writable, sha256_file
 from volo_export.progress import SILENT, Progress
-from volo_export.trt.check import DEFAULT_TRT, TRT_VERSIONS, check_model, first_violation
+from volo_export.names import Precision
+from volo_export.trt.check import DEFAULT_TRT, TRT_VERSIONS, check_model, first_violation, fp8_nodes
 from volo_export.trt.config import (BuildPlan, BuildSettings, Enum, Profile, Ref, build_plan, compute_profile,
                                     input_spec, trtexec_command)
 from volo_export.trt.layers import (LayerReport, WeightedNode, attention_matmuls, layer_report, parse_layer_table,
                                    weighted_nodes)
 from volo_export.trt.parser import RealVerdict, make_logger, parse_onnx
-from volo_export.trt.products import Library, choice_note, find_library, missing, refuse_turing
+from volo_export.trt.products import (Library, choice_note, find_library, fp8_gpu_problem, missing,
+                                      refuse_unfit_targets, rtx_targets)
 from volo_export.trt.provenance import (ENGINE_SUFFIXES, BuildRecord, EngineProvenance, Environment, ProductRecord,
                                         calibration_info, now_utc, sidecar_path, write_sidecar)
 from volo_export.trt.rtx import header_mismatch, read_plan_header
@@ -66,7 +68,7 @@ class EngineResult:
 @dataclass(frozen=True)
 class PreparedBuild:
     """Everything known before TensorRT is imported. `weighted`, `op_types` and `attention` describe the
-    graph's nodes for the layer report."""
+    graph's nodes for the layer report; `fp8`: the graph builds FP8 layers (compute capability >= 8.9)."""
 
     request: EngineRequest
     metadata: dict[str, str]
@@ -76,6 +78,7 @@ class PreparedBuild:
     weighted: dict[str, WeightedNode] = field(default_factory=dict)
     op_types: dict[str, str] = field(default_factory=dict)
     attention: tuple[str, ...] = ()
+    fp8: bool = False
 
     def trtexec(self, major: int) -> str:
         return trtexec_command(self.request.onnx, self.request.output, self.request.settings, self.profile, major)
@@ -108,13 +111,14 @@ def prepare(request: EngineRequest, trt_target: int = DEFAULT_TRT) -> PreparedBu
     except MissingMetadata as e:
         raise InputDataError(f"{e}; for a VOLO ONNX from elsewhere, name its variant with --model-name NAME "
                              "(preprocessing and labels)") from None
-    refuse_turing(request.settings.compute_capabilities, info.precision)
+    fp8 = info.precision == Precision.FP8 or bool(fp8_nodes(proto))  # a foreign ONNX says it by its Q/DQ only
+    refuse_unfit_targets(request.settings.compute_capabilities, info.precision, fp8)
     profile = compute_profile(spec, info.preprocessing.size, request.settings)
     outputs = [o.name for o in proto.graph.output]
     weighted = weighted_nodes(proto)
     return PreparedBuild(request, dict(sorted(info.to_props().items())), calibration_info(info), profile,
                          outputs[0] if outputs else "logits", weighted, {n.name: n.op_type for n in proto.graph.node},
-                         tuple(attention_matmuls(proto, weighted)))
+                         tuple(attention_matmuls(proto, weighted)), fp8)
 
 
 def check_rules_for(library: Library | None) -> int:
@@ -143,12 +147,22 @@ def build_engine(request: EngineRequest, progress: Progress = SILENT,
     if library is None:
         raise EngineError(f"{missing(settings.runtime)}; to build elsewhere: {prepared.trtexec(DEFAULT_TRT)}")
     library.require_supported()
+    # an FP8 graph for TensorRT-RTX without --compute-capability: the FP8 targets, not the portable default
+    targets, fp8_note = rtx_targets(settings.compute_capabilities, prepared.fp8) if library.rtx else ((), None)
+    if fp8_note:
+        settings = replace(settings, compute_capabilities=targets)
+        prepared = replace(prepared, request=replace(request, settings=settings))
     plan = build_plan(settings, prepared.profile, library)
-    notes = [n for n in (choice_note(settings.runtime, library),) if n]
+    notes = [n for n in (choice_note(settings.runtime, library), fp8_note) if n]
     if library.rtx:
         notes.append(f"targets: {plan.targets}; kernels are compiled just in time on the GPU that runs it")
     notes += plan.notes
     env = (environment or running_environment)()
+    if prepared.fp8 and not library.rtx and (problem := fp8_gpu_problem(
+            env.compute_capability, env.gpu_name, f"{request.onnx.name} builds FP8 layers",
+            f"{library.product.label} builds for the GPU it runs on; build on an FP8 GPU, or export an int8 or fp16 "
+            "graph for this one")):
+        raise UsageError(problem)
     t0 = time.perf_counter()
     built = build_serialized(library, request.onnx, plan, progress)
     seconds = time.perf_counter() - t0

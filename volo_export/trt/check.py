@@ -5,9 +5,11 @@ Every node is checked against the parser's operator table (onnx-tensorrt
 written there and in the parser's importers: Col2Im and the QOperator ops are
 rejected outright, Reduce axes initializers, Squeeze/Unsqueeze axes resolvable
 constants, LayerNormalization and MaxPool only their first output, Q/DQ
-symmetric (zero point 0) with INT8/FP8/INT4/FP4 data, per-channel scales on the
-right axis, no int32 bias DequantizeLinear, UINT8 only at the network's inputs
-and outputs. Nodes of a custom domain are what TensorRT looks up as plugins,
+symmetric (zero point 0) with INT8/FP8 E4M3/INT4/FP4 data, per-channel scales on
+the right axis, a QuantizeLinear's scale in its input's type (float32 or float16;
+a DequantizeLinear outputs its scale's type), no int32 bias DequantizeLinear, no
+other float8 type anywhere, one float type across the inputs ONNX ties together,
+UINT8 only at the network's inputs and outputs. Nodes of a custom domain are what TensorRT looks up as plugins,
 unless their op type is a builtin one (the parser dispatches on the op type
 alone); ONNX Runtime contrib ops (`com.microsoft`) are not parsed as such.
 
@@ -104,6 +106,18 @@ TRT_DOMAIN_OPS = frozenset("TRT_FP8QuantizeLinear TRT_FP8DequantizeLinear TRT_IN
                            "TRT_INT4DequantizeLinear".split())
 CONTRIB_DOMAINS = frozenset({"com.microsoft", "com.microsoft.nchwc", "com.ms.internal.nhwc"})
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
+
+# TensorRT quantizes to FP8 E4M3 only ("FP8E4M3 (FP8, 8-bit floating point with 4 exponent and 3 mantissa bits)",
+# TensorRT "Working with Quantized Types"); its parser cannot even import an initializer of the other float8
+# types (TensorRT-RTX 1.7.1: "Failed to import initializer", measured in tests/trt/parser_corpus.py).
+FP8_TYPE = "FLOAT8E4M3FN"
+OTHER_FLOAT8_TYPES = ("FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ")
+QUANTIZED_TYPES = ("INT8", FP8_TYPE, "INT4", "FLOAT4E2M1")
+# ONNX opset 19 brought float8 QuantizeLinear/DequantizeLinear (onnx.checker and ONNX Runtime refuse them before).
+FP8_OPSET = 19
+# Float types a node's inputs bound to one ONNX type parameter must share: a strongly typed TensorRT network inserts
+# no casts ("IMatrixMultiplyLayer must have same input types", "ElementWiseOperation SUM must have same input types").
+_FLOAT_TYPES = ("FLOAT", "FLOAT16", "BFLOAT16")
 
 REDUCE_OPS = frozenset("ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean ReduceMin "
                        "ReduceProd ReduceSum ReduceSumSquare".split())
@@ -243,9 +257,10 @@ class _GraphIndex(GraphIndex):
     """`passes.graph.GraphIndex` of one (sub)graph with its types and shapes; constants seen from outer graphs too."""
 
     def __init__(self, graph, types: dict[str, int], shapes: dict[str, tuple], base_dir: Path | None,
-                 outer: "_GraphIndex | None" = None, prefix: str = ""):
+                 outer: "_GraphIndex | None" = None, prefix: str = "", opset: int | None = None):
         super().__init__(graph, base_dir)
         self.types, self.shapes, self.prefix = types, shapes, prefix
+        self.opset = outer.opset if outer else opset
         if outer:
             self.initializers = {**outer.initializers, **self.initializers}
             self.constant_nodes = {**outer.constant_nodes, **self.constant_nodes}
@@ -394,10 +409,14 @@ _WEIGHT_AXIS = {"Conv": lambda rank, node: 0, "ConvTranspose": lambda rank, node
                 "Gemm": lambda rank, node: 0 if attribute(node, "transB", 0) else 1}
 
 
+_QUANTIZED_NAMES = "INT8, FP8 E4M3 (float8e4m3fn), INT4 or FP4"
+
+
 def _qdq_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
     t = _dtype_ids()
     op, is_dq = node.op_type, node.op_type == "DequantizeLinear"
-    allowed = {t[n] for n in ("INT8", "FLOAT8E4M3FN", "INT4", "FLOAT4E2M1") if n in t}
+    allowed = {t[n] for n in QUANTIZED_TYPES if n in t}
+    float8 = {t[n] for n in (FP8_TYPE, *OTHER_FLOAT8_TYPES) if n in t}
     x, scale = node.input[0], node.input[1] if len(node.input) > 1 else ""
     zero = node.input[2] if len(node.input) > 2 else ""
     # A Q output's type is what TensorRT chose for the Q (int8 when ONNX would say uint8): judged at the Q.
@@ -409,15 +428,29 @@ def _qdq_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
         yield Finding("warning", "qdq-uint8", f"DequantizeLinear of uint8 '{x}': {_UINT8_AS_INT8}", name, op)
     elif is_dq and x_type is not None and x_type not in allowed:
         yield Finding("error", "qdq-type", f"DequantizeLinear input '{x}' is {_type_name(x_type)}; TensorRT "
-                      "accepts INT8, FP8, INT4, FP4", name, op)
+                      f"dequantizes {_QUANTIZED_NAMES} only", name, op)
+    quantized = x_type if is_dq else None
     if not is_dq:
         zero_type = g.elem_type(zero) if zero else None
-        if zero_type == t["UINT8"] or (not zero and attribute(node, "output_dtype") == t["UINT8"]):
+        declared = attribute(node, "output_dtype") or None
+        quantized = zero_type if zero_type is not None else declared
+        if zero_type is not None and declared is not None and declared != zero_type:
+            yield Finding("error", "qdq-type", f"QuantizeLinear output_dtype {_type_name(declared)} differs from its "
+                          f"zero point's type {_type_name(zero_type)} (ONNX and TensorRT's parser reject it)", name, op)
+        elif quantized == t["UINT8"]:
             yield Finding("warning", "qdq-uint8", f"QuantizeLinear to uint8: {_UINT8_AS_INT8}", name, op)
-        elif not zero and attribute(node, "output_dtype") is None:
+        elif quantized is None and not zero:
             yield Finding("warning", "qdq-implicit-uint8", "QuantizeLinear without zero point: ONNX semantics are "
                           "uint8 (ONNX Runtime clips negatives) but TensorRT uses int8; give an int8 zero point",
                           name, op)
+        elif quantized is not None and quantized not in allowed:
+            yield Finding("error", "qdq-type", f"QuantizeLinear to {_type_name(quantized)}: TensorRT quantizes to "
+                          f"{_QUANTIZED_NAMES} only", name, op)
+        yield from _quantize_scale_type(node, g, name, quantized)
+    if quantized in float8 and g.opset is not None and g.opset < FP8_OPSET:
+        yield Finding("warning", "qdq-opset", f"float8 {op} in opset {g.opset}: ONNX defines float8 Q/DQ from opset "
+                      f"{FP8_OPSET} (onnx.checker and ONNX Runtime refuse the graph; TensorRT's parser takes it); "
+                      f"re-export with opset >= {FP8_OPSET}", name, op)
     if zero:
         zp = g.constant(zero)
         if zp is None:
@@ -425,8 +458,13 @@ def _qdq_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
                           "all-zero zero points", name, op)
         elif np.any(zp.astype(np.float64) != 0):
             nz = zp.reshape(-1)[np.flatnonzero(zp.reshape(-1))[0]]
-            yield Finding("error", "qdq-zero-point", f"zero point '{zero}' is not 0 (e.g. {nz}): TensorRT supports "
-                          "only symmetric quantization", name, op)
+            # onnx-tensorrt `QuantDequantLinearHelper` checks the zero point only when the type is not FP8 and
+            # never passes an FP8 one on: the graph builds and the engine silently computes without it.
+            why = ("TensorRT's parser ignores an FP8 zero point, so the engine would compute without it and "
+                   "differ from ONNX Runtime" if g.elem_type(zero) == t[FP8_TYPE]
+                   else "TensorRT supports only symmetric quantization")
+            yield Finding("error", "qdq-zero-point", f"zero point '{zero}' is not 0 (e.g. {float(nz):g}): {why}",
+                          name, op)
     scale_value = g.constant(scale) if scale else None
     if scale and scale_value is None and scale not in g.foldable:
         yield Finding("warning", "qdq-scale", f"scale '{scale}' is computed at run time; TensorRT expects "
@@ -439,6 +477,80 @@ def _qdq_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
         yield Finding("error", "qdq-axis", f"zero point has {zp.size} values, scale {scale_value.size}", name, op)
     if scale_value.size > 1:
         yield from _per_channel_rules(node, g, name, scale_value)
+
+
+def _quantize_scale_type(node, g: _GraphIndex, name: str, quantized: int | None) -> Iterator[Finding]:
+    """A QuantizeLinear's scale narrower than its input (a float16 or bfloat16 scale on a float32 tensor; ONNX allows
+    it from opset 23). Below opset 19 TensorRT's parser casts the scale to the input's type itself. Measured with
+    TensorRT-RTX 1.7.1: an FP8 Q of that kind does not build ("Could not infer output types for operation: quantize
+    ... No matching rules"); an INT8 one builds as a fused cast-and-GEMM kernel. A wider scale (float32 on float16)
+    builds as a plain FP8/INT8 GEMM."""
+    if len(node.input) < 2 or not node.input[1] or g.opset is None or g.opset < FP8_OPSET:
+        return
+    t = _dtype_ids()
+    x_type, s_type = g.elem_type(node.input[0]), g.elem_type(node.input[1])
+    if x_type != t["FLOAT"] or s_type not in (t["FLOAT16"], t["BFLOAT16"]):
+        return
+    what = f"scale '{node.input[1]}' is {_float_name(s_type)} but input '{node.input[0]}' is float32"
+    if quantized == t[FP8_TYPE]:
+        yield Finding("error", "qdq-scale-type", f"{what}: TensorRT cannot build an FP8 quantize from float32 with a "
+                      "narrower scale; give the scale the input's type (float16 scales go with float16 tensors)",
+                      name, node.op_type)
+    else:
+        yield Finding("warning", "qdq-scale-type", f"{what}: TensorRT casts the input to the scale's type first (a fused "
+                      "cast kernel instead of a plain quantised GEMM); give the scale the input's type", name,
+                      node.op_type)
+
+
+def _float_name(elem: int) -> str:
+    """FLOAT -> 'float32', FLOAT16 -> 'float16', BFLOAT16 -> 'bfloat16'."""
+    name = _type_name(elem).lower()
+    return "float32" if name == "float" else name
+
+
+_SCHEMAS: dict[tuple[str, int], object] = {}
+
+
+def _schema(op: str, opset: int):
+    import onnx
+
+    key = (op, opset)
+    if key not in _SCHEMAS:
+        try:
+            _SCHEMAS[key] = onnx.defs.get_schema(op, opset, "")
+        except onnx.defs.SchemaError:
+            _SCHEMAS[key] = None
+    return _SCHEMAS[key]
+
+
+def _tied_type_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
+    """Inputs ONNX binds to one type parameter (MatMul A and B, Add, Concat, Conv X and W, ...) must share their
+    float type: TensorRT's strongly typed network casts nothing and its parser rejects the node. The usual cause in a
+    quantised graph is a DequantizeLinear with a float16 scale (it outputs float16) meeting a float32 tensor."""
+    if node.domain not in STANDARD_DOMAINS or node.op_type in ("QuantizeLinear", "DequantizeLinear") or g.opset is None:
+        return
+    schema = _schema(node.op_type, g.opset)
+    if schema is None or not schema.inputs:
+        return
+    t = _dtype_ids()
+    floats = {t[n] for n in _FLOAT_TYPES}
+    params = {c.type_param_str for c in schema.type_constraints}
+    formal = [i.type_str for i in schema.inputs]
+    formal += [formal[-1]] * max(0, len(node.input) - len(formal))  # a variadic last input (Concat, Sum, ...)
+    seen: dict[str, tuple[str, int]] = {}
+    for x, param in zip(node.input, formal):
+        elem = g.elem_type(x) if x else None
+        if param not in params or elem not in floats:
+            continue
+        first = seen.setdefault(param, (x, elem))
+        if first[1] != elem:
+            dq = any(g.producer.get(v) is not None and g.producer[v].op_type == "DequantizeLinear" for v in (first[0], x))
+            hint = ("; a DequantizeLinear outputs its scale's type: give the scales feeding this node one float type"
+                    if dq else "")
+            yield Finding("error", "mixed-types", f"{node.op_type} reads {_float_name(first[1])} '{first[0]}' and "
+                          f"{_float_name(elem)} '{x}': ONNX gives them one type and TensorRT's strongly typed network "
+                          f"casts nothing{hint}", name, node.op_type)
+            return
 
 
 def _per_channel_rules(node, g: _GraphIndex, name: str, scale: np.ndarray) -> Iterator[Finding]:
@@ -538,6 +650,7 @@ def _walk(g: _GraphIndex, functions: dict, counts: Counter, stack: tuple = ()) -
             yield support
         if support is None or support.severity == "warning":  # imported as a builtin: its rules apply
             yield from _constant_input_rules(node, g, name)
+            yield from _tied_type_rules(node, g, name)
             for rule in _NODE_RULES.get(node.op_type, ()):
                 yield from rule(node, g, name)
         yield from _quantized_inputs(node, g, name)
@@ -572,12 +685,14 @@ def _quantized_inputs(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
 
 
 def _type_rules(model, g: _GraphIndex) -> Iterator[Finding]:
-    """UINT8 only as network I/O; no strings; DOUBLE is cast down."""
+    """UINT8 only as network I/O; no strings; no float8 but E4M3 (float8e4m3fn); DOUBLE is cast down."""
     t = _dtype_ids()
     io = g.graph_inputs | g.outputs
     producers = {o: (n.name or n.op_type) for n in model.graph.node for o in n.output}
     qdq_inputs = {i for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
                   for i in n.input[1:]}  # zero points and scales: judged by the Q/DQ rules
+    dequantized = {n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input}
+    other_float8 = {t[n] for n in OTHER_FLOAT8_TYPES if n in t}
     for tensor, elem in sorted(g.types.items()):
         if tensor in io or tensor in g.quantize_outputs or tensor in qdq_inputs:  # Q outputs: the Q/DQ rules
             continue
@@ -587,6 +702,9 @@ def _type_rules(model, g: _GraphIndex) -> Iterator[Finding]:
                           "supports UINT8 only as network input or output", where, "")
         elif elem == t["STRING"]:
             yield Finding("error", "unsupported-type", f"string tensor '{tensor}'", where, "")
+        elif elem in other_float8 and tensor not in dequantized:  # a DQ's data: its qdq-type rule
+            yield Finding("error", "unsupported-type", f"{_type_name(elem).lower()} tensor '{tensor}': TensorRT has "
+                          f"no such type (its FP8 is {FP8_TYPE.lower()}) and its parser cannot import it", where, "")
         elif elem == t["DOUBLE"]:
             yield Finding("warning", "double", f"double tensor '{tensor}' is cast down to float by TensorRT",
                           where, "")
@@ -665,7 +783,7 @@ def check_model(model: Path | object, trt: int = DEFAULT_TRT, name: str | None =
     opset, findings = _opset_findings(model, target)
     types, shapes, notes = _infer_types(model)
     findings += notes
-    g = _GraphIndex(model.graph, types, shapes, base_dir)
+    g = _GraphIndex(model.graph, types, shapes, base_dir, opset=opset)
     inputs, io_findings = _io_findings(model.graph)
     functions = {(f.domain, f.name): f for f in model.functions}
     counts: Counter = Counter()
@@ -673,6 +791,31 @@ def check_model(model: Path | object, trt: int = DEFAULT_TRT, name: str | None =
     findings += list(_type_rules(model, g)) + io_findings
     return CheckResult(model=name or "model", trt=trt, opset=opset, nodes=sum(counts.values()),
                        op_types=dict(sorted(counts.items())), inputs=inputs, findings=findings)
+
+
+def fp8_nodes(model) -> list[str]:
+    """The main graph's nodes that quantize to or dequantize from a float8 type (QuantizeLinear/DequantizeLinear,
+    and ONNX-TensorRT's `trt`-domain FP8 Q/DQ), in graph order: a graph with any builds FP8 layers, which need
+    compute capability >= 8.9 (`products.FP8_SINCE`). Types come from initializers, Constant nodes, declared
+    value types and `output_dtype`, without shape inference."""
+    t = _dtype_ids()
+    float8 = {t[n] for n in (FP8_TYPE, *OTHER_FLOAT8_TYPES) if n in t}
+    graph = model.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in (*graph.input, *graph.value_info, *graph.output)}
+    types.update({i.name: i.data_type for i in graph.initializer})
+    types.update({n.output[0]: a.t.data_type for n in graph.node if n.op_type == "Constant" and n.output
+                  for a in n.attribute if a.name == "value"})
+    out = []
+    for i, node in enumerate(graph.node):
+        if node.domain == "trt" and node.op_type in ("TRT_FP8QuantizeLinear", "TRT_FP8DequantizeLinear"):
+            out.append(node.name or f"{node.op_type}#{i}")
+        elif node.domain in STANDARD_DOMAINS and node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            quantized = {types.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None,
+                         attribute(node, "output_dtype") if node.op_type == "QuantizeLinear" else None,
+                         types.get(node.input[0]) if node.op_type == "DequantizeLinear" and node.input else None}
+            if quantized & float8:
+                out.append(node.name or f"{node.op_type}#{i}")
+    return out
 
 
 # Which error to name first when a command refuses a graph: the op-level ones explain the most.

@@ -277,7 +277,9 @@ class LayerReport:
         """One line: layers per precision, float32 input, fused kernels, attention GEMMs, traffic, e.g.
         'int8 93, fp16 158, fp32 31; float32 input 31 of 292 (10.6 %); 3 fused, 0 attention kernels;
         attention GEMMs fp16 32;
-        activation traffic 103.0 MB/image'."""
+        activation traffic 103.0 MB/image'. A sidecar written before the mix was recorded has none to show."""
+        if not self.by_precision:
+            return "not recorded (the sidecar predates the layer mix)"
         parts = ", ".join(f"{p} {c}" for p, c in _ordered(self.by_precision) if p != NO_MATH)
         line = (f"{parts}; float32 input {self.float32_input} of {self.layers} "
                 f"({100 * self.float32_input_fraction:.1f} %); {self.fused} fused, {self.fused_attention} attention kernels")

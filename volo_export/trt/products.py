@@ -189,11 +189,60 @@ def cc_versions(names: Sequence[str]) -> list[str]:
     return [COMPUTE_CAPABILITIES[n] for n in names]
 
 
+# FP8 (E4M3) needs compute capability >= 8.9: Ada, Hopper, Blackwell. TensorRT-RTX 1.7.1 refuses an FP8 graph for
+# sm75, sm80 and sm86 ("Cannot compile for target(s) sm80, because the model contains HW-specific datatypes:
+# fp8_e4m3"), but builds its portable default without a word, and that plan's header still names 8.0 and 8.6.
+FP8_SINCE = (8, 9)
+FP8_GPUS = "compute capability >= 8.9 (Ada, Hopper, Blackwell)"
+
+
+def fp8_capable(cc: str) -> bool:
+    """Does a GPU of compute capability `cc` ('8.6', '12.0') run FP8 layers?"""
+    return version_numbers(cc)[:2] >= FP8_SINCE
+
+
+def fp8_targets() -> tuple[str, ...]:
+    """The TensorRT-RTX targets that run FP8, as names: ('sm89', 'sm120', 'sm121')."""
+    return tuple(n for n, cc in COMPUTE_CAPABILITIES.items() if fp8_capable(cc))
+
+
 def refuse_turing(names: Sequence[str], precision: str) -> None:
     """sm75 with a graph TensorRT-RTX cannot compile for Turing: one line, before minutes of work."""
     if TURING in names and precision not in TURING_PRECISIONS:
         raise UsageError(f"--compute-capability sm75 (Turing) cannot build a {precision} graph: TensorRT-RTX has "
                          "no FP32 GEMM and no INT8 on Turing; build an fp16 graph for sm75, or drop sm75")
+
+
+def refuse_unfit_targets(names: Sequence[str], precision: str, fp8: bool) -> None:
+    """The one rule for `--compute-capability` against the graph, before minutes of work: an FP8 graph (`fp8`: its
+    metadata says fp8 or it holds float8 Q/DQ) only for targets that run FP8, and Turing only for fp16 graphs."""
+    old = [n for n in names if not fp8_capable(COMPUTE_CAPABILITIES[n])]
+    if fp8 and old:
+        raise UsageError(f"--compute-capability {', '.join(old)} cannot run an FP8 graph: FP8 needs {FP8_GPUS}; build "
+                         f"for {', '.join(fp8_targets())}, or export an int8 or fp16 graph for those GPUs")
+    refuse_turing(names, precision)
+
+
+def rtx_targets(names: Sequence[str], fp8: bool) -> tuple[tuple[str, ...], str | None]:
+    """The TensorRT-RTX targets to build for and why, when they differ from what was asked: an FP8 graph with no
+    `--compute-capability` builds for the FP8 targets rather than the portable default, whose Ampere targets could
+    not run it (and which TensorRT-RTX builds without a word)."""
+    if names or not fp8:
+        return tuple(names), None
+    chosen = fp8_targets()
+    return chosen, (f"FP8 graph: building for {', '.join(chosen)} ({FP8_GPUS}) instead of TensorRT-RTX's portable "
+                    "default, whose 8.0 and 8.6 cannot run FP8 (later GPUs need a rebuild; --compute-capability "
+                    "chooses)")
+
+
+def fp8_gpu_problem(gpu_cc: str | None, gpu_name: str | None, subject: str, fix: str) -> str | None:
+    """One line when a GPU of compute capability `gpu_cc` cannot run FP8 (None: it can, or no GPU is known), e.g.
+    subject 'x.engine has FP8 layers', fix 'use an int8 or fp16 engine on this GPU'. Full TensorRT builds on (and
+    for) the GPU it runs on, so the same rule refuses the build and the run."""
+    if gpu_cc is None or fp8_capable(gpu_cc):
+        return None
+    return (f"{subject}, which need {FP8_GPUS}, but this GPU is {gpu_name or 'a GPU'} (compute capability "
+            f"{gpu_cc}): {fix}")
 
 
 def gpu_in_targets(gpu_cc: str, targets: Sequence[str] | None) -> bool:

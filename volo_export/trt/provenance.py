@@ -35,11 +35,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from volo_export.errors import EngineError, InputDataError, first_line
-from volo_export.export.metadata import ArtifactInfo, check_input_shape
+from volo_export.export.metadata import PREFIX, ArtifactInfo, check_input_shape
+from volo_export.names import Precision
 from volo_export.records import from_record, to_record
 from volo_export.trt.config import Profile
 from volo_export.trt.products import (COMPUTE_CAPABILITIES, PRODUCTS, RTX, RTX_DEFAULT_DESCRIPTION, TENSORRT,
-                                      gpu_in_targets, version_numbers)
+                                      fp8_gpu_problem, gpu_in_targets, version_numbers)
 
 SIDECAR_FORMAT = "volo-export.engine/1"
 SIDECAR_SUFFIX = ".json"
@@ -162,6 +163,13 @@ class EngineProvenance:
         for shape in (self.profile.min, self.profile.opt, self.profile.max):
             check_input_shape(shape, info, source)
         return info
+
+    @property
+    def fp8(self) -> bool:
+        """The engine runs FP8 layers: its graph is an fp8 graph, or its layer report counts FP8 layers (a foreign
+        ONNX with float8 Q/DQ)."""
+        return (self.metadata.get(PREFIX + "precision") == Precision.FP8
+                or bool((self.layers or {}).get("by_precision", {}).get("fp8")))
 
     @property
     def hardware_compat(self) -> str:
@@ -290,7 +298,7 @@ def compatibility(provenance: EngineProvenance, running: Environment) -> list[Mi
         return _rtx_mismatches(provenance, running)
     out: list[Mismatch] = []
     out += _trt_mismatches(name, built, running, provenance.version_compatible)
-    out += _gpu_mismatches(name, built, running, provenance.hardware_compat)
+    out += _fp8_mismatches(provenance, running) or _gpu_mismatches(name, built, running, provenance.hardware_compat)
     b_cuda, r_cuda = _version_tuple(built.cuda_runtime), _version_tuple(running.cuda_runtime)
     if b_cuda and r_cuda and b_cuda[0] != r_cuda[0]:
         out.append(Mismatch("warning", f"{name} was built against CUDA {built.cuda_runtime}, this machine runs CUDA "
@@ -312,6 +320,8 @@ def _rtx_mismatches(provenance: EngineProvenance, running: Environment) -> list[
     if running.compute_capability is None:
         return [Mismatch("error", f"{name} needs an NVIDIA RTX GPU to run but none is visible here "
                          "(CUDA_VISIBLE_DEVICES, driver); TensorRT-RTX only builds without one")]
+    if fp8 := _fp8_mismatches(provenance, running):
+        return fp8
     targets = provenance.compute_capabilities
     if not gpu_in_targets(running.compute_capability, targets):
         built_for = f"compute capability {', '.join(targets)}" if targets else RTX_DEFAULT_DESCRIPTION
@@ -321,6 +331,15 @@ def _rtx_mismatches(provenance: EngineProvenance, running: Environment) -> list[
         return [Mismatch("error", f"{name} was built for {built_for} but this GPU is {running.gpu_name or 'a GPU'} "
                          f"(compute capability {running.compute_capability}): {fix}")]
     return []
+
+
+def _fp8_mismatches(provenance: EngineProvenance, running: Environment) -> list[Mismatch]:
+    """An FP8 engine on a GPU below compute capability 8.9: said before any target or GPU mismatch, whose advice
+    (rebuild for this GPU) could not help."""
+    problem = provenance.fp8 and fp8_gpu_problem(running.compute_capability, running.gpu_name,
+                                                 f"{provenance.engine_file} has FP8 layers",
+                                                 "use an int8 or fp16 engine on this GPU")
+    return [Mismatch("error", problem)] if problem else []
 
 
 def _trt_mismatches(name: str, built: Environment, running: Environment, version_compatible: bool) -> list[Mismatch]:
