@@ -1,8 +1,10 @@
-"""FP16 and INT8 graphs: Q/DQ placement (checked by volo_export.trt.check), the CPU graph, FP16 conversion,
+"""FP16, INT8 and FP8 graphs: Q/DQ placement (checked by volo_export.trt.check), the CPU graph, FP16 conversion,
+the TensorRT forms' float16 rest and FP8's E4M3 rounding,
 the accuracy gates on the trained tiny model, held-out gate images, sensitivity fallback."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -135,6 +137,99 @@ def test_tensorrt_graph_follows_the_rules(trt_model, targets):
     qs = [n for n in trt_model.graph.node if n.op_type == "QuantizeLinear"]
     assert len(qs) == len({i for t in targets for i in t.activations})
     assert all(consts[n.input[2]].dtype == np.int8 and consts[n.input[2]] == 0 for n in qs)
+
+
+# ---------------------------------------------------------------- the TensorRT forms: float16 elsewhere, FP8
+
+
+@pytest.fixture(scope="module")
+def tensorrt_forms(tiny_fp32, eager_reference, digits_folders, tmp_path_factory):
+    """The tiny model lowered by the shipped TensorRT INT8 and FP8 forms (float16 elsewhere): {precision: Lowered}."""
+    folder = tmp_path_factory.mktemp("tensorrt_forms")
+    return {p: _convert(tiny_fp32, eager_reference, digits_folders, folder, precision=p, validate_count=64)
+            for p in ("int8", "fp8")}
+
+
+def _types(model) -> dict[str, int]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    return {v.name: v.type.tensor_type.elem_type
+            for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp8"])
+def test_tensorrt_forms_compute_in_float16_around_the_qdq(tensorrt_forms, precision):
+    lowered = tensorrt_forms[precision]
+    model, info = lowered.model, lowered.info
+    assert lowered.report.passed and info.extra["high_precision"] == "fp16"
+    types = _types(model)
+    # float32 only at the graph's edges (nothing overflows float16 on the digits): the input and its cast, the logits
+    assert {n for n, t in types.items() if t == TensorProto.FLOAT} == {"input", "logits"}
+    inits = {t.name: t for t in model.graph.initializer}
+    qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert qdq and {inits[n.input[1]].data_type for n in qdq} == {TensorProto.FLOAT16}  # scales: DQ returns float16
+    producer = {o: n for n in model.graph.node for o in n.output}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert len(convs) == TINY_CONVS and all(n.input[0] not in producer or producer[n.input[0]].op_type !=
+                                            "DequantizeLinear" for n in convs)
+    assert all(inits[n.input[1]].data_type == TensorProto.FLOAT16 for n in convs)  # float16 weights, not quantised
+    assert any(k.startswith(f"{TINY_CONVS} Conv (left in float16") for k in json.loads(info.extra["kept_float32"]))
+    assert info.extra["quantized_nodes"] == str(TINY_TARGETS - TINY_CONVS)
+    checked = check_model(model)
+    assert checked.passed, checked.errors
+
+
+def test_fp8_graph_quantises_to_e4m3(tensorrt_forms, tiny_fp32):
+    model = tensorrt_forms["fp8"].model
+    inits = {t.name: t for t in model.graph.initializer}
+    originals = _consts(tiny_fp32)
+    qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert {inits[n.input[2]].data_type for n in qdq} == {TensorProto.FLOAT8E4M3FN}  # zero points: E4M3 zeros
+    weights = [n for n in qdq if n.input[0] in inits]
+    assert weights and all(inits[n.input[0]].data_type == TensorProto.FLOAT8E4M3FN for n in weights)
+    checked = 0
+    for dq in weights:
+        original = originals.get(dq.input[0].removesuffix("_quantized"))
+        if original is None:  # a split projection's part
+            continue
+        axis = next(a.i for a in dq.attribute if a.name == "axis")
+        restored = numpy_helper.to_array(inits[dq.input[0]]).astype(np.float32) * np.expand_dims(
+            numpy_helper.to_array(inits[dq.input[1]]).astype(np.float32), 1 - axis)
+        others = tuple(i for i in range(original.ndim) if i != axis)
+        # per channel: the largest weight maps onto E4M3's 448 and comes back (float16 scale: 2^-11)
+        np.testing.assert_allclose(np.abs(restored).max(others), np.abs(original).max(others), rtol=2e-3)
+        # every weight within E4M3's rounding (3-bit mantissa: 2^-4 of itself) plus its subnormal step
+        step = np.abs(original).max(others, keepdims=True) / 448 * 2.0 ** -9
+        assert np.all(np.abs(restored - original) <= np.abs(original) * 2.0 ** -4 + step + 1e-6)
+        checked += 1
+    assert checked >= 20
+
+
+def test_fp8_weight_quantisation_is_e4m3_rounding():
+    from volo_export.precision.int8 import FP8_E4M3, fake_quantize, quantize_weight
+
+    w = np.random.default_rng(0).normal(size=(64, 16)).astype(np.float32)
+    q, scale = quantize_weight(w, 1, FP8_E4M3.max, FP8_E4M3)
+    assert q.dtype.name == "float8_e4m3fn" and scale.shape == (16,)
+    assert np.allclose(np.abs(q.astype(np.float32)).max(0), 448)
+    restored = q.astype(np.float32) * scale
+    normal = np.abs(w) >= scale * 2.0 ** -6  # E4M3's smallest normal, in units of the scale
+    assert np.all(np.abs(restored - w)[normal] <= np.abs(w)[normal] * 2.0 ** -4 + 1e-7)
+    x = np.linspace(-3, 3, 101, dtype=np.float32)
+    fq = fake_quantize(x, 3.0, FP8_E4M3)
+    assert fq.dtype == np.float32 and fq[0] == -3.0 and fq[-1] == 3.0 and np.abs(fq - x).max() <= 3 * 2.0 ** -4
+
+
+def test_fp8_fallback_uses_fp8_sensitivity(tiny_fp32, eager_reference, digits_folders, tmp_path):
+    # FP8 reaches min cosine 0.99948 on these 64 images; measured with the 1, 2, 4 most FP8-sensitive nodes left
+    # float16: 0.99942, 0.99935, 0.99967. Ask for 0.9996 so the fallback has to act.
+    result = _convert(tiny_fp32, eager_reference, digits_folders, tmp_path, precision="fp8", validate_count=64,
+                      gate=GateOverrides(min_cosine=0.9996))
+    report = result.report
+    assert report.passed and len(report.steps) >= 2 and not report.steps[0].passed
+    assert report.steps[-1].min_cosine >= 0.9996 > report.steps[0].min_cosine
+    kept = [k for k in report.kept if "(sensitive" in k]
+    assert len(kept) == len(report.steps[-1].kept) > 0
+    assert int(result.info.extra["quantized_nodes"]) == TINY_TARGETS - TINY_CONVS - len(kept)
 
 
 # ---------------------------------------------------------------- CPU graph
