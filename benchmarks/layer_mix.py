@@ -9,6 +9,7 @@ builder's layer mix (volo_export.trt.layers) and the gate's min cosine / top-1 a
     <p> fp32-rest        --high-precision fp32: Q/DQ in a float32 graph (the INT8 form before issue 17)
     <p>                  the form as shipped: float16 elsewhere, Conv and attention products in float16
     <p> +conv            ... with the convolutions quantised too
+    <p> +one-row         ... with the GEMMs on one row per image (class token, head) quantised too
     <p> +attention       ... with the attention products (q·kᵀ, attn·v) quantised too
 
     python benchmarks/layer_mix.py --model volo_tiny_digits
@@ -41,10 +42,13 @@ class Variant:
 
 
 def variants(precisions: list[str]) -> list[Variant]:
+    from volo_export.precision.qdq_form import QdqForm
+
     rows = [Variant("fp16", "fp16")]
     for p in precisions:
         rows += [Variant(f"{p} fp32-rest", p, "fp32"), Variant(p, p),
                  Variant(f"{p} +conv", p, changes=(("float16_op_types", {}),)),
+                 Variant(f"{p} +one-row", p, changes=(("left_in_float16", QdqForm.left_in_float16),)),
                  Variant(f"{p} +attention", p, changes=(("activation_matmuls", True),))]
     return rows
 

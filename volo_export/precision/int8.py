@@ -126,6 +126,27 @@ def find_targets(model, selection: Selection = Selection()) -> list[QuantTarget]
     return targets
 
 
+def one_row_per_image(model, targets: Iterable[QuantTarget]) -> list[str]:
+    """The targets whose activation holds one row per image: every dimension but the last is the graph's batch
+    or 1 (by the shapes the export records, else ONNX shape inference). On VOLO: the class-attention blocks' and
+    the head's GEMMs, which see the class token alone."""
+    from onnx import shape_inference
+
+    graph = model.graph
+    if not graph.value_info:
+        graph = shape_inference.infer_shapes(model).graph
+    shapes = {v.name: v.type.tensor_type.shape.dim for v in (*graph.value_info, *graph.input)}
+    batch = graph.input[0].type.tensor_type.shape.dim[0]
+
+    def per_image(d) -> bool:
+        if d.dim_param:
+            return d.dim_param == batch.dim_param
+        return d.dim_value == 1 or (not batch.dim_param and d.dim_value == batch.dim_value)
+
+    return [t.node for t in targets if len(dims := shapes.get(t.activations[0], ())) >= 2
+            and all(per_image(d) for d in dims[:-1])]
+
+
 def calibration_tensors(targets: Iterable[QuantTarget]) -> list[str]:
     """Activation tensors whose ranges the targets need, in first-use order."""
     return list(dict.fromkeys(t for q in targets for t in q.activations))

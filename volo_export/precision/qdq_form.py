@@ -17,6 +17,7 @@ it runs exactly these types, so this decides the engine's layer mix and memory t
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -87,9 +88,10 @@ class QdqForm(PrecisionForm):
 
         options = job.options
         high = self.high_precision(options.high_precision)
-        in_float16 = tuple(self.float16_op_types) if high == HighPrecision.FP16 else ()
         everything = find_targets(fp32, self.selection())
-        targets = find_targets(fp32, self.selection(options.exclude_nodes, (*options.exclude_op_types, *in_float16)))
+        in_float16 = self.left_in_float16(fp32, everything) if high == HighPrecision.FP16 else {}
+        targets = [t for t in find_targets(fp32, self.selection(options.exclude_nodes, options.exclude_op_types))
+                   if t.node not in in_float16]
         if not targets:
             raise UsageError("nothing left to quantise: every MatMul/Gemm/Conv is excluded")
         tensors = qdq_calibration_tensors(fp32, {self.key: everything})
@@ -97,9 +99,9 @@ class QdqForm(PrecisionForm):
                                     options.calib_cache, job.progress, job.fp32_sha256)
         chosen = {q.node for q in targets}
         excluded = [f"{t.node} ({'excluded' if t.node in options.exclude_nodes else 'op type excluded'})"
-                    for t in everything if t.node not in chosen and t.op_type not in in_float16]
-        excluded += [f"{count} {op} (left in float16: {self.float16_op_types[op]})" for op in in_float16
-                     if (count := sum(t.op_type == op and t.node not in chosen for t in everything))]
+                    for t in everything if t.node not in chosen and t.node not in in_float16]
+        groups = Counter(in_float16.values())
+        excluded += [f"{count} {what} (left in float16: {why})" for (what, why), count in groups.items()]
         overflow = {}
         if high == HighPrecision.FP16:
             from volo_export.precision.fp16 import scan_overflow
@@ -109,6 +111,12 @@ class QdqForm(PrecisionForm):
         extra = {"calibration": calibration, **({"high_precision": str(high)} if high else {})}
         return Prepared(QdqState(targets, ranges, excluded, job.calibration.array, high, overflow), extra=extra,
                         notes=[message] + ([self.gate_note] if self.gate_note else []))
+
+    def left_in_float16(self, fp32, everything: list[QuantTarget]) -> dict[str, tuple[str, str]]:
+        """Under --high-precision fp16: the candidate nodes the form leaves unquantised, in float16, each with
+        (what it is, why), e.g. ('Conv', 'TensorRT-RTX runs ...'). Default: the `float16_op_types`."""
+        return {t.node: (t.op_type, self.float16_op_types[t.op_type]) for t in everything
+                if t.op_type in self.float16_op_types}
 
     def build(self, fp32, prepared: Prepared[QdqState], keep: Sequence[str] = ()) -> Built:
         state = prepared.state
