@@ -169,7 +169,7 @@ class EngineProvenance:
         """The engine runs FP8 layers: its graph is an fp8 graph, or its layer report counts FP8 layers (a foreign
         ONNX with float8 Q/DQ)."""
         return (self.metadata.get(PREFIX + "precision") == Precision.FP8
-                or bool((self.layers or {}).get("by_precision", {}).get("fp8")))
+                or bool((self.layers or {}).get("by_precision", {}).get(Precision.FP8)))
 
     @property
     def hardware_compat(self) -> str:
