@@ -114,7 +114,7 @@ class PrecisionOptions:
     exclude_nodes: Annotated[Optional[list[str]], typer.Option(
         help="Node names to keep in float (comma-separated or repeated).")] = None
     exclude_op_types: Annotated[Optional[list[str]], typer.Option(
-        help="Op types to keep in float: int8 MatMul/Gemm/Conv/ConvTranspose, fp16 any (comma-separated or "
+        help="Op types to keep in float: int8/fp8 MatMul/Gemm/Conv/ConvTranspose, fp16 any (comma-separated or "
         "repeated).")] = None
     fallback: Annotated[bool, typer.Option(
         help="int8/fp8: when the gate fails, leave the most sensitive layers unquantised until it passes.")] = True
