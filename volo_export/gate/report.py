@@ -98,7 +98,7 @@ class Report:
         """The fallback attempts."""
         with_acc = any(s.accuracy is not None for s in self.steps)
         columns = ["step", "kept", "min cos", "top-1"] + ["acc"] * with_acc + ["gate"]
-        table = Table("automatic precision fallback: most sensitive nodes kept in float32", [Column(c) for c in columns])
+        table = Table("automatic precision fallback: most sensitive nodes left unquantised", [Column(c) for c in columns])
         for i, s in enumerate(self.steps):
             row = [str(i), str(len(s.kept)), f"{s.min_cosine:.5f}", f"{s.top1_agreement:.1%}"]
             if with_acc:
