@@ -85,16 +85,9 @@ def data_folders(model: str, work: Path) -> tuple[Path, Path, int]:
 def checkpoint_for(model: str, given: Path | None, work: Path) -> Path | None:
     if given or model == "volo_tiny_digits":
         return given
-    import torch
+    from volo_export.models.random_weights import save_random_checkpoint
 
-    from volo_export.models.random_weights import randomize
-    from volo_export.models.variants import get_config
-    from volo_export.models.volo import create_model
-
-    torch.manual_seed(0)
-    path = work / f"{model}_random.pth"
-    torch.save(randomize(create_model(get_config(model))).state_dict(), path)
-    return path
+    return save_random_checkpoint(model, work / f"{model}_random.pth")
 
 
 def main() -> None:

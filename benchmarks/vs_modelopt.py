@@ -286,15 +286,9 @@ def _one_line(e: BaseException) -> str:
 
 def random_checkpoint(model: str, path: Path) -> Path:
     """Seeded random weights that make every block matter (the d1_onnx_with_checkpoint fixture's)."""
-    import torch
+    from volo_export.models.random_weights import save_random_checkpoint
 
-    from volo_export.models.random_weights import randomize
-    from volo_export.models.variants import get_config
-    from volo_export.models.volo import create_model
-
-    torch.manual_seed(0)
-    torch.save(randomize(create_model(get_config(model))).state_dict(), path)
-    return path
+    return save_random_checkpoint(model, path)
 
 
 @dataclass

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from helpers import build_environment, fake_session_factory, randomize
+from volo_export.models.random_weights import save_random_checkpoint
 from volo_export.models.variants import VoloConfig, get_config
 from volo_export.models.volo import VOLO, create_model
 
@@ -145,9 +146,7 @@ def d1_onnx_with_checkpoint(tmp_path_factory):
     from volo_export.pipeline import OnnxRequest, export_onnx
 
     folder = tmp_path_factory.mktemp("d1")
-    torch.manual_seed(0)
-    checkpoint = folder / "d1_random.pth"
-    torch.save(randomize(create_model(get_config("volo_d1_224"))).state_dict(), checkpoint)
+    checkpoint = save_random_checkpoint("volo_d1_224", folder / "d1_random.pth")
     out = folder / "volo_d1_224.onnx"
     export_onnx(OnnxRequest(model="volo_d1_224", output=out, checkpoint=checkpoint, validate=False))
     return out, checkpoint

@@ -7,6 +7,8 @@ has (the tests' D1 fixture, `benchmarks/vs_modelopt.py` and `benchmarks/layer_mi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from volo_export.models.volo import VOLO
@@ -30,3 +32,13 @@ def randomize(model: VOLO, seed: int = 0) -> VOLO:
                 m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
                 m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
     return model
+
+
+def save_random_checkpoint(name: str, path: Path, seed: int = 0) -> Path:
+    """The registered variant `name` with `randomize`d weights, saved as a state-dict checkpoint at `path`."""
+    from volo_export.models.variants import get_config
+    from volo_export.models.volo import create_model
+
+    torch.manual_seed(seed)
+    torch.save(randomize(create_model(get_config(name)), seed).state_dict(), path)
+    return Path(path)

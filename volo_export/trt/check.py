@@ -27,6 +27,7 @@ is installed (`trt.parser.real_check`).
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -508,19 +509,15 @@ def _float_name(elem: int) -> str:
     return "float32" if name == "float" else name
 
 
-_SCHEMAS: dict[tuple[str, int], object] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _schema(op: str, opset: int):
+    """ONNX's schema of `op` at `opset` (None: no such operator)."""
     import onnx
 
-    key = (op, opset)
-    if key not in _SCHEMAS:
-        try:
-            _SCHEMAS[key] = onnx.defs.get_schema(op, opset, "")
-        except onnx.defs.SchemaError:
-            _SCHEMAS[key] = None
-    return _SCHEMAS[key]
+    try:
+        return onnx.defs.get_schema(op, opset, "")
+    except onnx.defs.SchemaError:
+        return None
 
 
 def _tied_type_rules(node, g: _GraphIndex, name: str) -> Iterator[Finding]:
