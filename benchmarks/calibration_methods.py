@@ -27,7 +27,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="32,128,256", help="comma-separated calibration sizes")
     parser.add_argument("--targets", default="tensorrt,cpu")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="calib-methods-") as work:  # exports, caches, engines: gone after the run
+        run(args, Path(work))
 
+
+def run(args: argparse.Namespace, work: Path) -> None:
     from volo_export.activations import collect_stats
     from volo_export.calibration.data import load_calibration_data
     from volo_export.calibration.methods import METHODS, compute_ranges
@@ -40,7 +44,6 @@ def main() -> None:
     from volo_export.precision.qdq_form import QdqState
     from volo_export.tolerances import tolerance_for
 
-    work = Path(tempfile.mkdtemp(prefix="calib-methods-"))
     calib_dir, test_dir = work / "calib", work / "test"
     if args.model == "volo_tiny_digits":
         from volo_export.datasets import write_image_folder

@@ -99,7 +99,11 @@ def main() -> None:
     parser.add_argument("--compute-capability", default="sm89")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="layer-mix-") as work:  # exports, caches, engines: gone after the run
+        run(args, Path(work))
 
+
+def run(args: argparse.Namespace, work: Path) -> None:
     from volo_export.errors import ValidationFailed
     from volo_export.io import write_json
     from volo_export.pipeline import OnnxRequest, QuantizeRequest, export_onnx, quantize_onnx
@@ -110,7 +114,6 @@ def main() -> None:
     from volo_export.trt.products import find_library
 
     console = Console()
-    work = Path(tempfile.mkdtemp(prefix="layer-mix-"))
     calib, heldout, count = data_folders(args.model, work)
     checkpoint = checkpoint_for(args.model, args.checkpoint, work)
     fp32 = work / f"{args.model}.onnx"
@@ -165,7 +168,8 @@ def main() -> None:
     console.print(table)
     library = find_library("rtx")
     if args.json:
-        write_json(args.json, {"model": args.model, "checkpoint": str(checkpoint) if checkpoint else "bundled",
+        write_json(args.json, {"model": args.model, "checkpoint": str(args.checkpoint) if args.checkpoint else
+                               "random weights" if checkpoint else "bundled",  # the work folder is gone
                                "random_weights": checkpoint is not None and args.checkpoint is None,
                                "builder": f"{library.label} {library.version}",
                                "compute_capability": args.compute_capability, "rows": rows})

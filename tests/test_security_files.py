@@ -359,6 +359,7 @@ def test_serve_listens_on_this_machine_only_by_default(tiny_onnx):
         sockets = listening({server.http, server.grpc, server.metrics})
     finally:
         code = server.stop()
+        server.kill_all()  # and its output files
     assert sockets == {port: {"127.0.0.1"} for port in (server.http, server.grpc, server.metrics)}, sockets
     assert code == 0 and "warning:" not in server.err
 
