@@ -83,6 +83,11 @@ def test_read_sidecar_errors(tmp_path, engine):
     side.write_text(json.dumps(data))
     with pytest.raises(InputDataError, match="incomplete or damaged"):
         read_sidecar(engine)
+    # the layer report is read when the sidecar is: a damaged one is refused here, not in a later `.fp8` or `mix()`
+    for layers in ([1], {"layers": "many", "by_kind": {}}, {"layers": 3, "by_kind": {}, "by_precision": ["fp8"]}):
+        side.write_text(json.dumps({**json.loads(good), "layers": layers}))
+        with pytest.raises(InputDataError, match="incomplete or damaged"):
+            read_sidecar(engine)
 
 
 def test_verify_plan_file(tmp_path, engine):

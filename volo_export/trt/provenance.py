@@ -39,6 +39,7 @@ from volo_export.export.metadata import PREFIX, ArtifactInfo, check_input_shape
 from volo_export.names import Precision
 from volo_export.records import from_record, to_record
 from volo_export.trt.config import Profile
+from volo_export.trt.layers import LayerReport
 from volo_export.trt.products import (COMPUTE_CAPABILITIES, PRODUCTS, RTX, RTX_DEFAULT_DESCRIPTION, TENSORRT,
                                       fp8_gpu_problem, gpu_in_targets, version_numbers)
 
@@ -212,7 +213,7 @@ class EngineProvenance:
                    calibration=dict(d.get("calibration", {})), volo_export_version=d.get("volo_export_version", ""),
                    created_utc=d.get("created_utc", ""), format=d["format"],
                    runtime=from_record(ProductRecord, d.get("runtime") or {}),
-                   layers=d.get("layers"))
+                   layers=None if d.get("layers") is None else LayerReport.from_dict(d["layers"]).to_dict())
 
 
 def calibration_info(info: ArtifactInfo) -> dict[str, str]:
