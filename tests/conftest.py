@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import build_environment, fake_session_factory, randomize
-from volo_export.models.random_weights import save_random_checkpoint
+from helpers import build_environment, fake_session_factory
+from volo_export.models.random_weights import randomize, save_random_checkpoint
 from volo_export.models.variants import VoloConfig, get_config
 from volo_export.models.volo import VOLO, create_model
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from volo_export.models.random_weights import randomize  # noqa: F401  (the tests' name for it)
 from volo_export.models.variants import Preprocessing, VoloConfig, get_config
 
 

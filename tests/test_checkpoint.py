@@ -10,7 +10,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from helpers import randomize, small_config
+from helpers import small_config
+from volo_export.models.random_weights import randomize
 from volo_export.errors import CheckpointError
 from volo_export.models.checkpoint import load_model, resize_pos_embed
 from volo_export.models.variants import get_config

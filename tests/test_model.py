@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from helpers import randomize
+from volo_export.models.random_weights import randomize
 from volo_export.models.checkpoint import load_state_dict_strict
 from volo_export.models.variants import REGISTRY, get_config, model_names
 from volo_export.models.volo import VOLO, count_macs, create_model

@@ -12,7 +12,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from helpers import assert_one_line_error, randomize, write_fake_engine
+from helpers import assert_one_line_error, write_fake_engine
+from volo_export.models.random_weights import randomize
 from volo_export.cli import app
 from volo_export.errors import UsageError
 from volo_export.export.metadata import read_info, write_info

@@ -210,7 +210,7 @@ def _fallback(fp32, target: PrecisionForm, prepared, attempt, first: Report, pro
     report, kept = first, []
     for kept_nodes in fallback_schedule(order):
         progress.stage(f"{target.precision.upper()} fallback: keeping the {len(kept_nodes)} most sensitive node(s) "
-                       f"in {prepared.extra.get('high_precision', 'float32')}")
+                       f"in {prepared.extra.get('high_precision', HighPrecision.FP32)}")
         built, report = attempt(kept_nodes)
         steps.append(_step(kept_nodes, report))
         kept = kept_nodes

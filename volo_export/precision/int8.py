@@ -39,7 +39,7 @@ class QuantType:
     def quantize(self, scaled: np.ndarray) -> np.ndarray:
         """`x / scale` -> the stored values (saturating), as this type's numpy dtype."""
         clipped = np.clip(scaled, -self.max, self.max)
-        if self.max == INT8_MAX:
+        if self is INT8:
             return np.round(clipped).astype(np.int8)
         import ml_dtypes
 

@@ -19,7 +19,7 @@ rank >= 2): a DQ-fused INT8 GEMM reads Int8 activations and Int8 weights and wri
 precision of the first math layer whose metadata names it, and is compared with the precision
 its weight has in the graph (INT8 Q/DQ, float16, float32).
 
-The mix a user reads (and the low-precision acceptance test, tests/trt/test_layer_mix.py, checks):
+The mix a user reads (and the INT8/FP8 layer-mix bar checks, `tolerances.MAX_FLOAT32_INPUT_FRACTION`):
 layers per precision, how many take a float32 input, how many are Myelin `runtime_fusion` kernels,
 the precision of every attention GEMM (a MatMul of two activations: `q·kᵀ`, `attn·v`), and the
 activation traffic per image: the bytes of every layer's input and output tensors (constants
@@ -276,8 +276,7 @@ class LayerReport:
     def mix(self) -> str:
         """One line: layers per precision, float32 input, fused kernels, attention GEMMs, traffic, e.g.
         'int8 93, fp16 158, fp32 31; float32 input 31 of 292 (10.6 %); 3 fused, 0 attention kernels;
-        attention GEMMs fp16 32;
-        activation traffic 103.0 MB/image'. A sidecar written before the mix was recorded has none to show."""
+        attention GEMMs fp16 32; activation traffic 103.0 MB/image'. A sidecar written before the mix was recorded has none to show."""
         if not self.by_precision:
             return "not recorded (the sidecar predates the layer mix)"
         parts = ", ".join(f"{p} {c}" for p, c in _ordered(self.by_precision) if p != NO_MATH)
